@@ -1,0 +1,56 @@
+"""Batch-wise augmentation on tensors with kornia.
+
+Frames arrive from the loaders as uint8 ``(N, 3, S, S)``; these pipelines turn
+them into normalised float tensors on the training device.
+"""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import torch
+from torch import nn
+
+
+class FrameAugment(nn.Module):
+    """Training augmentation: random resized crop (scale 0.8-1.0), rotation
+    within +/-``degrees``, optional horizontal flip, then normalisation.
+
+    Frames bound for orientation-predicting pretext tasks (SESEMI) must not be
+    flipped: build that pipeline with ``hflip=False``.
+
+    Args:
+        image_size: output side ``S``.
+        mean, std: per-channel normalisation (the encoder's).
+        hflip: flip left-right with probability 0.5.
+        degrees: maximum absolute rotation.
+        scale: area range of the random resized crop.
+    """
+
+    def __init__(self, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], hflip: bool = True,
+                 degrees: float = 15.0, scale: tuple[float, float] = (0.8, 1.0)) -> None:
+        super().__init__()
+        steps: list[nn.Module] = [K.RandomResizedCrop((image_size, image_size), scale=scale),
+                                  K.RandomRotation(degrees, p=1.0)]
+        if hflip:
+            steps.append(K.RandomHorizontalFlip(p=0.5))
+        steps.append(K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std)))
+        self.pipeline = K.AugmentationSequential(*steps)
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, 3, S, S)`` -> augmented, normalised float ``(N, 3, S, S)``."""
+        return self.pipeline(frames.float().div_(255))
+
+
+class FrameNormalize(nn.Module):
+    """Evaluation: only scale to [0, 1] and normalise."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255, persistent=False)
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, 3, S, S)`` -> normalised float ``(N, 3, S, S)``."""
+        return (frames.float() - self.mean) / self.std

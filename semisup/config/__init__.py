@@ -1,0 +1,21 @@
+"""Recipes: the TOML schema and its loader. Only this package reads TOML."""
+
+from semisup.config.load import apply_overrides, load_recipe, parse_recipe, recipe_to_dict, recipe_to_toml
+from semisup.config.schema import (
+    DataConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    PretextConfig,
+    Recipe,
+    RunConfig,
+    TaskConfig,
+    TrainConfig,
+)
+
+__all__ = [
+    "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "Recipe",
+    "RunConfig", "TaskConfig", "TrainConfig", "apply_overrides", "load_recipe", "parse_recipe",
+    "recipe_to_dict", "recipe_to_toml",
+]

@@ -1,0 +1,291 @@
+"""Read, override, validate and write recipes.
+
+A recipe is TOML read with :mod:`tomllib`, overridden with ``--set
+section.key=value`` strings, and turned into the frozen dataclasses of
+:mod:`semisup.config.schema`. Every problem raises :class:`SemisupError` with
+one line naming the file and key, e.g.::
+
+    recipes/sesemi.toml: data.image_siz: unknown key (did you mean "image_size"?)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import tomli_w
+
+from semisup.config.schema import DataConfig, PretextConfig, Recipe
+from semisup.errors import SemisupError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a TOML recipe, apply ``--set`` overrides and validate it.
+
+    Args:
+        path: the recipe file.
+        overrides: ``"section.key=value"`` strings; values are TOML literals
+            (``3``, ``true``, ``"x"``, ``[1, 2]``) or, failing that, plain strings.
+
+    Returns:
+        The validated recipe.
+
+    Raises:
+        SemisupError: unreadable or malformed file, unknown key, wrong type,
+            out-of-range value or missing path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SemisupError(f"{path}: recipe not found (expected a .toml file)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SemisupError(f"{path}: malformed TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise SemisupError(f"{path}: not a UTF-8 text file") from None
+    raw = apply_overrides(raw, overrides)
+    return parse_recipe(raw, source=str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each ``section.key=value`` override set.
+
+    Numeric path segments index arrays of tables: ``tasks.0.column=genre``.
+    """
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise SemisupError(f"--set {item}: expected section.key=value")
+        value = _parse_value(text.strip())
+        node: Any = raw
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[: depth + 1])
+            if isinstance(node, list):
+                node = _list_item(node, part, where, item)
+            else:
+                node = node.setdefault(part, {})
+                if isinstance(node, list) and len(node) == 1 and not parts[depth + 1].isdigit():
+                    node = node[0]  # a single [[tasks]] or [[pretext]] entry: tasks.column=x
+            if not isinstance(node, (dict, list)):
+                raise SemisupError(f"--set {item}: {where} is a value, not a section")
+        if isinstance(node, list):
+            raise SemisupError(f"--set {item}: {'.'.join(parts[:-1])} holds several entries; "
+                               f"name one by index, e.g. {parts[0]}.0.{parts[-1]}")
+        node[parts[-1]] = value
+    return raw
+
+
+def _list_item(node: list, part: str, where: str, item: str) -> Any:
+    if not part.isdigit() or int(part) >= len(node):
+        raise SemisupError(f"--set {item}: {where}: expected an index below {len(node)}")
+    return node[int(part)]
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def parse_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a raw TOML mapping into a :class:`Recipe`.
+
+    Raises:
+        SemisupError: naming ``source`` and the offending key.
+    """
+    recipe = _build(Recipe, raw, "", source)
+    _check_semantics(recipe, source)
+    return recipe
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _build(cls: type, table: Any, where: str, source: str) -> Any:
+    """Build dataclass ``cls`` from ``table``, checking keys, types and ranges."""
+    if not isinstance(table, dict):
+        raise SemisupError(f"{source}: {where or 'recipe'}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    own, extra = dict(table), {}
+    if cls is PretextConfig:
+        extra = {k: own.pop(k) for k in list(own) if k not in fields or k == "options"}
+    for key in own:
+        if key not in fields:
+            raise _unknown_key(source, where, key, fields)
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        if name not in own:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise SemisupError(f"{source}: {key}: missing required key ({f.metadata.get('doc') or 'no default'})")
+            continue
+        value = _coerce(hints[name], own[name], key, source)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            _check_range(value, key, source, f.metadata)
+        values[name] = value
+    if cls is PretextConfig:
+        values["options"] = _pretext_options(values, extra, where, source, fields)
+    return cls(**values)
+
+
+def _pretext_options(values: dict, extra: dict, where: str, source: str, fields: dict) -> Any:
+    from semisup.pretext import get_pretext_task
+
+    task_cls = get_pretext_task(values["name"], where=f"{source}: {where}.name")
+    option_fields = {f.name: f for f in dataclasses.fields(task_cls.Options)}
+    for key in extra:
+        if key not in option_fields:
+            raise _unknown_key(source, where, key, {**fields, **option_fields}, omit={"options"})
+    return _build(task_cls.Options, extra, where, source)
+
+
+def _unknown_key(source: str, where: str, key: str, known: dict, omit: set = frozenset()) -> SemisupError:
+    names = [n for n in known if n not in omit]
+    guess = difflib.get_close_matches(key, names, n=1)
+    full = f"{where}.{key}" if where else key
+    hint = f'did you mean "{guess[0]}"?' if guess else "expected one of " + ", ".join(names)
+    return SemisupError(f"{source}: {full}: unknown key ({hint})")
+
+
+def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
+    """Check ``value`` against type hint ``tp``; return it in the schema's type."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(tp):
+            try:
+                return _coerce(option, value, key, source)
+            except SemisupError:
+                continue
+        raise SemisupError(f"{source}: {key}: expected {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise SemisupError(f"{source}: {key}: expected {_describe(tp)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SemisupError(f"{source}: {key}: expected {_describe(tp)}, got {value!r}")
+        item_tp = typing.get_args(tp)[0]
+        return tuple(_coerce(item_tp, v, f"{key}.{i}", source) for i, v in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, source)
+    if tp is Any:
+        return value
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+        Path: isinstance(value, str) and value != "",
+    }.get(tp)
+    if ok is None:  # pragma: no cover - a schema bug, not user input
+        raise TypeError(f"unsupported schema type {tp!r} for {key}")
+    if not ok:
+        raise SemisupError(f"{source}: {key}: expected {_describe(tp)}, got {value!r}")
+    if tp is float:
+        value = float(value)
+    if tp is Path:
+        value = Path(value).expanduser()
+    return value
+
+
+def _check_range(value: float, key: str, source: str, meta: Any) -> None:
+    bounds = [(">=", meta.get("ge"), lambda a, b: a >= b), (">", meta.get("gt"), lambda a, b: a > b),
+              ("<=", meta.get("le"), lambda a, b: a <= b), ("<", meta.get("lt"), lambda a, b: a < b)]
+    for sign, bound, holds in bounds:
+        if bound is not None and not holds(value, bound):
+            raise SemisupError(f"{source}: {key}: expected a value {sign} {bound:g}, got {value!r}")
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(t) for t in typing.get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(f'"{v}"' for v in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_describe(typing.get_args(tp)[0]).removeprefix('a ').removeprefix('an ')}s"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            Path: "a path"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _check_semantics(recipe: Recipe, source: str) -> None:
+    """Checks that span several keys, or touch the file system."""
+    if not recipe.tasks:
+        raise SemisupError(f"{source}: tasks: at least one [[tasks]] entry is required")
+    names = [t.name for t in recipe.tasks]
+    for name in names:
+        if names.count(name) > 1:
+            raise SemisupError(f"{source}: tasks: task name {name!r} appears twice")
+    for i, task in enumerate(recipe.tasks):
+        if len(set(task.labels)) != len(task.labels):
+            raise SemisupError(f"{source}: tasks.{i}.labels: a label appears twice")
+        if not task.separator:
+            raise SemisupError(f"{source}: tasks.{i}.separator: expected a non-empty string")
+    data: DataConfig = recipe.data
+    root = data.root.expanduser()
+    if data.format == "folder" and not root.is_dir():
+        what = "is a file, expected a folder" if root.exists() else "does not exist"
+        raise SemisupError(f"{source}: data.root: {root} {what}")
+    if data.format == "folder" and not (root / data.labels_file).is_file():
+        raise SemisupError(f"{source}: data.labels_file: {root / data.labels_file} does not exist")
+    pretrained = recipe.model.pretrained
+    if isinstance(pretrained, Path) and not pretrained.is_file():
+        raise SemisupError(f"{source}: model.pretrained: {pretrained} does not exist "
+                           "(expected false, true or a weights file)")
+    device = recipe.run.device
+    if not (device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise SemisupError(f'{source}: run.device: expected "auto", "cpu", "cuda" or "cuda:N", got {device!r}')
+    if any(k < 1 for k in recipe.eval.top_k):
+        raise SemisupError(f"{source}: eval.top_k: expected positive integers, got {list(recipe.eval.top_k)}")
+    import timm
+
+    if not timm.is_model(recipe.model.encoder):
+        guess = difflib.get_close_matches(recipe.model.encoder, timm.list_models(), n=1)
+        hint = f' (did you mean "{guess[0]}"?)' if guess else ""
+        raise SemisupError(f"{source}: model.encoder: {recipe.model.encoder!r} is not a timm model{hint}")
+
+
+# ------------------------------------------------------------------- writing
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as plain TOML-ready data (paths absolute, pretext options flattened)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            out = {}
+            for f in dataclasses.fields(value):
+                item = getattr(value, f.name)
+                if f.name == "options" and isinstance(value, PretextConfig):
+                    out.update(plain(item) if item is not None else {})
+                elif item is not None:
+                    out[f.name] = plain(item)
+            return out
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value.expanduser().absolute())
+        return value
+
+    return plain(recipe)
+
+
+def recipe_to_toml(recipe: Recipe) -> str:
+    """Serialise a recipe as TOML that :func:`load_recipe` reads back unchanged."""
+    return tomli_w.dumps(recipe_to_dict(recipe))

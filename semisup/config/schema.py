@@ -1,0 +1,174 @@
+"""The recipe schema: frozen dataclasses, one per TOML section.
+
+Defaults live here and only here. Each field's metadata may carry a range
+(``ge``, ``gt``, ``le``, ``lt``) that :mod:`semisup.config.load` enforces, and a
+``doc`` string shown in error messages. A recipe is read into :class:`Recipe`;
+nothing else in the package reads TOML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+def spec(default: Any = ..., *, ge: float | None = None, gt: float | None = None,
+         le: float | None = None, lt: float | None = None, doc: str = "") -> Any:
+    """A dataclass field with an optional numeric range and a short description.
+
+    ``default=...`` makes the key required.
+    """
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc}
+    if default is ...:
+        return field(metadata=meta)
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults (recipes are frozen)")
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: naming, seeding and where the run happens."""
+
+    name: str = spec("run", doc="prefix of the run directory runs/<name>-<timestamp>")
+    seed: int = spec(0, ge=0)
+    device: str = spec("auto", doc='"auto", "cpu", "cuda" or "cuda:N"')
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = spec(
+        "auto", doc="auto: bf16 autocast on CPUs that support it, AMP on CUDA, else fp32")
+    out_dir: Path = spec(Path("runs"), doc="parent folder of run directories")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``[data]``: where the trailers are and how frames are taken from them."""
+
+    root: Path = spec(doc="dataset folder")
+    format: Literal["folder", "demo"] = spec(
+        "folder", doc='"folder" (labels.csv + frames/<id>/) or "demo" (built at root on first use)')
+    labels_file: str = spec("labels.csv", doc="CSV file inside root")
+    image_size: int = spec(224, ge=16, le=1024, doc="square side the frames are cropped to")
+    max_frames: int = spec(20, ge=1, doc="random frames per labeled trailer in training")
+    eval_frames: int = spec(20, ge=1, doc="evenly spaced frames per trailer in evaluation")
+    num_workers: int = spec(2, ge=0, doc="decoding processes per loader")
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """``[[tasks]]``: one supervised task read from a CSV column."""
+
+    name: str = spec(doc="task name, used in reports")
+    column: str = spec("", doc="CSV column; defaults to the task name")
+    kind: Literal["multilabel"] = spec("multilabel")
+    labels: tuple[str, ...] = spec((), doc="label vocabulary; empty: read from the data")
+    separator: str = spec("|", doc="separates labels inside a cell")
+
+    @property
+    def csv_column(self) -> str:
+        return self.column or self.name
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: the shared encoder, temporal pooling and task heads."""
+
+    encoder: str = spec("resnet50", doc="timm model name")
+    pretrained: bool | Path = spec(
+        False, doc="false, true (timm hub) or a path to a local state dict")
+    trainable_stages: int | Literal["all"] = spec(
+        1, ge=0, doc='how many of the last encoder stages train: 0..N or "all"')
+    pooling: Literal["mean", "max"] = spec("mean", doc="how frame features become a trailer feature")
+    head_hidden: int = spec(512, ge=1)
+    head_dropout: float = spec(0.2, ge=0.0, lt=1.0)
+    channels_last: bool = spec(True)
+
+
+@dataclass(frozen=True)
+class PretextConfig:
+    """``[[pretext]]``: one self-supervised task on unlabeled frames.
+
+    Keys other than the ones below are the task's own options (for
+    ``sesemi``: ``transforms``); they are validated against the task's
+    ``Options`` dataclass and stored in :attr:`options`.
+    """
+
+    name: str = spec(doc="registered pretext task, e.g. sesemi")
+    weight: float = spec(1.0, ge=0.0, doc="loss weight in joint mode")
+    lr: float = spec(0.0, ge=0.0, doc="Adam learning rate; 0 means optim.lr")
+    head_hidden: int = spec(256, ge=1)
+    head_dropout: float = spec(0.0, ge=0.0, lt=1.0)
+    frames_per_trailer: int = spec(4, ge=1, doc="random frames taken from each unlabeled trailer")
+    options: Any = spec(None, doc="task-specific options (filled in by the loader)")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """``[loss]``: Asymmetric Loss for multi-label tasks (Ben-Baruch et al. 2021).
+
+    ``reduction = "batchmean"`` sums over labels and averages over samples:
+    the loss scale does not depend on the batch size, but grows with the
+    number of labels. ``"mean"`` also averages over labels.
+    """
+
+    gamma_neg: float = spec(4.0, ge=0.0)
+    gamma_pos: float = spec(1.0, ge=0.0)
+    clip: float = spec(0.05, ge=0.0, lt=1.0, doc="probability margin shifted onto negatives")
+    eps: float = spec(1e-8, gt=0.0, lt=1.0)
+    reduction: Literal["batchmean", "mean"] = spec("batchmean")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """``[optim]``: Adam optimisers and the learning-rate schedule.
+
+    ``mode = "separate"``: one Adam over the task heads plus the trainable
+    encoder, stepping on the labeled loss, and one Adam per pretext task over
+    its head plus the trainable encoder, stepping on its loss.
+    ``mode = "joint"``: one Adam over everything on the weighted sum of losses.
+    """
+
+    mode: Literal["separate", "joint"] = spec("separate")
+    lr: float = spec(1e-3, gt=0.0)
+    weight_decay: float = spec(0.0, ge=0.0)
+    schedule: Literal["constant", "cosine"] = spec("cosine")
+    warmup_epochs: float = spec(0.0, ge=0.0)
+    grad_clip: float = spec(0.0, ge=0.0, doc="max gradient norm; 0 disables clipping")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``[train]``: epochs, batch sizes and checkpointing.
+
+    An epoch is one pass over the unlabeled trailers (the labeled ones cycle);
+    without pretext tasks it is one pass over the labeled trailers.
+    """
+
+    epochs: int = spec(10, ge=1)
+    labeled_batch_size: int = spec(8, ge=1, doc="labeled trailers per step")
+    unlabeled_batch_size: int = spec(16, ge=1, doc="unlabeled trailers per step")
+    eval_batch_size: int = spec(16, ge=1, doc="trailers per evaluation batch")
+    pretext_on_labeled: bool = spec(False, doc="also feed labeled train trailers to the pretext tasks")
+    checkpoint_minutes: float = spec(10.0, gt=0.0, doc="also save last.pt inside an epoch this often")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``[eval]``: decision rules reported at the end of a run."""
+
+    top_k: tuple[int, ...] = spec((1, 2, 3, 4, 5), doc="k values of the top-k rule")
+    threshold: float = spec(0.5, gt=0.0, lt=1.0, doc="the rounding rule's threshold")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A whole recipe. Sections absent from the TOML take their defaults."""
+
+    data: DataConfig
+    tasks: tuple[TaskConfig, ...]
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretext: tuple[PretextConfig, ...] = ()
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)

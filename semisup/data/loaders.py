@@ -1,0 +1,274 @@
+"""Datasets, batch samplers and collation for the three streams of a run.
+
+* labeled: random frames of labeled trailers, packed (trailers may have
+  different frame counts), cycling forever;
+* unlabeled: a fixed number of random frames per trailer, ``(B, T, ...)``,
+  one pass per epoch;
+* evaluation: evenly spaced frames, packed, in order.
+
+Every random choice is drawn from a seed that the batch sampler hands out
+with each index, so a stream is a pure function of (seed, epoch, position):
+worker processes do not matter and a resumed run continues exactly where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from semisup.data.frames import even_frames, fixed_frames, random_frames
+from semisup.data.images import DECODE_ERRORS, load_frame
+from semisup.data.samples import Sample, TaskSpec
+
+FramePicker = Callable[[int, np.random.Generator], np.ndarray]
+"""Chooses frame indices (sorted) of a trailer with ``n`` frames."""
+
+
+def train_picker(max_frames: int) -> FramePicker:
+    """Up to ``max_frames`` random frames, fresh each time."""
+    return functools.partial(_random_picker, k=max_frames)
+
+
+def clip_picker(frames: int) -> FramePicker:
+    """Exactly ``frames`` random frames (repeating frames of short trailers)."""
+    return functools.partial(_fixed_picker, k=frames)
+
+
+def eval_picker(eval_frames: int) -> FramePicker:
+    """Up to ``eval_frames`` evenly spaced frames, always the same."""
+    return functools.partial(_even_picker, k=eval_frames)
+
+
+def _random_picker(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
+    return random_frames(n, k, rng)
+
+
+def _fixed_picker(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
+    return fixed_frames(n, k, rng)
+
+
+def _even_picker(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
+    return even_frames(n, k)
+
+
+# ------------------------------------------------------------------ datasets
+
+
+@dataclass
+class TrailerItem:
+    """One decoded trailer: frames ``(T, S, S, 3)`` uint8 and multi-hot targets."""
+
+    index: int
+    frames: np.ndarray
+    targets: dict[str, np.ndarray]
+    has_label: dict[str, bool]
+    bad_frames: list[str]
+
+
+class TrailerFrames(Dataset):
+    """Decodes the picked frames of a trailer.
+
+    Items are requested as ``(index, seed)``: the seed drives the frame
+    picker. Unreadable frames are skipped and reported in
+    :attr:`TrailerItem.bad_frames`; if every picked frame is unreadable the
+    other frames of the trailer are tried in order, and a trailer with no
+    readable frame at all comes back with zero frames (the collate drops it).
+
+    Args:
+        samples: the trailers.
+        tasks: tasks whose targets to encode.
+        image_size: side of the square frames.
+        pick: frame picker.
+    """
+
+    def __init__(self, samples: Sequence[Sample], tasks: Sequence[TaskSpec], image_size: int,
+                 pick: FramePicker) -> None:
+        self.samples = list(samples)
+        self.tasks = list(tasks)
+        self.image_size = image_size
+        self.pick = pick
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int]) -> TrailerItem:
+        index, seed = key
+        sample = self.samples[index]
+        picked = self.pick(len(sample.frames), np.random.default_rng(seed))
+        frames, bad = self._decode([sample.frames[i] for i in picked])
+        if not frames:
+            rest = [p for i, p in enumerate(sample.frames) if i not in set(picked.tolist())]
+            for path in rest:
+                more, more_bad = self._decode([path])
+                bad += more_bad
+                if more:
+                    frames = more
+                    break
+        size = self.image_size
+        stacked = np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
+        targets = {t.name: t.encode(sample.labels.get(t.name)) for t in self.tasks}
+        has_label = {t.name: sample.labels.get(t.name) is not None for t in self.tasks}
+        return TrailerItem(index, stacked, targets, has_label, bad)
+
+    def _decode(self, paths: Sequence) -> tuple[list[np.ndarray], list[str]]:
+        frames, bad = [], []
+        for path in paths:
+            try:
+                frames.append(load_frame(path, self.image_size))
+            except DECODE_ERRORS:
+                bad.append(str(path))
+        return frames, bad
+
+
+# ------------------------------------------------------------------ batches
+
+
+@dataclass
+class PackedBatch:
+    """Trailers with varying frame counts, their frames packed along one axis.
+
+    Attributes:
+        frames: ``(N, 3, S, S)`` uint8, all frames of the batch.
+        owner: ``(N,)`` index (0..B-1) of the trailer each frame belongs to.
+        indices: ``(B,)`` dataset index of each trailer.
+        targets: per task ``(B, C)`` float multi-hot targets.
+        has_label: per task ``(B,)`` bool, the trailer is labeled for the task.
+        bad_frames: unreadable frame files met while building the batch.
+    """
+
+    frames: torch.Tensor
+    owner: torch.Tensor
+    indices: torch.Tensor
+    targets: dict[str, torch.Tensor]
+    has_label: dict[str, torch.Tensor]
+    bad_frames: list[str]
+
+    @property
+    def num_trailers(self) -> int:
+        return int(self.indices.numel())
+
+
+@dataclass
+class ClipBatch:
+    """Trailers with the same number of frames: ``frames (B, T, 3, S, S)`` uint8."""
+
+    frames: torch.Tensor
+    indices: torch.Tensor
+    bad_frames: list[str]
+
+
+def collate_packed(items: Sequence[TrailerItem]) -> PackedBatch:
+    """Pack trailers of any frame count; trailers without a readable frame are dropped."""
+    bad = [p for item in items for p in item.bad_frames]
+    items = [item for item in items if len(item.frames)]
+    counts = torch.tensor([len(item.frames) for item in items], dtype=torch.long)
+    frames = np.concatenate([item.frames for item in items]) if items else np.zeros((0, 1, 1, 3), np.uint8)
+    names = list(items[0].targets) if items else []
+    return PackedBatch(
+        frames=torch.from_numpy(frames).permute(0, 3, 1, 2),
+        owner=torch.repeat_interleave(torch.arange(len(items)), counts),
+        indices=torch.tensor([item.index for item in items], dtype=torch.long),
+        targets={n: torch.from_numpy(np.stack([item.targets[n] for item in items])) for n in names},
+        has_label={n: torch.tensor([item.has_label[n] for item in items], dtype=torch.bool) for n in names},
+        bad_frames=bad,
+    )
+
+
+def collate_clips(items: Sequence[TrailerItem]) -> ClipBatch:
+    """Stack trailers into ``(B, T, ...)``; skipped frames are filled by repeating readable ones."""
+    bad = [p for item in items for p in item.bad_frames]
+    items = [item for item in items if len(item.frames)]
+    if not items:
+        return ClipBatch(torch.zeros(0, 0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), bad)
+    t = max(len(item.frames) for item in items)
+    frames = np.stack([item.frames[np.arange(t) * len(item.frames) // t] for item in items])
+    return ClipBatch(torch.from_numpy(frames).permute(0, 1, 4, 2, 3),
+                     torch.tensor([item.index for item in items], dtype=torch.long), bad)
+
+
+# ----------------------------------------------------------------- samplers
+
+
+def draw_seed(*parts: int) -> int:
+    """A 32-bit seed derived from a tuple of integers (seed, stream, epoch, index)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+class EpochBatchSampler(Sampler):
+    """Batches of ``(index, draw seed)`` for one epoch, resumable at any batch.
+
+    Call :meth:`set_epoch` before iterating. With ``shuffle`` the order is a
+    permutation seeded by (seed, stream, epoch); ``rank``/``world_size`` shard
+    the epoch for data-parallel training.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, stream: int, shuffle: bool = True,
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
+        if num_samples < 1 or batch_size < 1:
+            raise ValueError(f"need samples and a positive batch size, got {num_samples}, {batch_size}")
+        self.num_samples, self.batch_size, self.seed, self.stream = num_samples, batch_size, seed, stream
+        self.shuffle, self.drop_last, self.rank, self.world_size = shuffle, drop_last, rank, world_size
+        self.epoch, self.start_batch = 0, 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Choose the epoch to iterate and the batch to start from (when resuming)."""
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def _shard(self) -> np.ndarray:
+        if self.shuffle:
+            rng = np.random.default_rng([self.seed, self.stream, self.epoch])
+            order = rng.permutation(self.num_samples)
+        else:
+            order = np.arange(self.num_samples)
+        return order[self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        n = len(range(self.rank, self.num_samples, self.world_size))
+        if self.drop_last and n >= self.batch_size:
+            return n // self.batch_size
+        return math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = self._shard()
+        for b in range(self.start_batch, len(self)):
+            chunk = order[b * self.batch_size:(b + 1) * self.batch_size]
+            yield [(int(i), draw_seed(self.seed, self.stream, self.epoch, int(i))) for i in chunk]
+
+
+class CyclingBatchSampler(Sampler):
+    """An endless stream of shuffled batches: pass after pass over the samples.
+
+    Batch ``g`` of the stream depends only on (seed, stream, g), so the stream
+    restarts exactly at ``start_batch``. Each pass drops its incomplete last
+    batch (unless there are fewer samples than a batch).
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, stream: int, start_batch: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.epochs = EpochBatchSampler(num_samples, batch_size, seed, stream, shuffle=True, drop_last=True,
+                                        rank=rank, world_size=world_size)
+        self.start_batch = start_batch
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        per_pass = len(self.epochs)
+        step = self.start_batch
+        while True:
+            self.epochs.set_epoch(step // per_pass, step % per_pass)
+            for batch in self.epochs:
+                yield batch
+                step += 1
+
+
+def make_loader(dataset: TrailerFrames, batch_sampler: Sampler, collate: Callable, num_workers: int,
+                pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over ``batch_sampler`` with persistent worker processes."""
+    return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate, num_workers=num_workers,
+                      persistent_workers=num_workers > 0, pin_memory=pin_memory,
+                      prefetch_factor=4 if num_workers > 0 else None)

@@ -1,0 +1,59 @@
+"""Run a trained model over a loader and collect its predictions."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from semisup.data.samples import TaskSpec
+from semisup.device import autocast
+from semisup.evaluate.predictions import Predictions
+from semisup.models import TrailerModel
+
+
+@torch.no_grad()
+def predict(model: TrailerModel, loader: DataLoader, normalize: torch.nn.Module, specs: Sequence[TaskSpec],
+            device: torch.device, amp_dtype: torch.dtype | None = None) -> Predictions:
+    """Probabilities of every task for every trailer the loader yields.
+
+    Args:
+        model: the network (switched to eval mode here).
+        loader: yields :class:`~semisup.data.loaders.PackedBatch`; its dataset's
+            ``samples`` give the ids.
+        normalize: uint8 frames -> normalised float frames.
+        specs: the tasks, for their vocabularies.
+        device: where to compute.
+        amp_dtype: autocast dtype, or None for fp32.
+
+    Returns:
+        :class:`Predictions` in loader order (trailers without a readable frame are left out).
+    """
+    model.eval()
+    samples = loader.dataset.samples
+    ids: list[str] = []
+    scores: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
+    targets: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
+    labeled: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
+    for batch in loader:
+        if batch.num_trailers == 0:
+            continue
+        frames = normalize(batch.frames.to(device, non_blocking=True))
+        with autocast(device, amp_dtype):
+            logits = model(frames, batch.owner.to(device), batch.num_trailers)
+        ids += [samples[i].id for i in batch.indices.tolist()]
+        for spec in specs:
+            scores[spec.name].append(torch.sigmoid(logits[spec.name].float()).cpu().numpy())
+            targets[spec.name].append(batch.targets[spec.name].numpy())
+            labeled[spec.name].append(batch.has_label[spec.name].numpy())
+    def cat(parts: list[np.ndarray], width: int) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros((0, width), np.float32)
+    return Predictions(
+        ids=ids,
+        labels={s.name: s.labels for s in specs},
+        scores={s.name: cat(scores[s.name], len(s.labels)) for s in specs},
+        targets={s.name: cat(targets[s.name], len(s.labels)) for s in specs},
+        labeled={s.name: np.concatenate(labeled[s.name]) if labeled[s.name] else np.zeros(0, bool) for s in specs},
+    )

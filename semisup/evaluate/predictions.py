@@ -1,0 +1,71 @@
+"""Model outputs on a split: per-task probabilities and targets, saved as ``.npz``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from semisup.errors import SemisupError
+
+
+@dataclass
+class Predictions:
+    """Probabilities and ground truth of every trailer of a split.
+
+    Attributes:
+        ids: ``N`` sample ids.
+        labels: per task, its label vocabulary (``C`` names).
+        scores: per task, ``(N, C)`` probabilities.
+        targets: per task, ``(N, C)`` 0/1 ground truth (zeros where unlabeled).
+        labeled: per task, ``(N,)`` bool, the sample has labels for the task.
+    """
+
+    ids: list[str]
+    labels: dict[str, tuple[str, ...]]
+    scores: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    labeled: dict[str, np.ndarray]
+
+    def save(self, path: Path) -> None:
+        """Write an ``.npz`` atomically (temporary file, then rename)."""
+        arrays: dict[str, np.ndarray] = {"ids": np.array(self.ids, dtype=str), "tasks": np.array(list(self.labels))}
+        for task in self.labels:
+            arrays[f"{task}.labels"] = np.array(self.labels[task], dtype=str)
+            arrays[f"{task}.scores"] = self.scores[task].astype(np.float32)
+            arrays[f"{task}.targets"] = self.targets[task].astype(np.uint8)
+            arrays[f"{task}.labeled"] = self.labeled[task].astype(bool)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path) -> "Predictions":
+        """Read a file written by :meth:`save`.
+
+        Raises:
+            SemisupError: missing or not a predictions file.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                tasks = [str(t) for t in data["tasks"]]
+                return cls(
+                    ids=[str(i) for i in data["ids"]],
+                    labels={t: tuple(str(x) for x in data[f"{t}.labels"]) for t in tasks},
+                    scores={t: data[f"{t}.scores"] for t in tasks},
+                    targets={t: data[f"{t}.targets"] for t in tasks},
+                    labeled={t: data[f"{t}.labeled"] for t in tasks},
+                )
+        except FileNotFoundError:
+            raise SemisupError(f"{path}: predictions file not found") from None
+        except (KeyError, ValueError, OSError) as exc:
+            raise SemisupError(f"{path}: not a semisup predictions file ({exc})") from None

@@ -1,0 +1,197 @@
+"""The shared frame encoder: a timm backbone of which only the last stages train.
+
+Frozen stages keep ``requires_grad=False`` and stay in eval mode (batch-norm
+statistics do not drift), so autograd records nothing until the first
+trainable stage: the frozen trunk runs without building a graph.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import timm
+import torch
+from torch import nn
+
+from semisup.errors import SemisupError
+
+HUB_TIMEOUT_S = 3.0
+
+
+class Encoder(nn.Module):
+    """Embed frames with a timm backbone; pooled features, no classifier.
+
+    Args:
+        name: timm model name, e.g. ``"resnet50"``.
+        pretrained: ``False`` (random init), ``True`` (timm's weights through
+            its hub) or a path to a local state dict (timm or torchvision keys,
+            ``.pth``/``.pt``/``.bin``/``.safetensors``).
+        trainable_stages: how many of the backbone's last feature stages train
+            (``0`` freezes everything); ``"all"`` trains every parameter.
+        channels_last: keep weights and inputs in channels-last memory format
+            (faster convolutions on CPUs and tensor cores).
+
+    Raises:
+        SemisupError: weights unreachable or not matching the architecture.
+
+    Example:
+        >>> enc = Encoder("resnet18", pretrained=False, trainable_stages=1)
+        >>> enc(torch.zeros(2, 3, 64, 64)).shape
+        torch.Size([2, 512])
+    """
+
+    def __init__(self, name: str, pretrained: bool | Path = False,
+                 trainable_stages: int | Literal["all"] = 1, channels_last: bool = False) -> None:
+        super().__init__()
+        self.model = create_backbone(name, pretrained)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        self.num_features: int = self.model.num_features
+        cfg = self.model.pretrained_cfg
+        self.mean: tuple[float, ...] = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
+        self.std: tuple[float, ...] = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+        self.stage_names = [info["module"] for info in self.model.feature_info]
+        if trainable_stages != "all" and not 0 <= trainable_stages <= len(self.stage_names):
+            raise ValueError(f"trainable_stages must be 0..{len(self.stage_names)} or 'all' for {name}, "
+                             f"got {trainable_stages}")
+        self._freeze(trainable_stages)
+
+    def _freeze(self, trainable_stages: int | Literal["all"]) -> None:
+        if trainable_stages == "all":
+            return
+        names = [n for n, _ in self.model.named_parameters()]
+        if trainable_stages == 0:
+            first_trainable = len(names)
+        else:
+            prefix = self.stage_names[-trainable_stages] + "."
+            first_trainable = next(i for i, n in enumerate(names) if n.startswith(prefix))
+        for i, (_, param) in enumerate(self.model.named_parameters()):
+            param.requires_grad_(i >= first_trainable)
+        self._frozen = [m for m in self.model.modules()
+                        if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+
+    def train(self, mode: bool = True) -> "Encoder":
+        """Switch train/eval mode; fully frozen modules always stay in eval mode."""
+        super().train(mode)
+        for module in getattr(self, "_frozen", ()):
+            module.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Parameters that the optimisers update."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Embed ``(N, C, H, W)`` normalised frames into ``(N, D)`` features."""
+        return self.model(frames.contiguous(memory_format=self.memory_format))
+
+
+def create_backbone(name: str, pretrained: bool | Path = False) -> nn.Module:
+    """Create a timm backbone without classifier, with the requested weights.
+
+    Raises:
+        SemisupError: see :class:`Encoder`.
+    """
+    if pretrained is True:
+        return _from_hub(name)
+    model = timm.create_model(name, pretrained=False, num_classes=0)
+    if isinstance(pretrained, (str, Path)):
+        load_backbone_weights(model, Path(pretrained))
+    return model
+
+
+def _from_hub(name: str) -> nn.Module:
+    """Create with timm's weights; fail in seconds, not a minute, when offline."""
+    import huggingface_hub
+    from huggingface_hub import constants
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url):
+        raise SemisupError(f"model.pretrained: timm has no pretrained weights for {name!r}")
+    cached = cfg.hf_hub_id and any(
+        isinstance(huggingface_hub.try_to_load_from_cache(cfg.hf_hub_id, f), str)
+        for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
+    offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    if not cached:
+        host = urlparse(constants.ENDPOINT).hostname if cfg.hf_hub_id else urlparse(cfg.url).hostname
+        if offline or not _reachable(host or "huggingface.co"):
+            raise SemisupError(
+                f"model.pretrained = true: timm's weights for {name!r} are not cached and "
+                f"{host} is unreachable{' (HF_HUB_OFFLINE is set)' if offline else ''}; "
+                "download them where there is internet, or set model.pretrained to a local weights file")
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = previous or bool(cached)  # a cached file needs no network round trip
+    try:
+        return timm.create_model(name, pretrained=True, num_classes=0)
+    except Exception as exc:  # network errors of every library involved
+        raise SemisupError(f"model.pretrained = true: could not fetch weights for {name!r}: "
+                           f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
+def _reachable(host: str, port: int = 443) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=HUB_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read tensors from a local weights file without running pickled code.
+
+    Accepts a plain state dict or one wrapped under ``state_dict`` / ``model``,
+    as ``.safetensors`` or a ``torch.save`` file.
+
+    Raises:
+        SemisupError: unreadable, or not a mapping of tensors.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise SemisupError(f"{path}: not a readable weights file ({type(exc).__name__})") from exc
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SemisupError(f"{path}: expected a state dict (a mapping of parameter names to tensors)")
+    return state
+
+
+def load_backbone_weights(model: nn.Module, path: Path) -> None:
+    """Load a local timm or torchvision state dict into a timm backbone.
+
+    Common wrappers (``module.``, ``model.``, ``backbone.``) are stripped and
+    classifier weights dropped.
+
+    Raises:
+        SemisupError: the file does not fit the architecture.
+    """
+    state = read_state_dict(path)
+    for prefix in ("module.", "model.", "backbone.", "encoder.model."):
+        if all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    classifier = model.pretrained_cfg.get("classifier") or "fc"
+    classifiers = (classifier,) if isinstance(classifier, str) else tuple(classifier)
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(c + "." for c in classifiers))}
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in state if k in expected and state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        example = (missing or unexpected or wrong)[0]
+        raise SemisupError(
+            f"{path}: weights do not fit {model.default_cfg.get('architecture', type(model).__name__)}: "
+            f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys "
+            f"(e.g. {example!r})")
+    model.load_state_dict(state)

@@ -1,0 +1,112 @@
+"""Run logs: one JSON object per epoch in ``metrics.jsonl``, and TensorBoard events."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class RunLogger:
+    """Append epoch records to ``metrics.jsonl`` and scalars to TensorBoard.
+
+    Only the main process of a data-parallel run logs (``enabled``). When a
+    run resumes at ``resume_epoch``, records of later epochs (written before
+    the crash, after the checkpoint) are dropped and TensorBoard purges the
+    events after ``resume_step``, so nothing is logged twice.
+
+    Args:
+        run_dir: the run directory.
+        enabled: False on non-main processes: every call is a no-op.
+        resume_epoch: first epoch still to run when resuming, else None.
+        resume_step: global step reached at the checkpoint when resuming.
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool = True, resume_epoch: int | None = None,
+                 resume_step: int | None = None) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.enabled = enabled
+        self._writer = None
+        if not enabled:
+            return
+        if resume_epoch is not None and self.path.exists():
+            kept = [line for line in read_metrics(self.path) if line.get("epoch", 0) < resume_epoch]
+            _write_lines_atomically(self.path, [json.dumps(r) for r in kept])
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step)
+
+    def log_step(self, step: int, scalars: Mapping[str, float]) -> None:
+        """TensorBoard scalars at a training step."""
+        if self._writer is not None:
+            for key, value in scalars.items():
+                self._writer.add_scalar(f"step/{key}", value, step)
+
+    def log_epoch(self, record: Mapping[str, Any], step: int) -> None:
+        """Append ``record`` to metrics.jsonl and its numbers to TensorBoard."""
+        if not self.enabled:
+            return
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(_finite(record)) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        for key, value in _flatten(record).items():
+            if isinstance(value, (int, float)) and key != "epoch" and math.isfinite(value):
+                self._writer.add_scalar(f"epoch/{key}", value, step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (a torn last line is ignored)."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: write None instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _write_lines_atomically(path: Path, lines: list[str]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write JSON via a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(_finite(data), handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,73 @@
+"""The progress display of a run: a rich bar with losses, images/s and ETA.
+
+The training loop reports to any object with these methods; ``NullProgress``
+keeps quiet (tests, non-main processes), ``RichProgress`` draws the bars.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+
+class NullProgress:
+    """Reports nothing."""
+
+    def start(self, total_steps: int, done_steps: int) -> None: ...
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None: ...
+
+    def advance(self, stats: Mapping[str, float]) -> None: ...
+
+    def end_epoch(self, record: Mapping[str, Any]) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class RichProgress(NullProgress):
+    """Two bars: the whole run (with its ETA) and the current epoch (with live stats).
+
+    Args:
+        console: where to draw; a new stderr console by default.
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self._bars = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=self.console, transient=False)
+        self._run: TaskID | None = None
+        self._epoch: TaskID | None = None
+
+    def start(self, total_steps: int, done_steps: int) -> None:
+        self._bars.start()
+        self._run = self._bars.add_task("run", total=total_steps, completed=done_steps, stats="")
+
+    def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
+        if self._epoch is not None:
+            self._bars.remove_task(self._epoch)
+        self._epoch = self._bars.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, completed=done, stats="")
+
+    def advance(self, stats: Mapping[str, float]) -> None:
+        text = "  ".join(f"{k} {v:.3g}" if k != "img/s" else f"{v:.0f} img/s" for k, v in stats.items())
+        self._bars.update(self._epoch, advance=1, stats=text)
+        self._bars.update(self._run, advance=1)
+
+    def end_epoch(self, record: Mapping[str, Any]) -> None:
+        val = record.get("val", {})
+        scores = "  ".join(f"val {task} mAP {m.get('mAP', float('nan')):.3f}" for task, m in val.items())
+        best = " (best)" if record.get("best") else ""
+        self._bars.console.print(f"epoch {record['epoch'] + 1}: loss {record['loss']:.3f}  {scores}  "
+                                 f"{record['images_per_s']:.0f} img/s{best}")
+
+    def message(self, text: str) -> None:
+        self._bars.console.print(text)
+
+    def close(self) -> None:
+        self._bars.stop()

@@ -1,0 +1,156 @@
+"""Turn a recipe into components: data, model, optimisers, loaders.
+
+This is the one place that reads recipe objects on the training side; every
+component it builds takes explicit arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader
+
+from semisup.config import DataConfig, Recipe, TaskConfig
+from semisup.data.demo import ensure_demo
+from semisup.data.folder import TaskColumn, read_folder
+from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
+                                  collate_clips, collate_packed, eval_picker, make_loader, train_picker)
+from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
+from semisup.errors import SemisupError
+from semisup.models import Encoder, TemporalPool, TrailerModel
+from semisup.pretext import get_pretext_task
+
+# Stream ids keep the random draws of the streams independent of each other.
+LABELED_STREAM, UNLABELED_STREAM = 1, 2
+
+
+def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool
+              ) -> tuple[list[Sample], list[TaskSpec]]:
+    """Read the recipe's dataset (building the demo on first use) and check its splits.
+
+    Raises:
+        SemisupError: unreadable data, or a split the run needs is empty.
+    """
+    root = data.root.expanduser()
+    if data.format == "demo":
+        ensure_demo(root)
+    columns = [TaskColumn(t.name, t.csv_column, t.labels, t.separator) for t in tasks]
+    samples, specs = read_folder(root, columns, data.labels_file)
+    where = root / data.labels_file
+    if not labeled_pool(samples):
+        raise SemisupError(f"{where}: no labeled train samples (split 'train' with a non-empty task cell)")
+    for split in ("val", "test"):
+        if not any(s.is_labeled() for s in split_samples(samples, split)):
+            raise SemisupError(f"{where}: no labeled samples in split {split!r} "
+                               "(the split column needs train, val, test and unlabeled rows)")
+    if needs_unlabeled and not unlabeled_pool(samples):
+        raise SemisupError(f"{where}: the recipe has pretext tasks but there are no unlabeled samples "
+                           "(split 'unlabeled', or train rows with empty task cells)")
+    return samples, specs
+
+
+def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
+    """The encoder, pooling, task heads and pretext tasks of a recipe."""
+    m = recipe.model
+    encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last)
+    pretext = {}
+    for p in recipe.pretext:
+        task_cls = get_pretext_task(p.name)
+        pretext[p.name] = task_cls(p.options, encoder.num_features, p.head_hidden, p.head_dropout)
+    return TrailerModel(encoder, TemporalPool(m.pooling), {s.name: len(s.labels) for s in specs},
+                        m.head_hidden, m.head_dropout, pretext)
+
+
+def build_optimizers(recipe: Recipe, model: TrailerModel) -> dict[str, torch.optim.Optimizer]:
+    """Adam optimisers by name: ``supervised`` and ``pretext/<name>`` each, or one ``joint``.
+
+    Every parameter group remembers its ``initial_lr`` for the schedule.
+    """
+    o = recipe.optim
+    lrs = {p.name: p.lr or o.lr for p in recipe.pretext}
+    if o.mode == "joint" or not model.pretext:
+        groups = [{"params": model.supervised_parameters(), "lr": o.lr}]
+        groups += [{"params": list(model.pretext[name].parameters()), "lr": lr} for name, lr in lrs.items()]
+        optimizers = {"joint" if model.pretext else "supervised": torch.optim.Adam(groups, weight_decay=o.weight_decay)}
+    else:
+        optimizers = {"supervised": torch.optim.Adam(model.supervised_parameters(), lr=o.lr,
+                                                     weight_decay=o.weight_decay)}
+        for name, lr in lrs.items():
+            optimizers[f"pretext/{name}"] = torch.optim.Adam(model.pretext_parameters(name), lr=lr,
+                                                             weight_decay=o.weight_decay)
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+    return optimizers
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then constant or cosine to zero."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class Streams:
+    """The training streams of a run.
+
+    Attributes:
+        labeled: endless loader of labeled :class:`~semisup.data.loaders.PackedBatch`.
+        unlabeled: loader of unlabeled :class:`~semisup.data.loaders.ClipBatch` for one
+            epoch (None without pretext tasks); call :meth:`unlabeled_epoch`.
+        steps_per_epoch: one pass over the unlabeled trailers, or over the labeled ones.
+    """
+
+    labeled: DataLoader
+    labeled_sampler: CyclingBatchSampler
+    unlabeled: DataLoader | None
+    unlabeled_sampler: EpochBatchSampler | None
+    steps_per_epoch: int
+
+    def unlabeled_epoch(self, epoch: int, start_batch: int) -> Iterator:
+        """Unlabeled batches of ``epoch`` from ``start_batch`` on (``None`` forever without pretext)."""
+        if self.unlabeled is None:
+            while True:
+                yield None
+        self.unlabeled_sampler.set_epoch(epoch, start_batch)
+        yield from self.unlabeled
+
+
+def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec],
+                  pin_memory: bool = False, rank: int = 0, world_size: int = 1) -> Streams:
+    """Loaders of the labeled and unlabeled training trailers.
+
+    A resumed run sets ``labeled_sampler.start_batch`` before iterating, so
+    the labeled stream skips straight to the batch of the step it resumes at.
+    """
+    d, t, seed = recipe.data, recipe.train, recipe.run.seed
+    labeled = labeled_pool(samples)
+    labeled_set = TrailerFrames(labeled, specs, d.image_size, train_picker(d.max_frames))
+    labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
+                                          rank=rank, world_size=world_size)
+    labeled_loader = make_loader(labeled_set, labeled_sampler, collate_packed, d.num_workers, pin_memory)
+    per_pass = len(labeled_sampler.epochs)
+    if not recipe.pretext:
+        return Streams(labeled_loader, labeled_sampler, None, None, per_pass)
+    pool = unlabeled_pool(samples, include_labeled=t.pretext_on_labeled)
+    frames = max(p.frames_per_trailer for p in recipe.pretext)
+    pool_set = TrailerFrames(pool, (), d.image_size, clip_picker(frames))
+    sampler = EpochBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, shuffle=True,
+                                drop_last=True, rank=rank, world_size=world_size)
+    loader = make_loader(pool_set, sampler, collate_clips, d.num_workers, pin_memory)
+    return Streams(labeled_loader, labeled_sampler, loader, sampler, len(sampler))
+
+
+def build_eval_loader(samples: Sequence[Sample], specs: Sequence[TaskSpec], image_size: int, eval_frames: int,
+                      batch_size: int, num_workers: int, pin_memory: bool = False) -> DataLoader:
+    """Loader of evenly spaced frames of ``samples``, in order."""
+    dataset = TrailerFrames(samples, specs, image_size, eval_picker(eval_frames))
+    sampler = EpochBatchSampler(len(samples), batch_size, seed=0, stream=0, shuffle=False)
+    return make_loader(dataset, sampler, collate_packed, num_workers, pin_memory)
