@@ -133,7 +133,9 @@ def _build(cls: type, table: Any, where: str, source: str) -> Any:
         key = f"{where}.{name}" if where else name
         if name not in own:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise SemisupError(f"{source}: {key}: missing required key ({f.metadata.get('doc') or 'no default'})")
+                raise SemisupError(f"{source}: {key}: {_missing(hints[name], f)}")
+            if isinstance(f.default, Path):  # relative default paths are resolved like given ones
+                values[name] = f.default.expanduser().absolute()
             continue
         value = _coerce(hints[name], own[name], key, source)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -142,6 +144,14 @@ def _build(cls: type, table: Any, where: str, source: str) -> Any:
     if cls is PretextConfig:
         values["options"] = _pretext_options(values, extra, where, source, fields)
     return cls(**values)
+
+
+def _missing(tp: Any, f: dataclasses.Field) -> str:
+    if dataclasses.is_dataclass(tp):
+        return f"missing required [{f.name}] section"
+    if typing.get_origin(tp) is tuple and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+        return f"at least one [[{f.name}]] entry is required"
+    return f"missing required key ({f.metadata.get('doc') or 'no default'})"
 
 
 def _pretext_options(values: dict, extra: dict, where: str, source: str, fields: dict) -> Any:
@@ -200,7 +210,7 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
     if tp is float:
         value = float(value)
     if tp is Path:
-        value = Path(value).expanduser()
+        value = Path(value).expanduser().absolute()
     return value
 
 
@@ -265,7 +275,7 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
-    """The recipe as plain TOML-ready data (paths absolute, pretext options flattened)."""
+    """The recipe as plain TOML-ready data (pretext options flattened into their tables)."""
 
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
@@ -280,7 +290,7 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         if isinstance(value, tuple):
             return [plain(v) for v in value]
         if isinstance(value, Path):
-            return str(value.expanduser().absolute())
+            return str(value)
         return value
 
     return plain(recipe)

@@ -1,0 +1,158 @@
+"""Frame picking, decoding, corrupt frames, collation and resumable samplers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semisup.data.folder import TaskColumn, read_folder
+from semisup.data.frames import even_frames, fixed_frames, random_frames
+from semisup.data.images import load_frame
+from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
+                                  collate_clips, collate_packed, eval_picker, make_loader, train_picker)
+from semisup.data.samples import Sample, TaskSpec
+
+
+def test_random_frames_are_distinct_sorted_and_vary():
+    rng = np.random.default_rng(0)
+    picks = [random_frames(30, 5, rng) for _ in range(20)]
+    for pick in picks:
+        assert len(pick) == 5 and len(set(pick)) == 5 and list(pick) == sorted(pick)
+        assert 0 <= pick.min() and pick.max() < 30
+    assert len({tuple(p) for p in picks}) > 10  # fresh frames each draw
+    assert list(random_frames(3, 5, rng)) == [0, 1, 2]  # short trailers give all they have
+
+
+def test_even_frames_are_deterministic_and_spread():
+    assert list(even_frames(100, 4)) == [12, 37, 62, 87]
+    assert list(even_frames(4, 10)) == [0, 1, 2, 3]
+    picks = even_frames(20, 20)
+    assert list(picks) == list(range(20))
+
+
+def test_fixed_frames_always_give_k():
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 7, 50):
+        pick = fixed_frames(n, 4, rng)
+        assert len(pick) == 4 and list(pick) == sorted(pick) and pick.max() < n
+    assert set(fixed_frames(3, 6, rng)) == {0, 1, 2}  # every frame used before any repeats
+
+
+def test_load_frame_crops_the_centre_square(tmp_path):
+    image = np.zeros((60, 120, 3), np.uint8)
+    image[:, 30:90] = 255  # the centre 60x60 is white, the sides black
+    Image.fromarray(image).save(tmp_path / "f.png")
+    frame = load_frame(tmp_path / "f.png", 30)
+    assert frame.shape == (30, 30, 3) and frame.dtype == np.uint8
+    assert frame.min() > 200
+
+
+def make_trailer(tmp_path, frames: int, corrupt: tuple[int, ...] = (), name: str = "t") -> Sample:
+    folder = tmp_path / name
+    folder.mkdir()
+    paths = []
+    for j in range(frames):
+        path = folder / f"{j:03d}.jpg"
+        if j in corrupt:
+            path.write_bytes(b"\xff\xd8\xff not really a jpeg")
+        else:
+            Image.fromarray(np.full((20, 20, 3), 10 * j, np.uint8)).save(path)
+        paths.append(path)
+    return Sample(name, tuple(paths), {"genres": ("A",)}, "train")
+
+
+def test_corrupt_frames_are_skipped_and_reported(tmp_path):
+    sample = make_trailer(tmp_path, 6, corrupt=(1, 4))
+    spec = TaskSpec("genres", ("A", "B"))
+    dataset = TrailerFrames([sample], [spec], 16, eval_picker(6))
+    item = dataset[(0, 0)]
+    assert item.frames.shape == (4, 16, 16, 3)
+    assert sorted(p.rsplit("/", 1)[1] for p in item.bad_frames) == ["001.jpg", "004.jpg"]
+    assert list(item.targets["genres"]) == [1.0, 0.0]
+
+
+def test_trailer_whose_picked_frames_are_all_corrupt_falls_back_then_is_dropped(tmp_path):
+    sample = make_trailer(tmp_path, 4, corrupt=(0, 1, 2))
+    dataset = TrailerFrames([sample], [], 16, train_picker(1))
+    # whatever frame is picked, a readable one is found
+    for seed in range(5):
+        assert len(dataset[(0, seed)].frames) == 1
+    broken = make_trailer(tmp_path, 2, corrupt=(0, 1), name="broken")
+    batch = collate_packed([TrailerFrames([broken], [], 16, eval_picker(2))[(0, 0)], dataset[(0, 0)]])
+    assert batch.num_trailers == 1 and len(batch.bad_frames) >= 2
+
+
+def test_collate_packed_and_clips():
+    def item(index, n):
+        from semisup.data.loaders import TrailerItem
+
+        return TrailerItem(index, np.full((n, 4, 4, 3), index, np.uint8), {"g": np.array([index % 2, 1], np.float32)},
+                           {"g": index != 2}, [])
+
+    batch = collate_packed([item(0, 2), item(1, 3), item(2, 1)])
+    assert batch.frames.shape == (6, 3, 4, 4)
+    assert batch.owner.tolist() == [0, 0, 1, 1, 1, 2]
+    assert batch.frames[2:5].unique().tolist() == [1]  # trailer 1's frames sit at its owner's rows
+    assert batch.targets["g"].tolist() == [[0, 1], [1, 1], [0, 1]]
+    assert batch.has_label["g"].tolist() == [True, True, False]
+    clips = collate_clips([item(0, 2), item(1, 2)])
+    assert clips.frames.shape == (2, 2, 3, 4, 4)
+
+
+def test_epoch_sampler_is_a_pure_function_of_seed_epoch_and_position():
+    sampler = EpochBatchSampler(23, 4, seed=7, stream=2, drop_last=True)
+    sampler.set_epoch(3)
+    full = list(sampler)
+    assert len(full) == len(sampler) == 5 and all(len(b) == 4 for b in full)
+    sampler.set_epoch(3, start_batch=2)
+    assert list(sampler) == full[2:]
+    sampler.set_epoch(4)
+    assert list(sampler) != full
+    # the same index gets a different frame-draw seed in another epoch
+    seeds3 = {i: s for b in full for i, s in b}
+    seeds4 = {i: s for b in sampler for i, s in b}
+    assert any(seeds3[i] != seeds4[i] for i in set(seeds3) & set(seeds4))
+
+
+def test_epoch_sampler_shards_cover_the_epoch_once():
+    shards = []
+    for rank in range(3):
+        sampler = EpochBatchSampler(20, 3, seed=1, stream=1, rank=rank, world_size=3)
+        sampler.set_epoch(0)
+        shards += [i for batch in sampler for i, _ in batch]
+    assert sorted(shards) == list(range(20))
+
+
+def test_cycling_sampler_resumes_exactly():
+    def take(start, n):
+        it = iter(CyclingBatchSampler(10, 4, seed=3, stream=1, start_batch=start))
+        return [next(it) for _ in range(n)]
+
+    stream = take(0, 12)
+    assert take(5, 7) == stream[5:]
+    assert all(len(batch) == 4 for batch in stream)  # each pass drops its incomplete batch
+    per_pass = 2
+    first_pass = [i for b in stream[:per_pass] for i, _ in b]
+    assert len(set(first_pass)) == 8
+
+
+def test_loader_with_workers_gives_the_same_batches_as_without(demo_root):
+    samples, specs = read_folder(demo_root, [TaskColumn("genres", "genres")])
+    dataset = TrailerFrames(samples[:12], specs, 32, train_picker(3))
+
+    def batches(workers):
+        sampler = EpochBatchSampler(12, 4, seed=0, stream=1)
+        sampler.set_epoch(1)
+        return [b.frames for b in make_loader(dataset, sampler, collate_packed, workers)]
+
+    serial, parallel = batches(0), batches(2)
+    assert len(serial) == 3 and all(torch.equal(a, b) for a, b in zip(serial, parallel))
+
+
+def test_clip_picker_gives_fixed_length_clips(demo_root):
+    samples, _ = read_folder(demo_root, [TaskColumn("genres", "genres")])
+    dataset = TrailerFrames(samples[:6], [], 32, clip_picker(5))
+    clips = collate_clips([dataset[(i, i)] for i in range(6)])
+    assert clips.frames.shape == (6, 5, 3, 32, 32) and clips.frames.dtype == torch.uint8
