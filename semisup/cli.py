@@ -56,6 +56,29 @@ def run(
     console.print(f"run directory: [bold]{result.run_dir}[/]")
 
 
+@app.command()
+def compare(
+    runs: list[Path] = typer.Argument(..., help="Finished run directories."),
+    task: Optional[str] = typer.Option(None, help="Task to compare (default: the first)."),
+    markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (for READMEs)."),
+) -> None:
+    """Compare finished runs: test mAP and micro-F1, mean ± std over seeds, per recipe name."""
+    from semisup.evaluate.compare import compare_runs, markdown_table
+
+    groups = compare_runs(runs, task)
+    if markdown:
+        print(markdown_table(groups))
+        return
+    table = Table(title=f"test {groups[0].runs[0].task}: mean ± std over seeds")
+    for column in ("recipe", "seeds", "test mAP", "test micro-F1", "rule (val)", "train time"):
+        table.add_column(column, justify="left" if column in ("recipe", "rule (val)") else "right")
+    for g in groups:
+        table.add_row(g.name, str(len(g.runs)), f"{g.mean('test_map'):.3f} ± {g.std('test_map'):.3f}",
+                      f"{g.mean('test_f1'):.3f} ± {g.std('test_f1'):.3f}",
+                      ", ".join(sorted({r.rule for r in g.runs})), f"{g.mean('train_seconds') / 60:.1f} min")
+    console.print(table)
+
+
 @data_app.command("demo")
 def data_demo(
     out: Path = typer.Argument(..., help="Folder to write (must not exist or be empty)."),

@@ -95,3 +95,36 @@ def test_sesemi_head_learns_its_targets():
 def test_registry_knows_sesemi():
     assert pretext_tasks()["sesemi"] is Sesemi
     assert get_pretext_task("sesemi") is Sesemi
+
+
+def test_a_task_outside_the_package_loads_by_module_path(tmp_path, monkeypatch, tiny_recipe):
+    from semisup.config import load_recipe
+    from semisup.errors import SemisupError
+
+    (tmp_path / "my_tasks.py").write_text(
+        "import torch\n"
+        "from dataclasses import dataclass\n"
+        "from semisup.pretext import PretextTask\n\n"
+        "class Mirror(PretextTask):\n"
+        "    num_classes = 2\n\n"
+        "    @dataclass(frozen=True)\n"
+        "    class Options:\n"
+        "        p: float = 0.5\n\n"
+        "    def forward(self, frames, encode):\n"
+        "        x = frames.flatten(0, 1)\n"
+        "        target = (torch.rand(x.shape[0]) < self.options.p).long()\n"
+        "        x = torch.where(target.view(-1, 1, 1, 1) == 1, x.flip(3), x)\n"
+        "        return self.classify(encode(x), target)\n"
+        "\nclass NotATask:\n    pass\n")
+    (tmp_path / "broken_tasks.py").write_text("raise RuntimeError('boom')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cls = get_pretext_task("my_tasks:Mirror")
+    task = cls(cls.Options(p=1.0), feature_dim=12, head_hidden=4)
+    out = task(torch.randn(2, 2, 3, 2, 2), lambda x: x.flatten(1))
+    assert torch.isfinite(out.loss)
+    recipe = load_recipe(tiny_recipe(), ['pretext.name="my_tasks:Mirror"', "pretext.p=0.25"])
+    assert recipe.pretext[0].options.p == 0.25
+    with pytest.raises(SemisupError, match="'broken_tasks:X' failed to import: RuntimeError: boom"):
+        get_pretext_task("broken_tasks:X")
+    with pytest.raises(SemisupError, match="'my_tasks:NotATask' is not a PretextTask subclass"):
+        get_pretext_task("my_tasks:NotATask")

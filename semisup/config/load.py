@@ -247,6 +247,10 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
             raise SemisupError(f"{source}: tasks.{i}.labels: a label appears twice")
         if not task.separator:
             raise SemisupError(f"{source}: tasks.{i}.separator: expected a non-empty string")
+    pretext_names = [p.name for p in recipe.pretext]
+    for name in pretext_names:
+        if pretext_names.count(name) > 1:
+            raise SemisupError(f"{source}: pretext: task {name!r} is listed twice")
     data: DataConfig = recipe.data
     root = data.root.expanduser()
     if data.format == "folder" and not root.is_dir():

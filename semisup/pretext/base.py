@@ -114,19 +114,45 @@ def register_pretext(name: str) -> Callable[[type[PretextTask]], type[PretextTas
     return add
 
 
+def pretext_key(name: str) -> str:
+    """The name a recipe's pretext task goes by inside the model and its logs
+    (``"pkg.mod:Task"`` paths become ``"pkg_mod:Task"``: module names cannot hold dots)."""
+    return name.replace(".", "_")
+
+
 def pretext_tasks() -> dict[str, type[PretextTask]]:
     """All registered pretext tasks by name."""
     return dict(_REGISTRY)
 
 
 def get_pretext_task(name: str, where: str = "pretext") -> type[PretextTask]:
-    """Look up a registered pretext task.
+    """Look up a pretext task by registered name or by ``"package.module:Class"`` path.
 
     Raises:
-        SemisupError: unknown name, with a did-you-mean.
+        SemisupError: unknown name (with a did-you-mean), or a path that does
+            not import or does not name a :class:`PretextTask` subclass.
     """
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if ":" in name:
+        return _load_path(name, where)
     guess = difflib.get_close_matches(name, list(_REGISTRY), n=1)
     hint = f'did you mean "{guess[0]}"?' if guess else "known: " + ", ".join(sorted(_REGISTRY))
     raise SemisupError(f"{where}: unknown pretext task {name!r} ({hint})")
+
+
+def _load_path(path: str, where: str) -> type[PretextTask]:
+    import importlib
+
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any error inside the plug-in is the plug-in's
+        raise SemisupError(f"{where}: pretext plug-in {path!r} failed to import: "
+                           f"{type(exc).__name__}: {exc}") from exc
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, PretextTask)):
+        raise SemisupError(f"{where}: {path!r} is not a PretextTask subclass")
+    if not cls.name:
+        cls.name = path
+    return cls

@@ -34,6 +34,7 @@ from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_
 from semisup.evaluate.inference import predict
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.losses import AsymmetricLoss
+from semisup.pretext import pretext_key
 from semisup.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
@@ -47,6 +48,8 @@ class FitResult:
     best_epoch: int
     best_score: float
     epochs: int
+    seconds: float
+    """Wall time of training, summed over every session of a resumed run."""
 
 
 @dataclass
@@ -89,12 +92,13 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     augment = FrameAugment(size, mean, std, hflip=True).to(device)
     augment_pretext = FrameAugment(size, mean, std, hflip=False).to(device)  # flips would blur SESEMI's targets
     normalize = FrameNormalize(mean, std).to(device)
-    weights = {p.name: p.weight for p in recipe.pretext}
+    weights = {pretext_key(p.name): p.weight for p in recipe.pretext}
     joint = "joint" in optimizers
     ckpt_dir = run_dir / "checkpoints"
 
     # Where to start: from scratch, or exactly where last.pt stopped.
     epoch0, batch0, best_score, best_epoch, sums, bad_frames = 0, 0, -math.inf, -1, EpochSums(), set()
+    elapsed_before = 0.0  # training seconds of earlier sessions of this run
     if resume:
         state = load_checkpoint(ckpt_dir / "last.pt")
         model.load_state_dict(state["model"])
@@ -104,6 +108,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
         epoch0, batch0 = state["position"]["epoch"], state["position"]["batch"]
         best_score, best_epoch = state["best"]["score"], state["best"]["epoch"]
         sums, bad_frames = EpochSums(dict(state["epoch_sums"])), set(state["bad_frames"])
+        elapsed_before = state["elapsed"]
         set_rng_state(state["rng"])
 
     pin = device.type == "cuda"
@@ -123,7 +128,12 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
             "scalers": {n: s.state_dict() for n, s in scalers.items()},
             "rng": rng_state(), "position": {"epoch": epoch, "batch": batch},
             "best": {"score": best_score, "epoch": best_epoch}, "epoch_sums": sums.sums,
-            "bad_frames": sorted(bad_frames)})
+            "bad_frames": sorted(bad_frames), "elapsed": elapsed()})
+
+    session_start = time.monotonic()
+
+    def elapsed() -> float:
+        return elapsed_before + time.monotonic() - session_start
 
     def optimise(loss: torch.Tensor, name: str) -> None:
         optimizer, scaler = optimizers[name], scalers[name]
@@ -214,7 +224,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 "val": {name: {"mAP": value} for name, value in val_map.items()}, "val_score": score,
                 "best": improved, "lr": factor * recipe.optim.lr,
                 "images_per_s": sums.sums.get("images", 0) / max(sums.sums.get("seconds", 0), 1e-9),
-                "corrupt_frames": len(bad_frames)}
+                "corrupt_frames": len(bad_frames), "elapsed_s": round(elapsed(), 1)}
             logger.log_epoch(record, step=(epoch + 1) * steps)
             progress.end_epoch(record)
             if len(bad_frames) > reported_bad:
@@ -227,4 +237,4 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     finally:
         progress.close()
         logger.close()
-    return FitResult(best_epoch, best_score, epochs)
+    return FitResult(best_epoch, best_score, epochs, elapsed())

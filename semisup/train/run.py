@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -108,11 +107,10 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
 
 def _run(recipe: Recipe, samples: list, specs: list[TaskSpec], run_dir: Path, resume: bool,
          progress: NullProgress | None) -> RunResult:
-    started = time.time()
     result = fit(recipe, samples, specs, run_dir, resume=resume, progress=progress)
     report = final_evaluation(recipe, samples, specs, run_dir)
     report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
-                          "epochs": result.epochs, "seconds_this_session": round(time.time() - started, 1)}
+                          "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
     write_json_atomically(run_dir / "report.json", report)
     return RunResult(run_dir, report)
 

@@ -21,7 +21,7 @@ from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, Traile
 from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.errors import SemisupError
 from semisup.models import Encoder, TemporalPool, TrailerModel
-from semisup.pretext import get_pretext_task
+from semisup.pretext import get_pretext_task, pretext_key
 
 # Stream ids keep the random draws of the streams independent of each other.
 LABELED_STREAM, UNLABELED_STREAM = 1, 2
@@ -59,7 +59,7 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
     pretext = {}
     for p in recipe.pretext:
         task_cls = get_pretext_task(p.name)
-        pretext[p.name] = task_cls(p.options, encoder.num_features, p.head_hidden, p.head_dropout)
+        pretext[pretext_key(p.name)] = task_cls(p.options, encoder.num_features, p.head_hidden, p.head_dropout)
     return TrailerModel(encoder, TemporalPool(m.pooling), {s.name: len(s.labels) for s in specs},
                         m.head_hidden, m.head_dropout, pretext)
 
@@ -70,7 +70,7 @@ def build_optimizers(recipe: Recipe, model: TrailerModel) -> dict[str, torch.opt
     Every parameter group remembers its ``initial_lr`` for the schedule.
     """
     o = recipe.optim
-    lrs = {p.name: p.lr or o.lr for p in recipe.pretext}
+    lrs = {pretext_key(p.name): p.lr or o.lr for p in recipe.pretext}
     if o.mode == "joint" or not model.pretext:
         groups = [{"params": model.supervised_parameters(), "lr": o.lr}]
         groups += [{"params": list(model.pretext[name].parameters()), "lr": lr} for name, lr in lrs.items()]

@@ -1,0 +1,90 @@
+"""Compare finished runs side by side: mean and spread over seeds, per recipe name."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from semisup.errors import SemisupError
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The headline numbers of one finished run (first task).
+
+    Attributes:
+        rule: the decision rule with the best validation micro-F1 among those
+            reported; ``test_f1`` is that rule's test micro-F1.
+    """
+
+    run_dir: Path
+    name: str
+    seed: int
+    task: str
+    test_map: float
+    rule: str
+    test_f1: float
+    train_seconds: float
+
+
+def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
+    """Read ``report.json`` of a finished run.
+
+    Raises:
+        SemisupError: the run has no report (unfinished or not a run directory).
+    """
+    path = run_dir / "report.json"
+    if not path.is_file():
+        raise SemisupError(f"{run_dir}: no report.json (not a finished run)")
+    report = json.loads(path.read_text())
+    val, test = report["splits"]["val"], report["splits"]["test"]
+    task = task or next(iter(test))
+    if task not in test:
+        raise SemisupError(f"{run_dir}: no task {task!r} in report.json (tasks: {', '.join(test)})")
+    rules = val[task]["rules"]
+    rule = max(rules, key=lambda r: rules[r]["micro"]["f1"])
+    from semisup.config import load_recipe
+
+    recipe = load_recipe(run_dir / "config.toml")
+    return RunSummary(run_dir, recipe.run.name, recipe.run.seed, task, test[task]["mAP"], rule,
+                      test[task]["rules"][rule]["micro"]["f1"], report["training"]["train_seconds"])
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """Runs of one recipe name: means and standard deviations over seeds."""
+
+    name: str
+    runs: tuple[RunSummary, ...]
+
+    def mean(self, field: str) -> float:
+        return statistics.fmean(getattr(r, field) for r in self.runs)
+
+    def std(self, field: str) -> float:
+        values = [getattr(r, field) for r in self.runs]
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def compare_runs(run_dirs: Sequence[Path], task: str | None = None) -> list[GroupSummary]:
+    """Group finished runs by recipe name, in the order names first appear."""
+    groups: dict[str, list[RunSummary]] = {}
+    for run_dir in run_dirs:
+        summary = summarise_run(Path(run_dir), task)
+        groups.setdefault(summary.name, []).append(summary)
+    return [GroupSummary(name, tuple(runs)) for name, runs in groups.items()]
+
+
+def markdown_table(groups: Sequence[GroupSummary]) -> str:
+    """A Markdown table: recipe, seeds, test mAP, test micro-F1 (val-chosen rule), train time."""
+    lines = ["| recipe | seeds | test mAP | test micro-F1 (rule chosen on val) | train time |",
+             "|---|---|---|---|---|"]
+    for g in groups:
+        seeds = ", ".join(str(r.seed) for r in g.runs)
+        rules = ", ".join(sorted({r.rule for r in g.runs}))
+        lines.append(f"| {g.name} | {seeds} | {g.mean('test_map'):.3f} ± {g.std('test_map'):.3f} | "
+                     f"{g.mean('test_f1'):.3f} ± {g.std('test_f1'):.3f} ({rules}) | "
+                     f"{g.mean('train_seconds') / 60:.1f} min |")
+    return "\n".join(lines)

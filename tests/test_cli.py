@@ -1,0 +1,65 @@
+"""Bad input at the command line: one line on stderr, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from conftest import run_cli
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_malformed_toml(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\n")
+    assert_one_line_error(run_cli("run", str(bad)), "bad.toml: malformed TOML")
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ("data.max_frame=3", ['data.max_frame: unknown key (did you mean "max_frames"?)']),
+    ("train.epochs=many", ["train.epochs: expected an integer, got 'many'"]),
+    ("data.root=/no/such/dir", ["data.root: /no/such/dir does not exist"]),
+    ("tasks.column=genre", ["labels.csv: no column 'genre'", 'did you mean "genres"?']),
+])
+def test_bad_recipe_values(tiny_recipe, override, fragments):
+    assert_one_line_error(run_cli("run", str(tiny_recipe()), "--set", override), *fragments)
+
+
+def test_missing_and_empty_frames_folders(tiny_recipe, demo_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root)
+    shutil.rmtree(root / "frames" / "demo-0003")
+    assert_one_line_error(run_cli("run", str(tiny_recipe(root=root))), "labels.csv:5",
+                          "frames/demo-0003 does not exist")
+    (root / "frames" / "demo-0003").mkdir()
+    assert_one_line_error(run_cli("run", str(tiny_recipe(root=root))), "frames/demo-0003 holds no images")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[data\n")
+    result = run_cli("--debug", "run", str(bad))
+    assert result.returncode == 2 and "Traceback" in result.stderr
+
+
+def test_run_needs_a_recipe_or_resume(tmp_path):
+    assert_one_line_error(run_cli("run"), "give a recipe")
+    assert_one_line_error(run_cli("run", "--resume", str(tmp_path)), "not a run directory")
+    assert_one_line_error(run_cli("run", str(tmp_path / "nope.toml")), "recipe not found")
+
+
+def test_data_demo_command(tmp_path):
+    result = run_cli("data", "demo", str(tmp_path / "d"), "--scale", "0.05", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "Drama" in result.stdout and (tmp_path / "d" / "labels.csv").is_file()
+    assert_one_line_error(run_cli("data", "demo", str(tmp_path / "d")), "already exists")

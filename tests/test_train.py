@@ -1,0 +1,210 @@
+"""End-to-end training on the tiny demo: run directory, determinism, optimiser modes, resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from semisup.config import load_recipe
+from semisup.evaluate.predictions import Predictions
+from semisup.train.checkpoints import load_checkpoint
+from semisup.train.logs import read_metrics
+from semisup.train.run import resume_run, start_run
+from semisup.train.setup import build_model, build_optimizers, load_data
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def epoch_records(run_dir):
+    """metrics.jsonl without the wall-clock fields."""
+    clock = ("images_per_s", "elapsed_s")
+    return [{k: v for k, v in r.items() if k not in clock} for r in read_metrics(run_dir / "metrics.jsonl")]
+
+
+def test_cli_run_writes_the_whole_run_directory(tiny_recipe, tmp_path):
+    result = run_cli("run", str(tiny_recipe()), "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "run"
+    for name in ("config.toml", "metrics.jsonl", "checkpoints/last.pt", "checkpoints/best.pt",
+                 "predictions/val.npz", "predictions/test.npz", "report.json"):
+        assert (run / name).is_file(), name
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    records = read_metrics(run / "metrics.jsonl")
+    assert [r["epoch"] for r in records] == [0, 1]
+    assert {"loss", "pretext", "val", "images_per_s", "lr", "corrupt_frames"} <= set(records[0])
+    assert 0 <= records[0]["pretext"]["sesemi"]["accuracy"] <= 1
+    report = json.loads((run / "report.json").read_text())
+    test = report["splits"]["test"]["genres"]
+    assert 0 < test["mAP"] <= 1 and test["samples"] == 20
+    assert set(test["rules"]) == {"top-1", "top-2", "top-3", "top-4", "top-5", "round"}
+    # the printed table
+    assert "test: genres" in result.stdout and "top-3" in result.stdout and "round" in result.stdout
+    predictions = Predictions.load(run / "predictions" / "test.npz")
+    assert predictions.scores["genres"].shape == (20, len(predictions.labels["genres"]))
+    assert ((predictions.scores["genres"] >= 0) & (predictions.scores["genres"] <= 1)).all()
+    # the resolved recipe holds the vocabulary and repeats the run
+    config = load_recipe(run / "config.toml")
+    assert config.tasks[0].labels == predictions.labels["genres"]
+    again = run_cli("run", str(run / "config.toml"), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0, again.stderr
+    assert epoch_records(tmp_path / "again") == epoch_records(run)
+
+
+def test_identical_runs_give_identical_results(tiny_recipe, tmp_path):
+    recipe = tiny_recipe(extra="")
+    first = start_run(recipe, [], tmp_path / "a")
+    second = start_run(recipe, [], tmp_path / "b")
+    assert epoch_records(first.run_dir) == epoch_records(second.run_dir)
+    a = Predictions.load(first.run_dir / "predictions" / "test.npz")
+    b = Predictions.load(second.run_dir / "predictions" / "test.npz")
+    np.testing.assert_array_equal(a.scores["genres"], b.scores["genres"])
+    third = start_run(recipe, ["run.seed=1"], tmp_path / "c")
+    assert epoch_records(third.run_dir) != epoch_records(first.run_dir)
+
+
+def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_root):
+    recipe = load_recipe(tiny_recipe())
+    _, specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    model = build_model(recipe, specs)
+    optimizers = build_optimizers(recipe, model)
+    assert set(optimizers) == {"supervised", "pretext/sesemi"}
+    ids = lambda opt: {id(p) for g in opt.param_groups for p in g["params"]}  # noqa: E731
+    sup, pre = ids(optimizers["supervised"]), ids(optimizers["pretext/sesemi"])
+    encoder = {id(p) for p in model.encoder.trainable_parameters()}
+    assert encoder <= sup and encoder <= pre  # both update the shared encoder ...
+    assert {id(p) for p in model.heads.parameters()} <= sup - pre  # ... each its own head only
+    assert {id(p) for p in model.pretext.parameters()} <= pre - sup
+    joint = build_optimizers(load_recipe(tiny_recipe(), ["optim.mode=joint", "pretext.lr=0.01"]), model)
+    assert set(joint) == {"joint"}
+    assert ids(joint["joint"]) == sup | pre
+    assert [g["lr"] for g in joint["joint"].param_groups] == [1e-3, 0.01]
+
+
+def test_a_pretext_step_does_not_touch_the_task_heads(tiny_recipe):
+    """One separate-mode step each: the pretext optimiser moves the encoder but no task head."""
+    recipe = load_recipe(tiny_recipe(), ["optim.lr=0.01"])
+    _, specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    torch.manual_seed(0)
+    model = build_model(recipe, specs)
+    optimizers = build_optimizers(recipe, model)
+    heads = [p.detach().clone() for p in model.heads.parameters()]
+    encoder = [p.detach().clone() for p in model.encoder.parameters()]
+    out = model.pretext["sesemi"](torch.randn(2, 2, 3, 32, 32), model.encoder)
+    optimizers["pretext/sesemi"].zero_grad()
+    out.loss.backward()
+    optimizers["pretext/sesemi"].step()
+    assert all(torch.equal(a, b) for a, b in zip(heads, model.heads.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(encoder, model.encoder.parameters()))
+
+
+def test_joint_mode_and_supervised_only_runs(tiny_recipe, tmp_path):
+    joint = start_run(tiny_recipe(), ["optim.mode=joint", "pretext.transforms=all", "pretext.weight=0.5"],
+                      tmp_path / "joint")
+    assert joint.report["splits"]["test"]["genres"]["mAP"] > 0
+    state = load_checkpoint(joint.run_dir / "checkpoints" / "last.pt")
+    assert set(state["optimizers"]) == {"joint"}
+    supervised = start_run(tiny_recipe(pretext=False), [], tmp_path / "sup")
+    records = read_metrics(supervised.run_dir / "metrics.jsonl")
+    assert records[0]["pretext"] == {} and len(records) == 2
+
+
+def test_corrupt_frames_are_skipped_and_counted(tiny_recipe, demo_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(demo_root, root)
+    victims = sorted((root / "frames").glob("demo-000*/000.jpg"))[:3]
+    for path in victims:
+        path.write_bytes(path.read_bytes()[:200])  # truncated JPEG
+    result = start_run(tiny_recipe(root=root), ["data.max_frames=20", "data.eval_frames=20"], tmp_path / "run")
+    records = read_metrics(result.run_dir / "metrics.jsonl")
+    assert records[-1]["corrupt_frames"] >= 1
+    assert result.report["splits"]["test"]["genres"]["mAP"] > 0
+
+
+def _wait_for(predicate, timeout=300.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("every_step", [False, True], ids=["epoch-checkpoint", "mid-epoch-checkpoint"])
+def test_sigkill_during_second_epoch_then_resume(tiny_recipe, tmp_path, every_step):
+    """A killed run resumes and ends exactly where an uninterrupted run does."""
+    extra = "\n[optim]\nlr = 0.002\n"
+    sets = ["train.epochs=3"] + (["train.checkpoint_minutes=0.00001"] if every_step else [])
+    reference = start_run(tiny_recipe(extra=extra), sets, tmp_path / "reference")
+
+    run = tmp_path / "killed"
+    args = [sys.executable, "-m", "semisup.cli", "run", str(tiny_recipe(extra=extra, name="r2.toml")),
+            "--out", str(run)] + [a for s in sets for a in ("--set", s)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def reached(epoch, batch):
+        def check():
+            try:
+                position = load_checkpoint(run / "checkpoints" / "last.pt")["position"]
+            except Exception:
+                return False
+            return position["epoch"] == epoch and position["batch"] >= batch
+        return check
+
+    # killed during the second epoch: after the end-of-epoch-1 checkpoint, or after one inside epoch 2
+    assert _wait_for(reached(1, 1 if every_step else 0))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "report.json").exists()
+    position = load_checkpoint(run / "checkpoints" / "last.pt")["position"]
+    assert position["epoch"] == 1 and (position["batch"] >= 1) == every_step
+
+    resumed = run_cli("run", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "report.json").is_file()
+    assert epoch_records(run) == epoch_records(reference.run_dir)
+    a = Predictions.load(run / "predictions" / "test.npz")
+    b = Predictions.load(reference.run_dir / "predictions" / "test.npz")
+    np.testing.assert_array_equal(a.scores["genres"], b.scores["genres"])
+
+
+def test_resume_of_a_finished_or_foreign_folder(tiny_recipe, tmp_path):
+    from semisup.errors import SemisupError
+
+    with pytest.raises(SemisupError, match="not a run directory"):
+        resume_run(tmp_path)
+    first = start_run(tiny_recipe(), ["train.epochs=1"], tmp_path / "run")
+    with pytest.raises(SemisupError, match="already exists and is not empty"):
+        start_run(tiny_recipe(), [], tmp_path / "run")
+    again = resume_run(first.run_dir)  # nothing left to train: evaluates again
+    assert again.report["splits"]["test"] == first.report["splits"]["test"]
+
+
+def test_training_with_a_pretext_task_from_a_module_path(tiny_recipe, tmp_path, monkeypatch):
+    package = tmp_path / "plugins"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "mirror.py").write_text(
+        "import torch\n"
+        "from semisup.pretext import PretextTask\n\n"
+        "class Mirror(PretextTask):\n"
+        "    num_classes = 2\n\n"
+        "    def forward(self, frames, encode):\n"
+        "        x = frames.flatten(0, 1)\n"
+        "        target = torch.randint(0, 2, (x.shape[0],), device=x.device)\n"
+        "        x = torch.where(target.view(-1, 1, 1, 1) == 1, x.flip(3), x)\n"
+        "        return self.classify(encode(x), target)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    result = start_run(tiny_recipe(), ['pretext.name="plugins.mirror:Mirror"', "train.epochs=1"], tmp_path / "run")
+    records = read_metrics(result.run_dir / "metrics.jsonl")
+    assert set(records[0]["pretext"]) == {"plugins_mirror:Mirror"}
+    assert 0 <= records[0]["pretext"]["plugins_mirror:Mirror"]["accuracy"] <= 1
