@@ -18,7 +18,7 @@ def test_tiny_recipe_loads_with_defaults(tiny_recipe):
     assert recipe.loss.gamma_neg == 4.0 and recipe.loss.clip == 0.05  # ASL paper defaults
     assert recipe.optim.mode == "separate"
     assert recipe.tasks[0].csv_column == "genres"
-    assert recipe.pretext[0].options.transforms == "one"
+    assert recipe.pretext[0].options.transforms == "all"
 
 
 def test_shipped_recipes_are_valid(demo_root):

@@ -154,7 +154,7 @@ def test_sigkill_during_second_epoch_then_resume(tiny_recipe, tmp_path, every_st
     def reached(epoch, batch):
         def check():
             try:
-                position = load_checkpoint(run / "checkpoints" / "last.pt")["position"]
+                position = load_checkpoint(run / "checkpoints" / "last.pt")["state"]
             except Exception:
                 return False
             return position["epoch"] == epoch and position["batch"] >= batch
@@ -165,7 +165,7 @@ def test_sigkill_during_second_epoch_then_resume(tiny_recipe, tmp_path, every_st
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (run / "report.json").exists()
-    position = load_checkpoint(run / "checkpoints" / "last.pt")["position"]
+    position = load_checkpoint(run / "checkpoints" / "last.pt")["state"]
     assert position["epoch"] == 1 and (position["batch"] >= 1) == every_step
 
     resumed = run_cli("run", "--resume", str(run))

@@ -33,6 +33,7 @@ from semisup.data.samples import Sample, TaskSpec, split_samples
 from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
 from semisup.evaluate.inference import predict
 from semisup.evaluate.metrics import mean_average_precision
+from semisup.evaluate.predictions import Predictions
 from semisup.losses import AsymmetricLoss
 from semisup.pretext import pretext_key
 from semisup.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -53,17 +54,73 @@ class FitResult:
 
 
 @dataclass
-class EpochSums:
-    """Running sums of one epoch's statistics (saved in checkpoints, so resumed epochs log the same)."""
+class TrainState:
+    """Everything besides weights and optimisers that a resumed run needs.
 
+    Attributes:
+        epoch, batch: the next step to run.
+        best_score, best_epoch: best validation score so far (mean mAP over tasks).
+        sums: running sums of the current epoch's statistics.
+        bad_frames: unreadable frame files met so far.
+        elapsed: training seconds of earlier sessions.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
     sums: dict[str, float] = field(default_factory=dict)
+    bad_frames: set[str] = field(default_factory=set)
+    elapsed: float = 0.0
 
     def add(self, **values: float) -> None:
+        """Add to the epoch's running sums."""
         for key, value in values.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(value)
 
     def mean(self, key: str) -> float:
+        """Mean of a summed statistic over the epoch's steps so far."""
         return self.sums.get(key, 0.0) / max(1.0, self.sums.get("steps", 0.0))
+
+    def images_per_s(self) -> float:
+        return self.sums.get("images", 0.0) / max(self.sums.get("seconds", 0.0), 1e-9)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch": self.batch, "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "sums": dict(self.sums), "bad_frames": sorted(self.bad_frames),
+                "elapsed": self.elapsed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainState":
+        return cls(data["epoch"], data["batch"], data["best_score"], data["best_epoch"], dict(data["sums"]),
+                   set(data["bad_frames"]), data["elapsed"])
+
+
+def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   grad_clip: float = 0.0) -> None:
+    """zero_grad -> backward (scaled for fp16) -> optional gradient clipping -> step."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def set_lr(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
+    """Scale every parameter group's ``initial_lr`` by the schedule's ``factor``."""
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+
+def validation_map(predictions: Predictions, specs: Sequence[TaskSpec]) -> dict[str, float]:
+    """mAP of every task on the samples labeled for it."""
+    return {s.name: mean_average_precision(predictions.targets[s.name][predictions.labeled[s.name]],
+                                           predictions.scores[s.name][predictions.labeled[s.name]])
+            for s in specs}
 
 
 def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], run_dir: Path,
@@ -93,60 +150,40 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     augment_pretext = FrameAugment(size, mean, std, hflip=False).to(device)  # flips would blur SESEMI's targets
     normalize = FrameNormalize(mean, std).to(device)
     weights = {pretext_key(p.name): p.weight for p in recipe.pretext}
-    joint = "joint" in optimizers
+    joint, grad_clip = "joint" in optimizers, recipe.optim.grad_clip
     ckpt_dir = run_dir / "checkpoints"
 
     # Where to start: from scratch, or exactly where last.pt stopped.
-    epoch0, batch0, best_score, best_epoch, sums, bad_frames = 0, 0, -math.inf, -1, EpochSums(), set()
-    elapsed_before = 0.0  # training seconds of earlier sessions of this run
+    state = TrainState()
     if resume:
-        state = load_checkpoint(ckpt_dir / "last.pt")
-        model.load_state_dict(state["model"])
+        saved = load_checkpoint(ckpt_dir / "last.pt")
+        model.load_state_dict(saved["model"])
         for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-            scalers[name].load_state_dict(state["scalers"][name])
-        epoch0, batch0 = state["position"]["epoch"], state["position"]["batch"]
-        best_score, best_epoch = state["best"]["score"], state["best"]["epoch"]
-        sums, bad_frames = EpochSums(dict(state["epoch_sums"])), set(state["bad_frames"])
-        elapsed_before = state["elapsed"]
-        set_rng_state(state["rng"])
+            optimizer.load_state_dict(saved["optimizers"][name])
+            scalers[name].load_state_dict(saved["scalers"][name])
+        state = TrainState.from_dict(saved["state"])
+        set_rng_state(saved["rng"])
 
     pin = device.type == "cuda"
     streams = build_streams(recipe, samples, specs, pin_memory=pin)
     steps = streams.steps_per_epoch
-    streams.labeled_sampler.start_batch = epoch0 * steps + batch0  # one labeled batch per step
+    streams.labeled_sampler.start_batch = state.epoch * steps + state.batch  # one labeled batch per step
     val_loader = build_eval_loader(split_samples(samples, "val"), specs, size, recipe.data.eval_frames,
                                    recipe.train.eval_batch_size, recipe.data.num_workers, pin)
     epochs, total_steps = recipe.train.epochs, recipe.train.epochs * steps
     warmup_steps = round(recipe.optim.warmup_epochs * steps)
-    logger = RunLogger(run_dir, resume_epoch=epoch0 if resume else None, resume_step=epoch0 * steps + batch0)
+    logger = RunLogger(run_dir, resume_epoch=state.epoch if resume else None,
+                       resume_step=state.epoch * steps + state.batch)
+    session_start, elapsed_before = time.monotonic(), state.elapsed
 
-    def checkpoint(epoch: int, batch: int) -> None:
+    def checkpoint() -> None:
+        state.elapsed = elapsed_before + time.monotonic() - session_start
         save_checkpoint(ckpt_dir / "last.pt", {
-            "model": model.state_dict(),
-            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-            "scalers": {n: s.state_dict() for n, s in scalers.items()},
-            "rng": rng_state(), "position": {"epoch": epoch, "batch": batch},
-            "best": {"score": best_score, "epoch": best_epoch}, "epoch_sums": sums.sums,
-            "bad_frames": sorted(bad_frames), "elapsed": elapsed()})
+            "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+            "scalers": {n: s.state_dict() for n, s in scalers.items()}, "rng": rng_state(),
+            "state": state.to_dict()})
 
-    session_start = time.monotonic()
-
-    def elapsed() -> float:
-        return elapsed_before + time.monotonic() - session_start
-
-    def optimise(loss: torch.Tensor, name: str) -> None:
-        optimizer, scaler = optimizers[name], scalers[name]
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if recipe.optim.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, recipe.optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-
-    encoded = 0  # images through the encoder, for images/s
+    encoded = 0  # images through the encoder in pretext tasks, for images/s
 
     def encode(images: torch.Tensor) -> torch.Tensor:
         nonlocal encoded
@@ -154,31 +191,30 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
         return model.encoder(images)
 
     labeled_batches = iter(streams.labeled)
-    progress.start(total_steps, epoch0 * steps + batch0)
-    last_save, reported_bad = time.monotonic(), len(bad_frames)
+    progress.start(total_steps, state.epoch * steps + state.batch)
+    last_save, reported_bad = time.monotonic(), len(state.bad_frames)
     try:
-        for epoch in range(epoch0, epochs):
-            start = batch0 if epoch == epoch0 else 0
+        while state.epoch < epochs:
             model.train()
-            progress.start_epoch(epoch, epochs, steps, start)
-            unlabeled_batches = streams.unlabeled_epoch(epoch, start)
-            for batch_index in range(start, steps):
+            progress.start_epoch(state.epoch, epochs, steps, state.batch)
+            unlabeled_batches = streams.unlabeled_epoch(state.epoch, state.batch)
+            while state.batch < steps:
                 tic, encoded = time.perf_counter(), 0
-                factor = lr_factor(epoch * steps + batch_index, total_steps, warmup_steps, recipe.optim.schedule)
-                for optimizer in optimizers.values():
-                    for group in optimizer.param_groups:
-                        group["lr"] = group["initial_lr"] * factor
+                set_lr(optimizers, lr_factor(state.epoch * steps + state.batch, total_steps, warmup_steps,
+                                             recipe.optim.schedule))
                 labeled, unlabeled = next(labeled_batches), next(unlabeled_batches)
-                bad_frames.update(labeled.bad_frames + (unlabeled.bad_frames if unlabeled else []))
+                state.bad_frames.update(labeled.bad_frames + (unlabeled.bad_frames if unlabeled else []))
 
                 # 1. Supervised: Asymmetric Loss of every task on the labeled trailers.
-                frames = augment(labeled.frames.to(device, non_blocking=True))
-                with autocast(device, amp_dtype):
-                    logits = model(frames, labeled.owner.to(device), labeled.num_trailers)
-                supervised = sum(task_loss(logits[s.name], labeled.targets[s.name].to(device),
-                                           labeled.has_label[s.name].to(device)) for s in specs)
-                if not joint:
-                    optimise(supervised, "supervised")
+                supervised = torch.zeros((), device=device)
+                if labeled.num_trailers:  # zero only if every trailer of the batch was unreadable
+                    frames = augment(labeled.frames.to(device, non_blocking=True))
+                    with autocast(device, amp_dtype):
+                        logits = model(frames, labeled.owner.to(device), labeled.num_trailers)
+                    supervised = sum(task_loss(logits[s.name], labeled.targets[s.name].to(device),
+                                               labeled.has_label[s.name].to(device)) for s in specs)
+                    if not joint:
+                        optimiser_step(supervised, optimizers["supervised"], scalers["supervised"], grad_clip)
 
                 # 2. Pretext tasks on the unlabeled trailers, each with its own optimiser.
                 pretext = {}
@@ -190,51 +226,51 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                         with autocast(device, amp_dtype):
                             pretext[name] = task(clips, encode)
                         if not joint:
-                            optimise(pretext[name].loss, f"pretext/{name}")
+                            key = f"pretext/{name}"
+                            optimiser_step(pretext[name].loss, optimizers[key], scalers[key], grad_clip)
 
                 # 3. Joint mode: one step on the weighted sum of all losses.
-                if joint:
-                    optimise(supervised + sum(weights[n] * out.loss for n, out in pretext.items()), "joint")
+                total = supervised + sum(weights[n] * out.loss for n, out in pretext.items())
+                if joint and total.requires_grad:
+                    optimiser_step(total, optimizers["joint"], scalers["joint"], grad_clip)
 
-                sums.add(steps=1, loss=supervised.item(), images=len(frames) + encoded,
-                         seconds=time.perf_counter() - tic,
-                         **{f"{n}_loss": out.loss.item() for n, out in pretext.items()},
-                         **{f"{n}_acc": out.accuracy.item() for n, out in pretext.items()})
-                stats = {"loss": sums.mean("loss"), **{f"{n}": sums.mean(f"{n}_loss") for n in pretext},
-                         "img/s": sums.sums["images"] / max(sums.sums["seconds"], 1e-9)}
-                progress.advance(stats)
+                state.batch += 1
+                state.add(steps=1, loss=supervised.item(), images=len(labeled.frames) + encoded,
+                          seconds=time.perf_counter() - tic,
+                          **{f"{n}_loss": out.loss.item() for n, out in pretext.items()},
+                          **{f"{n}_acc": out.accuracy.item() for n, out in pretext.items()})
+                progress.advance({"loss": state.mean("loss"), **{n: state.mean(f"{n}_loss") for n in pretext},
+                                  "img/s": state.images_per_s()})
                 if time.monotonic() - last_save > recipe.train.checkpoint_minutes * 60:
-                    checkpoint(epoch, batch_index + 1)
+                    checkpoint()
                     last_save = time.monotonic()
 
             # End of epoch: validate, log, checkpoint.
-            val = predict(model, val_loader, normalize, specs, device, amp_dtype)
-            val_map = {s.name: mean_average_precision(val.targets[s.name][val.labeled[s.name]],
-                                                      val.scores[s.name][val.labeled[s.name]]) for s in specs}
+            val_map = validation_map(predict(model, val_loader, normalize, specs, device, amp_dtype), specs)
             score = float(np.nanmean(list(val_map.values())))
-            improved = score > best_score
+            improved = score > state.best_score
             if improved:
-                best_score, best_epoch = score, epoch
-                save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch,
+                state.best_score, state.best_epoch = score, state.epoch
+                save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": state.epoch,
                                                        "score": score})
             record: dict[str, Any] = {
-                "epoch": epoch, "loss": sums.mean("loss"),
-                "pretext": {n: {"loss": sums.mean(f"{n}_loss"), "accuracy": sums.mean(f"{n}_acc")}
+                "epoch": state.epoch, "loss": state.mean("loss"),
+                "pretext": {n: {"loss": state.mean(f"{n}_loss"), "accuracy": state.mean(f"{n}_acc")}
                             for n in model.pretext},
                 "val": {name: {"mAP": value} for name, value in val_map.items()}, "val_score": score,
-                "best": improved, "lr": factor * recipe.optim.lr,
-                "images_per_s": sums.sums.get("images", 0) / max(sums.sums.get("seconds", 0), 1e-9),
-                "corrupt_frames": len(bad_frames), "elapsed_s": round(elapsed(), 1)}
-            logger.log_epoch(record, step=(epoch + 1) * steps)
+                "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
+                "images_per_s": state.images_per_s(), "corrupt_frames": len(state.bad_frames),
+                "elapsed_s": round(elapsed_before + time.monotonic() - session_start, 1)}
+            logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
-            if len(bad_frames) > reported_bad:
-                progress.message(f"warning: skipped {len(bad_frames)} unreadable frames so far, "
-                                 f"e.g. {sorted(bad_frames)[0]}")
-                reported_bad = len(bad_frames)
-            sums = EpochSums()
-            checkpoint(epoch + 1, 0)
+            if len(state.bad_frames) > reported_bad:
+                progress.message(f"warning: skipped {len(state.bad_frames)} unreadable frames so far, "
+                                 f"e.g. {sorted(state.bad_frames)[0]}")
+                reported_bad = len(state.bad_frames)
+            state.epoch, state.batch, state.sums = state.epoch + 1, 0, {}
+            checkpoint()
             last_save = time.monotonic()
     finally:
         progress.close()
         logger.close()
-    return FitResult(best_epoch, best_score, epochs, elapsed())
+    return FitResult(state.best_epoch, state.best_score, epochs, elapsed_before + time.monotonic() - session_start)
