@@ -103,11 +103,20 @@ def data_demo(
 
 
 def print_report(report: dict[str, Any]) -> None:
-    """A table per task of the test split: mAP and P/R/F1 of each decision rule (all of
-    micro, macro and samples P/R/F1 are in report.json)."""
+    """A table per task of the test split (report.json holds every number)."""
     for task, metrics in report["splits"]["test"].items():
-        table = Table(title=f"test: {task}  mAP {_fmt(metrics['mAP'])}  ({metrics['samples']} samples, "
-                            f"checkpoint {report['checkpoint']} epoch {_fmt(report.get('epoch'))})")
+        where = f"({metrics['samples']} samples, checkpoint {report['checkpoint']} epoch {_fmt(report.get('epoch'))})"
+        if "accuracy" in metrics:  # multi-class
+            table = Table(title=f"test: {task}  accuracy {_fmt(metrics['accuracy'])}  macro-F1 "
+                                f"{_fmt(metrics['macro_f1'])}  {where}")
+            for column in ("class", "precision", "recall", "F1", "AP", "support"):
+                table.add_column(column, justify="left" if column == "class" else "right")
+            for label, scores in metrics["per_class"].items():
+                table.add_row(label, _fmt(scores["precision"]), _fmt(scores["recall"]), _fmt(scores["f1"]),
+                              _fmt(metrics["ap"][label]), str(metrics["support"][label]))
+            console.print(table)
+            continue
+        table = Table(title=f"test: {task}  mAP {_fmt(metrics['mAP'])}  {where}")
         table.add_column("rule")
         columns = [("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1"),
                    ("samples", "f1")]

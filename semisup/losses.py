@@ -1,6 +1,6 @@
 """Losses of the labeled tasks.
 
-Multi-label tasks use Asymmetric Loss (Ben-Baruch et al., "Asymmetric Loss
+Multi-class tasks (shot scale, shot movement) use cross-entropy. Multi-label tasks use Asymmetric Loss (Ben-Baruch et al., "Asymmetric Loss
 For Multi-Label Classification", ICCV 2021, arXiv:2009.14119), taken from
 timm: per label, with ``p = sigmoid(logit)`` and ``p_m = max(p - clip, 0)``::
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from timm.loss import AsymmetricLossMultiLabel
 from torch import nn
 
@@ -60,3 +61,28 @@ class AsymmetricLoss(nn.Module):
                 return logits.float().sum() * 0.0
             logits, targets = logits[labeled], targets[labeled]
         return self.asl(logits.float(), targets.float())
+
+
+class CrossEntropy(nn.Module):
+    """Cross-entropy for multi-class tasks, over the labeled rows, in fp32.
+
+    Targets come one-hot ``(B, C)`` like the multi-label ones.
+
+    Example:
+        >>> round(CrossEntropy()(torch.zeros(2, 4), torch.eye(4)[:2]).item(), 4)  # log(4)
+        1.3863
+    """
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor,
+                labeled: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean cross-entropy of ``logits (B, C)`` against one-hot ``targets (B, C)``; see :class:`AsymmetricLoss`."""
+        if labeled is not None:
+            if not bool(labeled.any()):
+                return logits.float().sum() * 0.0
+            logits, targets = logits[labeled], targets[labeled]
+        return F.cross_entropy(logits.float(), targets.argmax(1))
+
+
+def task_losses(kinds: dict[str, str], multilabel: AsymmetricLoss) -> dict[str, nn.Module]:
+    """The loss of each task by its kind: Asymmetric Loss for multi-label, cross-entropy for multi-class."""
+    return {name: multilabel if kind == "multilabel" else CrossEntropy() for name, kind in kinds.items()}

@@ -49,7 +49,7 @@ def test_shape_of_the_full_demo_labels(tmp_path):
 
 
 def test_written_demo_reads_back_in_the_folder_format(demo_root):
-    samples, specs = read_folder(demo_root, [TaskColumn("genres", "genres")])
+    samples = read_folder(demo_root, [TaskColumn("genres", "genres")]).samples
     info = json.loads((demo_root / "demo.json").read_text())
     assert len(samples) == sum(info["splits"].values())
     assert {s.split for s in samples} == {"train", "unlabeled", "val", "test"}
@@ -57,7 +57,7 @@ def test_written_demo_reads_back_in_the_folder_format(demo_root):
     assert all(s.labels["genres"] is None for s in samples if s.split == "unlabeled")
     assert all(s.labels["genres"] for s in samples if s.split != "unlabeled")
     # labels_all.csv reveals the pool's hidden labels for "all labels" reference runs
-    full, _ = read_folder(demo_root, [TaskColumn("genres", "genres")], labels_file="labels_all.csv")
+    full = read_folder(demo_root, [TaskColumn("genres", "genres")], labels_file="labels_all.csv").samples
     assert all(s.labels["genres"] for s in full) and not any(s.split == "unlabeled" for s in full)
 
 

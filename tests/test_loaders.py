@@ -60,7 +60,7 @@ def make_trailer(tmp_path, frames: int, corrupt: tuple[int, ...] = (), name: str
         else:
             Image.fromarray(np.full((20, 20, 3), 10 * j, np.uint8)).save(path)
         paths.append(path)
-    return Sample(name, tuple(paths), {"genres": ("A",)}, "train")
+    return Sample(name, tuple(paths), labels={"genres": ("A",)})
 
 
 def test_corrupt_frames_are_skipped_and_reported(tmp_path):
@@ -139,8 +139,8 @@ def test_cycling_sampler_resumes_exactly():
 
 
 def test_loader_with_workers_gives_the_same_batches_as_without(demo_root):
-    samples, specs = read_folder(demo_root, [TaskColumn("genres", "genres")])
-    dataset = TrailerFrames(samples[:12], specs, 32, train_picker(3))
+    data = read_folder(demo_root, [TaskColumn("genres", "genres")])
+    dataset = TrailerFrames(data.samples[:12], data.tasks, 32, train_picker(3))
 
     def batches(workers):
         sampler = EpochBatchSampler(12, 4, seed=0, stream=1)
@@ -152,7 +152,7 @@ def test_loader_with_workers_gives_the_same_batches_as_without(demo_root):
 
 
 def test_clip_picker_gives_fixed_length_clips(demo_root):
-    samples, _ = read_folder(demo_root, [TaskColumn("genres", "genres")])
+    samples = read_folder(demo_root, [TaskColumn("genres", "genres")]).samples
     dataset = TrailerFrames(samples[:6], [], 32, clip_picker(5))
     clips = collate_clips([dataset[(i, i)] for i in range(6)])
     assert clips.frames.shape == (6, 5, 3, 32, 32) and clips.frames.dtype == torch.uint8

@@ -73,7 +73,7 @@ def test_identical_runs_give_identical_results(tiny_recipe, tmp_path):
 
 def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_root):
     recipe = load_recipe(tiny_recipe())
-    _, specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True).tasks
     model = build_model(recipe, specs)
     optimizers = build_optimizers(recipe, model)
     assert set(optimizers) == {"supervised", "pretext/sesemi"}
@@ -92,7 +92,7 @@ def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_ro
 def test_a_pretext_step_does_not_touch_the_task_heads(tiny_recipe):
     """One separate-mode step each: the pretext optimiser moves the encoder but no task head."""
     recipe = load_recipe(tiny_recipe(), ["optim.lr=0.01"])
-    _, specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True).tasks
     torch.manual_seed(0)
     model = build_model(recipe, specs)
     optimizers = build_optimizers(recipe, model)

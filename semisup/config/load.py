@@ -187,6 +187,10 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
         if value not in typing.get_args(tp):
             raise SemisupError(f"{source}: {key}: expected {_describe(tp)}, got {value!r}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise SemisupError(f"{source}: {key}: expected a table of strings, e.g. {{\"a\" = \"b\"}}, got {value!r}")
+        return dict(value)
     if origin is tuple:
         if not isinstance(value, list):
             raise SemisupError(f"{source}: {key}: expected {_describe(tp)}, got {value!r}")
@@ -253,11 +257,14 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
             raise SemisupError(f"{source}: pretext: task {name!r} is listed twice")
     data: DataConfig = recipe.data
     root = data.root.expanduser()
-    if data.format == "folder" and not root.is_dir():
+    if data.format != "demo" and not root.is_dir():
         what = "is a file, expected a folder" if root.exists() else "does not exist"
         raise SemisupError(f"{source}: data.root: {root} {what}")
-    if data.format == "folder" and not (root / data.labels_file).is_file():
-        raise SemisupError(f"{source}: data.labels_file: {root / data.labels_file} does not exist")
+    needed = {"folder": [("labels_file", data.labels_file)], "movieshots": [("annotations", data.annotations)],
+              "movienet": [("keyframes_dir", data.keyframes_dir)]}.get(data.format, [])
+    for key, name in needed:
+        if not (root / name).exists():
+            raise SemisupError(f"{source}: data.{key}: {root / name} does not exist")
     pretrained = recipe.model.pretrained
     if isinstance(pretrained, Path) and not pretrained.is_file():
         raise SemisupError(f"{source}: model.pretrained: {pretrained} does not exist "

@@ -14,12 +14,15 @@ from typing import Any, Literal
 
 
 def spec(default: Any = ..., *, ge: float | None = None, gt: float | None = None,
-         le: float | None = None, lt: float | None = None, doc: str = "") -> Any:
+         le: float | None = None, lt: float | None = None, doc: str = "", factory: Any = None) -> Any:
     """A dataclass field with an optional numeric range and a short description.
 
-    ``default=...`` makes the key required.
+    ``default=...`` (and no ``factory``) makes the key required; ``factory``
+    builds mutable defaults (``dict``).
     """
     meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "doc": doc}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
     if default is ...:
         return field(metadata=meta)
     if isinstance(default, (list, dict, set)):
@@ -41,27 +44,41 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """``[data]``: where the trailers are and how frames are taken from them."""
+    """``[data]``: where the samples are, in which layout, and how frames are taken."""
 
     root: Path = spec(doc="dataset folder")
-    format: Literal["folder", "demo"] = spec(
-        "folder", doc='"folder" (labels.csv + frames/<id>/) or "demo" (built at root on first use)')
-    labels_file: str = spec("labels.csv", doc="CSV file inside root")
+    format: Literal["folder", "demo", "movienet", "movieshots"] = spec(
+        "folder", doc='"folder" (labels.csv + frames/<id>/), "demo" (built at root on first use), '
+                      '"movienet" or "movieshots" (their own layouts)')
+    labels_file: str = spec("labels.csv", doc="folder/demo: CSV file inside root")
+    split_file: str = spec("", doc='movienet: "split.csv" by default; movieshots: the official '
+                                   'v1_split_trailer.json when present, else "split.csv"')
+    meta_dir: str = spec("meta", doc="movienet: folder of <imdb_id>.json metadata")
+    keyframes_dir: str = spec("keyframes", doc="movienet: folder of <imdb_id>/shot_NNNN_img_K.jpg")
+    annotations: str = spec("v1_full_trailer.json", doc="movieshots: the annotation file")
+    clips_dir: str = spec("trailer", doc="movieshots: folder of <imdb_id>/shot_<NNNN>.mp4 clips")
     image_size: int = spec(224, ge=16, le=1024, doc="square side the frames are cropped to")
-    max_frames: int = spec(20, ge=1, doc="random frames per labeled trailer in training")
-    eval_frames: int = spec(20, ge=1, doc="evenly spaced frames per trailer in evaluation")
+    max_frames: int = spec(20, ge=1, doc="random frames per labeled sample in training")
+    eval_frames: int = spec(20, ge=1, doc="evenly spaced frames per sample in evaluation")
     num_workers: int = spec(2, ge=0, doc="decoding processes per loader")
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """``[[tasks]]``: one supervised task read from a CSV column."""
+    """``[[tasks]]``: one supervised task, its labels read from a CSV column or JSON key."""
 
     name: str = spec(doc="task name, used in reports")
-    column: str = spec("", doc="CSV column; defaults to the task name")
-    kind: Literal["multilabel"] = spec("multilabel")
+    column: str = spec("", doc="CSV column or JSON key; defaults to the task name")
+    kind: Literal["multilabel", "multiclass"] = spec(
+        "multilabel", doc="multilabel: any number of labels per sample (Asymmetric Loss); "
+                          "multiclass: exactly one (cross-entropy)")
     labels: tuple[str, ...] = spec((), doc="label vocabulary; empty: read from the data")
     separator: str = spec("|", doc="separates labels inside a cell")
+    unknown_labels: Literal["error", "drop"] = spec(
+        "error", doc="a label outside `labels` stops the run, or is dropped")
+    top_labels: int = spec(0, ge=0, doc="keep only the N most frequent labels (0: all); others are dropped")
+    rename: dict[str, str] = spec(factory=dict, doc='renames raw labels, e.g. {"Science Fiction" = "Sci-Fi"}; '
+                                            '"" drops a label')
 
     @property
     def csv_column(self) -> str:

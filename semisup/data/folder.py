@@ -2,15 +2,18 @@
 
 ::
 
-    ROOT/labels.csv          id,split,genres
-                             tt001,train,Action|Drama
-                             tt002,unlabeled,
-    ROOT/frames/<id>/*.jpg   frames of each sample, time order = sorted file names
+    ROOT/labels.csv            id,split,genres
+                               tt001,train,Action|Drama
+                               tt002,unlabeled,
+    ROOT/frames/<id>/*.jpg     frames of each sample, time order = sorted file names
+    ROOT/videos/<id>.mp4       ... or a video per sample, decoded on the fly
 
-``split`` is optional per file (``train``, ``val``, ``test``, ``unlabeled``)
-and there is one column per task; labels inside a cell are separated by
-``|``. An empty cell means the sample is unlabeled for that task; rows of the
-``unlabeled`` split are never used as labeled, whatever their cells hold.
+``split`` is optional (``train``, ``val``, ``test``, ``unlabeled``; missing
+means ``train``), so is ``group`` (samples of one group stay in one split
+when splitting). There is one column per task; labels inside a cell are
+separated by ``|``. An empty cell means the sample is unlabeled for that
+task; rows of the ``unlabeled`` split are never used as labeled, whatever
+their cells hold. A frames folder wins over a video of the same id.
 """
 
 from __future__ import annotations
@@ -18,35 +21,27 @@ from __future__ import annotations
 import csv
 import difflib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from semisup.data.samples import SPLITS, Sample, TaskSpec
+from semisup.data.labels import TaskColumn, resolve_labels
+from semisup.data.samples import SPLITS, Dataset, Problem, Sample
+from semisup.data.video import VIDEO_SUFFIXES
 from semisup.errors import SemisupError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
-
-@dataclass(frozen=True)
-class TaskColumn:
-    """How one task is read from the CSV.
-
-    Attributes:
-        name: task name.
-        column: CSV column holding its labels.
-        labels: fixed vocabulary; empty means "read it from the data".
-        separator: separates labels inside a cell.
-    """
-
-    name: str
-    column: str
-    labels: tuple[str, ...] = ()
-    separator: str = "|"
+__all__ = ["IMAGE_SUFFIXES", "TaskColumn", "frame_files", "read_csv", "read_folder", "require_folder"]
 
 
-def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "labels.csv"
-                ) -> tuple[list[Sample], list[TaskSpec]]:
+def require_folder(root: Path, what: str = "dataset root") -> None:
+    """Raise a one-line error unless ``root`` is an existing folder."""
+    if not root.is_dir():
+        state = "is a file, expected a folder" if root.exists() else "does not exist"
+        raise SemisupError(f"{root}: {what} {state}")
+
+
+def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "labels.csv") -> Dataset:
     """Read a dataset in the generic folder format.
 
     Args:
@@ -55,45 +50,61 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
         labels_file: CSV file name inside ``root``.
 
     Returns:
-        The samples (CSV order) and one :class:`TaskSpec` per task, whose
-        vocabulary is the given one or, if none was given, the sorted labels
-        found in the labeled rows.
+        The :class:`Dataset`; samples whose frames are missing are left out
+        and reported as fatal problems.
 
     Raises:
-        SemisupError: missing file or column, bad split value, duplicate id,
-            unknown label, frames folder missing or empty.
+        SemisupError: no root, no labels file, no ``id`` column or no task column.
     """
+    require_folder(root)
     csv_path = root / labels_file
-    if not root.is_dir():
-        raise SemisupError(f"{root}: dataset root {'is not a folder' if root.exists() else 'does not exist'}")
-    if not csv_path.is_file():
-        raise SemisupError(f"{csv_path}: labels file not found (expected a CSV with an 'id' column)")
-    rows, columns = _read_csv(csv_path)
+    rows, columns = read_csv(csv_path)
     for needed in ["id", *(t.column for t in tasks)]:
         if needed not in columns:
             guess = difflib.get_close_matches(needed, columns, n=1)
             hint = f'did you mean "{guess[0]}"?' if guess else "columns: " + ", ".join(columns)
             raise SemisupError(f"{csv_path}: no column {needed!r} ({hint})")
-    samples, seen = [], set()
+    videos = _video_index(root / "videos")
+    samples, problems, seen = [], [], set()
     for line, row in rows:
         where = f"{csv_path}:{line}"
         sample_id = (row.get("id") or "").strip()
         if not sample_id:
-            raise SemisupError(f"{where}: empty id")
+            problems.append(Problem("empty id", f"{where}: empty id"))
+            continue
         if sample_id in seen:
-            raise SemisupError(f"{where}: id {sample_id!r} appears twice")
+            problems.append(Problem("duplicate id", f"{where}: id {sample_id!r} appears twice"))
+            continue
         seen.add(sample_id)
-        split = (row.get("split") or "train").strip() or "train"
+        split = (row.get("split") or "").strip() or "train"
         if split not in SPLITS:
-            raise SemisupError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)}")
+            problems.append(Problem("bad split", f"{where}: split {split!r} is not one of {', '.join(SPLITS)}"))
+            continue
+        folder = root / "frames" / sample_id
+        frames, video = (), None
+        if not folder.exists() and sample_id in videos:
+            video = videos[sample_id]
+        else:
+            try:
+                frames = frame_files(folder, where)
+            except SemisupError as exc:
+                problems.append(Problem("missing frames", str(exc)))
+                continue
         labels = {t.name: (None if split == "unlabeled" else _parse_cell(row.get(t.column), t.separator))
                   for t in tasks}
-        samples.append(Sample(sample_id, frame_files(root / "frames" / sample_id, where), labels, split))
-    specs = [_task_spec(task, samples, csv_path) for task in tasks]
-    return samples, specs
+        samples.append(Sample(sample_id, frames, video, labels, split, (row.get("group") or "").strip() or None))
+    samples, specs, label_problems = resolve_labels(samples, tasks, str(csv_path))
+    return Dataset(samples, specs, problems + label_problems, str(csv_path))
 
 
-def _read_csv(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+def read_csv(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
+    """Rows (with their line numbers) and column names of a UTF-8 CSV.
+
+    Raises:
+        SemisupError: missing, unreadable or empty file.
+    """
+    if not path.is_file():
+        raise SemisupError(f"{path}: labels file not found (expected a CSV with an 'id' column)")
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -110,7 +121,15 @@ def _read_csv(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
 def _parse_cell(cell: str | None, separator: str) -> tuple[str, ...] | None:
     if cell is None or not cell.strip():
         return None
-    return tuple(dict.fromkeys(part.strip() for part in cell.split(separator) if part.strip()))
+    return tuple(dict.fromkeys(part.strip() for part in cell.split(separator) if part.strip())) or None
+
+
+def _video_index(folder: Path) -> dict[str, Path]:
+    """``videos/<id>.<ext>`` files by id (ids may contain sub-folders)."""
+    if not folder.is_dir():
+        return {}
+    return {path.relative_to(folder).with_suffix("").as_posix(): path
+            for path in sorted(folder.rglob("*")) if path.suffix.lower() in VIDEO_SUFFIXES}
 
 
 def frame_files(folder: Path, where: str = "") -> tuple[Path, ...]:
@@ -130,17 +149,3 @@ def frame_files(folder: Path, where: str = "") -> tuple[Path, ...]:
     if not names:
         raise SemisupError(f"{prefix}frames folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return tuple(folder / name for name in names)
-
-
-def _task_spec(task: TaskColumn, samples: list[Sample], csv_path: Path) -> TaskSpec:
-    found = sorted({label for s in samples for label in (s.labels[task.name] or ())})
-    if not task.labels:
-        if not found:
-            raise SemisupError(f"{csv_path}: column {task.column!r} (task {task.name!r}) holds no labels")
-        return TaskSpec(task.name, tuple(found))
-    unknown = [label for label in found if label not in task.labels]
-    if unknown:
-        sample = next(s for s in samples if unknown[0] in (s.labels[task.name] or ()))
-        raise SemisupError(f"{csv_path}: sample {sample.id!r}: label {unknown[0]!r} of task {task.name!r} "
-                           f"is not in the recipe's labels ({len(unknown)} unknown labels in all)")
-    return TaskSpec(task.name, tuple(task.labels))

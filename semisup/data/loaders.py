@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from semisup.data.frames import even_frames, fixed_frames, random_frames
 from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import Sample, TaskSpec
+from semisup.data.video import VideoError, probe, read_frames
 
 FramePicker = Callable[[int, np.random.Generator], np.ndarray]
 """Chooses frame indices (sorted) of a trailer with ``n`` frames."""
@@ -76,8 +77,9 @@ class TrailerFrames(Dataset):
     """Decodes the picked frames of a trailer.
 
     Items are requested as ``(index, seed)``: the seed drives the frame
-    picker. Unreadable frames are skipped and reported in
-    :attr:`TrailerItem.bad_frames`; if every picked frame is unreadable the
+    picker. Frames come from image files or are decoded from the sample's
+    video. Unreadable frames are skipped and reported in
+    :attr:`TrailerItem.bad_frames`; if every picked image is unreadable the
     other frames of the trailer are tried in order, and a trailer with no
     readable frame at all comes back with zero frames (the collate drops it).
 
@@ -101,21 +103,36 @@ class TrailerFrames(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> TrailerItem:
         index, seed = key
         sample = self.samples[index]
-        picked = self.pick(len(sample.frames), np.random.default_rng(seed))
-        frames, bad = self._decode([sample.frames[i] for i in picked])
-        if not frames:
-            rest = [p for i, p in enumerate(sample.frames) if i not in set(picked.tolist())]
-            for path in rest:
-                more, more_bad = self._decode([path])
-                bad += more_bad
-                if more:
-                    frames = more
-                    break
+        rng = np.random.default_rng(seed)
+        if sample.video is not None:
+            frames, bad = self._from_video(sample.video, rng)
+        else:
+            frames, bad = self._from_images(sample.frames, rng)
         size = self.image_size
         stacked = np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
         targets = {t.name: t.encode(sample.labels.get(t.name)) for t in self.tasks}
         has_label = {t.name: sample.labels.get(t.name) is not None for t in self.tasks}
         return TrailerItem(index, stacked, targets, has_label, bad)
+
+    def _from_images(self, paths: Sequence, rng: np.random.Generator) -> tuple[list[np.ndarray], list[str]]:
+        picked = self.pick(len(paths), rng)
+        frames, bad = self._decode([paths[i] for i in picked])
+        if not frames:  # every picked frame is broken: take the first readable other one
+            skip = set(picked.tolist())
+            for path in (p for i, p in enumerate(paths) if i not in skip):
+                more, more_bad = self._decode([path])
+                bad += more_bad
+                if more:
+                    return more, bad
+        return frames, bad
+
+    def _from_video(self, path, rng: np.random.Generator) -> tuple[list[np.ndarray], list[str]]:
+        try:
+            picked = self.pick(max(1, probe(path).frames), rng)
+            frames = read_frames(path, picked, self.image_size)
+        except VideoError:
+            return [], [str(path)]
+        return frames, ([] if len(frames) == len(picked) else [f"{path} (ends early)"])
 
     def _decode(self, paths: Sequence) -> tuple[list[np.ndarray], list[str]]:
         frames, bad = [], []

@@ -1,4 +1,10 @@
-"""The data model: a sample is a trailer (ordered frames) with labels per task."""
+"""The data model: a sample is a trailer (or a shot) with ordered frames and labels per task.
+
+Every dataset reader (folder, demo, MovieNet, MovieShots) produces the same
+:class:`Dataset`: samples, one :class:`TaskSpec` per task, and the problems it
+met. A run stops at the first fatal problem; ``semisup data inspect`` lists
+them all.
+"""
 
 from __future__ import annotations
 
@@ -10,24 +16,29 @@ import numpy as np
 
 SPLITS = ("train", "val", "test", "unlabeled")
 Split = Literal["train", "val", "test", "unlabeled"]
+TaskKind = Literal["multilabel", "multiclass"]
 
 
 @dataclass(frozen=True)
 class Sample:
-    """One trailer (or shot): its frames in time order and its labels.
+    """One trailer (or shot): where its frames are, and its labels.
 
     Attributes:
-        id: unique identifier (the CSV ``id``).
-        frames: image files in time order.
-        labels: per task, the sample's labels, or ``None`` when the sample is
-            unlabeled for that task.
+        id: unique identifier.
+        frames: image files in time order; empty when the frames come from ``video``.
+        video: a video file whose frames are decoded on the fly.
+        labels: per task, the sample's labels, or ``None`` when it is unlabeled for that task.
         split: ``train``, ``val``, ``test`` or ``unlabeled``.
+        group: samples of one group (e.g. the shots of a trailer) are kept in
+            one split by ``semisup data split``.
     """
 
     id: str
-    frames: tuple[Path, ...]
+    frames: tuple[Path, ...] = ()
+    video: Path | None = None
     labels: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     split: Split = "train"
+    group: str | None = None
 
     def is_labeled(self) -> bool:
         """True when the sample has labels for at least one task."""
@@ -36,19 +47,62 @@ class Sample:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A labeled task as the data layer sees it: its name and label vocabulary."""
+    """A labeled task as the data layer sees it.
+
+    Attributes:
+        name: the task's name.
+        labels: its label vocabulary, in output order.
+        kind: ``multilabel`` (any number of labels per sample) or
+            ``multiclass`` (exactly one).
+    """
 
     name: str
     labels: tuple[str, ...]
-    kind: Literal["multilabel"] = "multilabel"
+    kind: TaskKind = "multilabel"
 
     def encode(self, labels: Sequence[str] | None) -> np.ndarray:
-        """Multi-hot vector ``(C,)`` for ``labels`` (all zeros when ``None``)."""
+        """Multi-hot (or one-hot) vector ``(C,)`` for ``labels``; zeros when ``None``."""
         index = {name: i for i, name in enumerate(self.labels)}
         out = np.zeros(len(self.labels), dtype=np.float32)
         for label in labels or ():
             out[index[label]] = 1.0
         return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with a dataset.
+
+    Attributes:
+        kind: short category, e.g. ``"missing frames"``, ``"unknown label"``.
+        message: one line naming the file, sample and what is expected.
+        fatal: a run cannot start with it (non-fatal problems are reported
+            and the affected frames or labels skipped).
+    """
+
+    kind: str
+    message: str
+    fatal: bool = True
+
+
+@dataclass
+class Dataset:
+    """What a reader returns.
+
+    Attributes:
+        samples: readable samples (those with fatal problems are left out).
+        tasks: one spec per task, vocabularies filled in.
+        problems: everything found wrong, in reading order.
+        source: the file or folder the labels came from, for messages.
+    """
+
+    samples: list[Sample]
+    tasks: list[TaskSpec]
+    problems: list[Problem] = field(default_factory=list)
+    source: str = ""
+
+    def fatal(self) -> list[Problem]:
+        return [p for p in self.problems if p.fatal]
 
 
 def split_samples(samples: Sequence[Sample], split: Split) -> list[Sample]:
@@ -57,13 +111,13 @@ def split_samples(samples: Sequence[Sample], split: Split) -> list[Sample]:
 
 
 def labeled_pool(samples: Sequence[Sample]) -> list[Sample]:
-    """Training trailers with labels for at least one task."""
+    """Training samples with labels for at least one task."""
     return [s for s in samples if s.split == "train" and s.is_labeled()]
 
 
 def unlabeled_pool(samples: Sequence[Sample], include_labeled: bool = False) -> list[Sample]:
-    """Trailers for pretext tasks: the ``unlabeled`` split, train trailers without
-    labels, and (optionally) the labeled train trailers too."""
+    """Samples for pretext tasks: the ``unlabeled`` split, train samples without
+    labels, and (optionally) the labeled train samples too."""
     return [s for s in samples
             if s.split == "unlabeled" or (s.split == "train" and (include_labeled or not s.is_labeled()))]
 

@@ -45,7 +45,7 @@ def predict(model: TrailerModel, loader: DataLoader, normalize: torch.nn.Module,
             logits = model(frames, batch.owner.to(device), batch.num_trailers)
         ids += [samples[i].id for i in batch.indices.tolist()]
         for spec in specs:
-            scores[spec.name].append(torch.sigmoid(logits[spec.name].float()).cpu().numpy())
+            scores[spec.name].append(probabilities(logits[spec.name], spec.kind).cpu().numpy())
             targets[spec.name].append(batch.targets[spec.name].numpy())
             labeled[spec.name].append(batch.has_label[spec.name].numpy())
     def cat(parts: list[np.ndarray], width: int) -> np.ndarray:
@@ -56,4 +56,11 @@ def predict(model: TrailerModel, loader: DataLoader, normalize: torch.nn.Module,
         scores={s.name: cat(scores[s.name], len(s.labels)) for s in specs},
         targets={s.name: cat(targets[s.name], len(s.labels)) for s in specs},
         labeled={s.name: np.concatenate(labeled[s.name]) if labeled[s.name] else np.zeros(0, bool) for s in specs},
+        kinds={s.name: s.kind for s in specs},
     )
+
+
+def probabilities(logits: torch.Tensor, kind: str) -> torch.Tensor:
+    """Sigmoid per label (multi-label) or softmax over classes (multi-class), in fp32."""
+    logits = logits.float()
+    return torch.sigmoid(logits) if kind == "multilabel" else torch.softmax(logits, dim=1)

@@ -22,6 +22,8 @@ class Predictions:
         scores: per task, ``(N, C)`` probabilities.
         targets: per task, ``(N, C)`` 0/1 ground truth (zeros where unlabeled).
         labeled: per task, ``(N,)`` bool, the sample has labels for the task.
+        kinds: per task, ``multilabel`` (sigmoid scores) or ``multiclass``
+            (softmax scores, one-hot targets).
     """
 
     ids: list[str]
@@ -29,6 +31,7 @@ class Predictions:
     scores: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
     labeled: dict[str, np.ndarray]
+    kinds: dict[str, str]
 
     def save(self, path: Path) -> None:
         """Write an ``.npz`` atomically (temporary file, then rename)."""
@@ -38,6 +41,7 @@ class Predictions:
             arrays[f"{task}.scores"] = self.scores[task].astype(np.float32)
             arrays[f"{task}.targets"] = self.targets[task].astype(np.uint8)
             arrays[f"{task}.labeled"] = self.labeled[task].astype(bool)
+            arrays[f"{task}.kind"] = np.array(self.kinds[task])
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
         try:
@@ -64,6 +68,7 @@ class Predictions:
                     scores={t: data[f"{t}.scores"] for t in tasks},
                     targets={t: data[f"{t}.targets"] for t in tasks},
                     labeled={t: data[f"{t}.labeled"] for t in tasks},
+                    kinds={t: str(data[f"{t}.kind"]) for t in tasks},
                 )
         except FileNotFoundError:
             raise SemisupError(f"{path}: predictions file not found") from None

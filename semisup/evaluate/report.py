@@ -41,10 +41,47 @@ def task_metrics(targets: np.ndarray, scores: np.ndarray, labels: Sequence[str],
     return out
 
 
+def multiclass_metrics(targets: np.ndarray, scores: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class P/R/F1 and AP, and the confusion matrix of argmax decisions.
+
+    Args:
+        targets: ``(N, C)`` one-hot ground truth.
+        scores: ``(N, C)`` class probabilities.
+        labels: the ``C`` class names.
+
+    Returns:
+        A JSON-ready dict; ``confusion[i][j]`` counts samples of class ``i``
+        predicted as ``j``. Macro averages run over every class of the
+        vocabulary (scikit-learn's ``labels=range(C)``).
+    """
+    n_classes = len(labels)
+    truth, decided = np.asarray(targets).argmax(1), np.asarray(scores).argmax(1)
+    prf = precision_recall_f1(targets, np.eye(n_classes, dtype=bool)[decided])
+    confusion = np.zeros((n_classes, n_classes), dtype=int)
+    np.add.at(confusion, (truth, decided), 1)
+    ap = average_precision(targets, scores)
+    return {
+        "samples": int(len(targets)),
+        "accuracy": float((truth == decided).mean()) if len(truth) else None,
+        "macro_f1": prf.averages["macro"][2],
+        "mAP": float(np.nanmean(ap)) if np.isfinite(ap).any() else None,
+        "ap": {label: (None if np.isnan(v) else float(v)) for label, v in zip(labels, ap)},
+        "support": {label: int(n) for label, n in zip(labels, prf.support)},
+        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f)}
+                      for label, p, r, f in zip(labels, prf.precision, prf.recall, prf.f1)},
+        "confusion": confusion.tolist(),
+    }
+
+
 def split_metrics(predictions: Predictions, rules: Sequence[DecisionRule]) -> dict[str, dict[str, Any]]:
-    """:func:`task_metrics` of every task, on the samples labeled for it."""
+    """Metrics of every task on the samples labeled for it: :func:`task_metrics`
+    (multi-label) or :func:`multiclass_metrics` (multi-class)."""
     out = {}
     for task, labels in predictions.labels.items():
         keep = predictions.labeled[task]
-        out[task] = task_metrics(predictions.targets[task][keep], predictions.scores[task][keep], labels, rules)
+        targets, scores = predictions.targets[task][keep], predictions.scores[task][keep]
+        if predictions.kinds[task] == "multiclass":
+            out[task] = multiclass_metrics(targets, scores, labels)
+        else:
+            out[task] = task_metrics(targets, scores, labels, rules)
     return out

@@ -34,7 +34,7 @@ from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_
 from semisup.evaluate.inference import predict
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.evaluate.predictions import Predictions
-from semisup.losses import AsymmetricLoss
+from semisup.losses import AsymmetricLoss, task_losses
 from semisup.pretext import pretext_key
 from semisup.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from semisup.train.logs import RunLogger
@@ -116,11 +116,25 @@ def set_lr(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
             group["lr"] = group["initial_lr"] * factor
 
 
-def validation_map(predictions: Predictions, specs: Sequence[TaskSpec]) -> dict[str, float]:
-    """mAP of every task on the samples labeled for it."""
-    return {s.name: mean_average_precision(predictions.targets[s.name][predictions.labeled[s.name]],
-                                           predictions.scores[s.name][predictions.labeled[s.name]])
-            for s in specs}
+def validation_scores(predictions: Predictions, specs: Sequence[TaskSpec]) -> dict[str, dict[str, float]]:
+    """Per task on its labeled samples: mAP, and accuracy for multi-class tasks.
+
+    A task's primary score (what picks ``best.pt``) is its mAP if multi-label,
+    its accuracy if multi-class.
+    """
+    out = {}
+    for spec in specs:
+        keep = predictions.labeled[spec.name]
+        targets, scores = predictions.targets[spec.name][keep], predictions.scores[spec.name][keep]
+        out[spec.name] = {"mAP": mean_average_precision(targets, scores)}
+        if spec.kind == "multiclass":
+            out[spec.name]["accuracy"] = float((targets.argmax(1) == scores.argmax(1)).mean())
+    return out
+
+
+def primary_score(scores: dict[str, float]) -> float:
+    """Accuracy when present (multi-class), else mAP."""
+    return scores.get("accuracy", scores["mAP"])
 
 
 def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], run_dir: Path,
@@ -143,8 +157,9 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     optimizers = build_optimizers(recipe, model)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
                for name in optimizers}
-    task_loss = AsymmetricLoss(recipe.loss.gamma_neg, recipe.loss.gamma_pos, recipe.loss.clip, recipe.loss.eps,
-                               recipe.loss.reduction)
+    losses = task_losses({s.name: s.kind for s in specs},
+                         AsymmetricLoss(recipe.loss.gamma_neg, recipe.loss.gamma_pos, recipe.loss.clip,
+                                        recipe.loss.eps, recipe.loss.reduction))
     size, mean, std = recipe.data.image_size, model.encoder.mean, model.encoder.std
     augment = FrameAugment(size, mean, std, hflip=True).to(device)
     augment_pretext = FrameAugment(size, mean, std, hflip=False).to(device)  # flips would blur SESEMI's targets
@@ -205,14 +220,14 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 labeled, unlabeled = next(labeled_batches), next(unlabeled_batches)
                 state.bad_frames.update(labeled.bad_frames + (unlabeled.bad_frames if unlabeled else []))
 
-                # 1. Supervised: Asymmetric Loss of every task on the labeled trailers.
+                # 1. Supervised: each task's loss (ASL or cross-entropy) on the labeled trailers.
                 supervised = torch.zeros((), device=device)
                 if labeled.num_trailers:  # zero only if every trailer of the batch was unreadable
                     frames = augment(labeled.frames.to(device, non_blocking=True))
                     with autocast(device, amp_dtype):
                         logits = model(frames, labeled.owner.to(device), labeled.num_trailers)
-                    supervised = sum(task_loss(logits[s.name], labeled.targets[s.name].to(device),
-                                               labeled.has_label[s.name].to(device)) for s in specs)
+                    supervised = sum(losses[s.name](logits[s.name], labeled.targets[s.name].to(device),
+                                                    labeled.has_label[s.name].to(device)) for s in specs)
                     if not joint:
                         optimiser_step(supervised, optimizers["supervised"], scalers["supervised"], grad_clip)
 
@@ -246,8 +261,8 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                     last_save = time.monotonic()
 
             # End of epoch: validate, log, checkpoint.
-            val_map = validation_map(predict(model, val_loader, normalize, specs, device, amp_dtype), specs)
-            score = float(np.nanmean(list(val_map.values())))
+            val = validation_scores(predict(model, val_loader, normalize, specs, device, amp_dtype), specs)
+            score = float(np.nanmean([primary_score(v) for v in val.values()]))
             improved = score > state.best_score
             if improved:
                 state.best_score, state.best_epoch = score, state.epoch
@@ -257,7 +272,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 "epoch": state.epoch, "loss": state.mean("loss"),
                 "pretext": {n: {"loss": state.mean(f"{n}_loss"), "accuracy": state.mean(f"{n}_acc")}
                             for n in model.pretext},
-                "val": {name: {"mAP": value} for name, value in val_map.items()}, "val_score": score,
+                "val": val, "val_score": score,
                 "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
                 "images_per_s": state.images_per_s(), "corrupt_frames": len(state.bad_frames),
                 "elapsed_s": round(elapsed_before + time.monotonic() - session_start, 1)}

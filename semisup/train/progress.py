@@ -61,7 +61,8 @@ class RichProgress(NullProgress):
 
     def end_epoch(self, record: Mapping[str, Any]) -> None:
         val = record.get("val", {})
-        scores = "  ".join(f"val {task} mAP {m.get('mAP', float('nan')):.3f}" for task, m in val.items())
+        scores = "  ".join(f"val {task} " + " ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None)
+                           for task, m in val.items())
         best = " (best)" if record.get("best") else ""
         self._bars.console.print(f"epoch {record['epoch'] + 1}: loss {record['loss']:.3f}  {scores}  "
                                  f"{record['images_per_s']:.0f} img/s{best}")

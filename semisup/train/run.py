@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from semisup.config import Recipe, load_recipe, recipe_to_toml
-from semisup.data.samples import TaskSpec, split_samples
+from semisup.data.inspect import problem_summary
+from semisup.data.samples import Dataset, TaskSpec, split_samples
 from semisup.device import resolve_device, resolve_precision
 from semisup.errors import SemisupError
 from semisup.evaluate.decisions import default_rules
@@ -83,11 +84,11 @@ def start_run(recipe_path: Path, overrides: list[str] = (), out: Path | None = N
             found before training starts.
     """
     recipe = load_recipe(recipe_path, overrides)
-    samples, specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=bool(recipe.pretext))
-    recipe = resolved_recipe(recipe, specs)
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=bool(recipe.pretext))
+    recipe = resolved_recipe(recipe, dataset.tasks)
     run_dir = new_run_dir(recipe, out)
     _write_text_atomically(run_dir / "config.toml", recipe_to_toml(recipe))
-    return _run(recipe, samples, specs, run_dir, resume=False, progress=progress)
+    return _run(recipe, dataset, run_dir, resume=False, progress=progress)
 
 
 def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult:
@@ -100,15 +101,17 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     if not config.is_file():
         raise SemisupError(f"{run_dir}: not a run directory (no config.toml)")
     recipe = load_recipe(config)
-    samples, specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=bool(recipe.pretext))
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=bool(recipe.pretext))
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
-    return _run(recipe, samples, specs, run_dir, resume=resume, progress=progress)
+    return _run(recipe, dataset, run_dir, resume=resume, progress=progress)
 
 
-def _run(recipe: Recipe, samples: list, specs: list[TaskSpec], run_dir: Path, resume: bool,
-         progress: NullProgress | None) -> RunResult:
-    result = fit(recipe, samples, specs, run_dir, resume=resume, progress=progress)
-    report = final_evaluation(recipe, samples, specs, run_dir)
+def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, resume: bool, progress: NullProgress | None) -> RunResult:
+    progress = progress or NullProgress()
+    for line in problem_summary(dataset.problems):
+        progress.message(f"warning: {line}")
+    result = fit(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress)
+    report = final_evaluation(recipe, dataset.samples, dataset.tasks, run_dir)
     report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
                           "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
     write_json_atomically(run_dir / "report.json", report)

@@ -14,11 +14,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from semisup.config import DataConfig, Recipe, TaskConfig
-from semisup.data.demo import ensure_demo
-from semisup.data.folder import TaskColumn, read_folder
+from semisup.data.formats import read_dataset
+from semisup.data.labels import TaskColumn
 from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
                                   collate_clips, collate_packed, eval_picker, make_loader, train_picker)
-from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
+from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.errors import SemisupError
 from semisup.models import Encoder, TemporalPool, TrailerModel
 from semisup.pretext import get_pretext_task, pretext_key
@@ -27,29 +27,36 @@ from semisup.pretext import get_pretext_task, pretext_key
 LABELED_STREAM, UNLABELED_STREAM = 1, 2
 
 
-def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool
-              ) -> tuple[list[Sample], list[TaskSpec]]:
-    """Read the recipe's dataset (building the demo on first use) and check its splits.
+def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool) -> Dataset:
+    """Read the recipe's dataset (building the demo on first use) and check it can be trained on.
+
+    Non-fatal problems (a trailer without metadata, ...) stay in
+    ``Dataset.problems`` for the caller to show.
 
     Raises:
-        SemisupError: unreadable data, or a split the run needs is empty.
+        SemisupError: the first fatal problem, or a split the run needs is empty.
     """
-    root = data.root.expanduser()
-    if data.format == "demo":
-        ensure_demo(root)
-    columns = [TaskColumn(t.name, t.csv_column, t.labels, t.separator) for t in tasks]
-    samples, specs = read_folder(root, columns, data.labels_file)
-    where = root / data.labels_file
+    columns = [TaskColumn(t.name, t.csv_column, t.kind, t.labels, t.separator, t.unknown_labels, t.top_labels,
+                          t.rename) for t in tasks]
+    dataset = read_dataset(data.format, data.root, columns, labels_file=data.labels_file,
+                           split_file=data.split_file, meta_dir=data.meta_dir, keyframes_dir=data.keyframes_dir,
+                           annotations=data.annotations, clips_dir=data.clips_dir)
+    fatal = dataset.fatal()
+    if fatal:
+        more = (f" (and {len(fatal) - 1} more problems: `semisup data inspect {data.root} "
+                f"--format {data.format}` lists them)") if len(fatal) > 1 else ""
+        raise SemisupError(fatal[0].message + more)
+    samples, where = dataset.samples, dataset.source
     if not labeled_pool(samples):
-        raise SemisupError(f"{where}: no labeled train samples (split 'train' with a non-empty task cell)")
+        raise SemisupError(f"{where}: no labeled train samples (split 'train' with labels)")
     for split in ("val", "test"):
         if not any(s.is_labeled() for s in split_samples(samples, split)):
             raise SemisupError(f"{where}: no labeled samples in split {split!r} "
-                               "(the split column needs train, val, test and unlabeled rows)")
+                               "(the data needs train, val and test samples; `semisup data split` writes them)")
     if needs_unlabeled and not unlabeled_pool(samples):
         raise SemisupError(f"{where}: the recipe has pretext tasks but there are no unlabeled samples "
-                           "(split 'unlabeled', or train rows with empty task cells)")
-    return samples, specs
+                           "(split 'unlabeled', or train samples without labels)")
+    return dataset
 
 
 def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:

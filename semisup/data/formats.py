@@ -1,0 +1,58 @@
+"""Read any supported dataset layout by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Sequence
+
+from semisup.data.demo import ensure_demo
+from semisup.data.folder import read_folder
+from semisup.data.labels import TaskColumn
+from semisup.data.movienet import read_movienet
+from semisup.data.movieshots import read_movieshots
+from semisup.data.samples import Dataset
+
+Format = Literal["folder", "demo", "movienet", "movieshots"]
+FORMATS: tuple[str, ...] = ("folder", "demo", "movienet", "movieshots")
+
+
+def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels_file: str = "labels.csv",
+                 split_file: str = "", meta_dir: str = "meta", keyframes_dir: str = "keyframes",
+                 annotations: str = "v1_full_trailer.json", clips_dir: str = "trailer") -> Dataset:
+    """Read a dataset in layout ``fmt`` (``demo`` is built at ``root`` on first use).
+
+    Keyword options apply to the formats that use them: ``labels_file``
+    (folder, demo), ``split_file`` (movienet: default ``split.csv``;
+    movieshots: default the official split), ``meta_dir`` and
+    ``keyframes_dir`` (movienet), ``annotations`` and ``clips_dir`` (movieshots).
+
+    Raises:
+        SemisupError: the layout is unreadable (see each reader).
+    """
+    root = Path(root).expanduser()
+    if fmt == "demo":
+        ensure_demo(root)
+    if fmt in ("folder", "demo"):
+        return read_folder(root, tasks, labels_file)
+    if fmt == "movienet":
+        return read_movienet(root, tasks, meta_dir, keyframes_dir, split_file or "split.csv")
+    if fmt == "movieshots":
+        return read_movieshots(root, tasks, annotations, clips_dir, split_file)
+    raise ValueError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def default_tasks(fmt: Format, columns: Sequence[str] = ()) -> list[TaskColumn]:
+    """The tasks a layout usually holds, for commands run without a recipe.
+
+    folder/demo: every CSV column except ``id``, ``split`` and ``group``, as
+    multi-label tasks; movienet: ``genres``; movieshots: ``scale`` and
+    ``movement`` (multi-class, with the published class order).
+    """
+    from semisup.data.movieshots import MOVEMENT_CLASSES, SCALE_CLASSES
+
+    if fmt == "movienet":
+        return [TaskColumn("genres", "genres")]
+    if fmt == "movieshots":
+        return [TaskColumn("scale", "scale", "multiclass", SCALE_CLASSES, unknown="error"),
+                TaskColumn("movement", "movement", "multiclass", MOVEMENT_CLASSES, unknown="error")]
+    return [TaskColumn(c, c) for c in columns if c not in ("id", "split", "group")]

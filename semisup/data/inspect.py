@@ -1,0 +1,94 @@
+"""Look at a dataset before training on it: counts, frames, label frequencies, problems."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from semisup.data.images import DECODE_ERRORS, load_frame
+from semisup.data.samples import SPLITS, Dataset, Problem, Sample
+from semisup.data.video import VideoError, iter_frames, probe
+
+
+@dataclass
+class Summary:
+    """What ``semisup data inspect`` shows.
+
+    Attributes:
+        splits: samples per split.
+        frames: (min, median, max) frames per sample.
+        labels: per task and label, how many samples carry it, per split.
+        unlabeled: per task, samples (outside the unlabeled split) without its labels.
+        kinds: per task, its kind.
+    """
+
+    splits: dict[str, int]
+    frames: tuple[int, float, int]
+    labels: dict[str, dict[str, dict[str, int]]]
+    unlabeled: dict[str, int]
+    kinds: dict[str, str] = field(default_factory=dict)
+
+
+def frame_count(sample: Sample) -> int:
+    """Frames of a sample: its image files, or what its video's container says (0 if unreadable)."""
+    if sample.video is None:
+        return len(sample.frames)
+    try:
+        return probe(sample.video).frames
+    except VideoError:
+        return 0
+
+
+def summarise(dataset: Dataset) -> Summary:
+    """Counts per split, frames per sample and label frequencies of a dataset."""
+    samples = dataset.samples
+    counts = [frame_count(s) for s in samples] or [0]
+    labels: dict[str, dict[str, dict[str, int]]] = {}
+    unlabeled: dict[str, int] = {}
+    for spec in dataset.tasks:
+        table = {label: {split: 0 for split in SPLITS} for label in spec.labels}
+        for sample in samples:
+            for label in sample.labels.get(spec.name) or ():
+                table[label][sample.split] += 1
+        labels[spec.name] = table
+        unlabeled[spec.name] = sum(1 for s in samples if s.split != "unlabeled" and s.labels.get(spec.name) is None)
+    return Summary(dict(Counter(s.split for s in samples)), (min(counts), statistics.median(counts), max(counts)),
+                   labels, unlabeled, {t.name: t.kind for t in dataset.tasks})
+
+
+def check_frames(samples: Sequence[Sample], on_sample: Callable[[], None] | None = None) -> list[Problem]:
+    """Decode every frame of every sample; one problem per unreadable image or video.
+
+    Args:
+        on_sample: called after each sample (progress display).
+    """
+    problems = []
+    for sample in samples:
+        if sample.video is not None:
+            try:
+                if sum(1 for _ in iter_frames(sample.video, short_side=32)) == 0:
+                    problems.append(Problem("unreadable video", f"{sample.video}: no frame decodes", fatal=False))
+            except VideoError as exc:
+                problems.append(Problem("unreadable video", str(exc), fatal=False))
+        for path in sample.frames:
+            try:
+                load_frame(path, 16)
+            except DECODE_ERRORS as exc:
+                problems.append(Problem("unreadable image", f"{path}: {type(exc).__name__}: {exc}", fatal=False))
+        if on_sample:
+            on_sample()
+    return problems
+
+
+def problem_summary(problems: Sequence[Problem], examples: int = 2) -> list[str]:
+    """One line per kind of problem: its count and the first ``examples`` messages."""
+    by_kind: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_kind.setdefault(problem.kind, []).append(problem)
+    lines = []
+    for kind, found in by_kind.items():
+        shown = "; ".join(p.message for p in found[:examples])
+        lines.append(f"{len(found)} x {kind}: {shown}" + (" ..." if len(found) > examples else ""))
+    return lines
