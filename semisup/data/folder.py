@@ -41,13 +41,15 @@ def require_folder(root: Path, what: str = "dataset root") -> None:
         raise SemisupError(f"{root}: {what} {state}")
 
 
-def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "labels.csv") -> Dataset:
+def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "labels.csv",
+                ignore_split: bool = False) -> Dataset:
     """Read a dataset in the generic folder format.
 
     Args:
         root: dataset folder.
         tasks: the tasks to read.
         labels_file: CSV file name inside ``root``.
+        ignore_split: read every row as ``train`` with its labels (to make a new split).
 
     Returns:
         The :class:`Dataset`; samples whose frames are missing are left out
@@ -76,7 +78,7 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
             problems.append(Problem("duplicate id", f"{where}: id {sample_id!r} appears twice"))
             continue
         seen.add(sample_id)
-        split = (row.get("split") or "").strip() or "train"
+        split = "train" if ignore_split else (row.get("split") or "").strip() or "train"
         if split not in SPLITS:
             problems.append(Problem("bad split", f"{where}: split {split!r} is not one of {', '.join(SPLITS)}"))
             continue

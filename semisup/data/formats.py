@@ -18,13 +18,15 @@ FORMATS: tuple[str, ...] = ("folder", "demo", "movienet", "movieshots")
 
 def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels_file: str = "labels.csv",
                  split_file: str = "", meta_dir: str = "meta", keyframes_dir: str = "keyframes",
-                 annotations: str = "v1_full_trailer.json", clips_dir: str = "trailer") -> Dataset:
+                 annotations: str = "v1_full_trailer.json", clips_dir: str = "trailer",
+                 ignore_split: bool = False) -> Dataset:
     """Read a dataset in layout ``fmt`` (``demo`` is built at ``root`` on first use).
 
     Keyword options apply to the formats that use them: ``labels_file``
     (folder, demo), ``split_file`` (movienet: default ``split.csv``;
     movieshots: default the official split), ``meta_dir`` and
     ``keyframes_dir`` (movienet), ``annotations`` and ``clips_dir`` (movieshots).
+    ``ignore_split`` reads every sample as ``train`` with its labels, to make a new split.
 
     Raises:
         SemisupError: the layout is unreadable (see each reader).
@@ -33,11 +35,11 @@ def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels
     if fmt == "demo":
         ensure_demo(root)
     if fmt in ("folder", "demo"):
-        return read_folder(root, tasks, labels_file)
+        return read_folder(root, tasks, labels_file, ignore_split)
     if fmt == "movienet":
-        return read_movienet(root, tasks, meta_dir, keyframes_dir, split_file or "split.csv")
+        return read_movienet(root, tasks, meta_dir, keyframes_dir, split_file or "split.csv", ignore_split)
     if fmt == "movieshots":
-        return read_movieshots(root, tasks, annotations, clips_dir, split_file)
+        return read_movieshots(root, tasks, annotations, clips_dir, split_file, ignore_split)
     raise ValueError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 

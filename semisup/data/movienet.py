@@ -58,7 +58,8 @@ def read_split_file(path: Path, ids: set[str]) -> tuple[dict[str, str], list[Pro
 
 
 def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta",
-                  keyframes_dir: str = "keyframes", split_file: str = "split.csv") -> Dataset:
+                  keyframes_dir: str = "keyframes", split_file: str = "split.csv",
+                  ignore_split: bool = False) -> Dataset:
     """Read MovieNet trailers: keyframes, genres (or other list fields) from the metadata.
 
     Args:
@@ -68,6 +69,7 @@ def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta
         meta_dir, keyframes_dir: sub-folders of ``root``.
         split_file: CSV of ``id,split`` inside ``root``; without it every
             trailer is ``train`` and a problem says to run ``semisup data split``.
+        ignore_split: read every trailer as ``train`` (to make a new split).
 
     Raises:
         SemisupError: missing root or keyframes folder.
@@ -78,7 +80,9 @@ def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta
     problems: list[Problem] = []
     trailers = sorted(e.name for e in os.scandir(root / keyframes_dir) if e.is_dir())
     split_path = root / split_file
-    if split_path.is_file():
+    if ignore_split:
+        splits = {}
+    elif split_path.is_file():
         splits, split_problems = read_split_file(split_path, set(trailers))
         problems += split_problems
     else:

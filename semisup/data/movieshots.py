@@ -35,7 +35,7 @@ OFFICIAL_SPLIT = "v1_split_trailer.json"
 
 
 def read_movieshots(root: Path, tasks: Sequence[TaskColumn], annotations: str = "v1_full_trailer.json",
-                    clips_dir: str = "trailer", split_file: str = "") -> Dataset:
+                    clips_dir: str = "trailer", split_file: str = "", ignore_split: bool = False) -> Dataset:
     """Read MovieShots shots with their scale and movement labels.
 
     Args:
@@ -45,6 +45,7 @@ def read_movieshots(root: Path, tasks: Sequence[TaskColumn], annotations: str = 
         clips_dir: folder of ``<imdb_id>/shot_<NNNN>.mp4`` clips.
         split_file: ``""`` uses the official split file when present, else
             ``split.csv``; or name a JSON split (MovieShots style) or CSV (``id,split``).
+        ignore_split: read every shot as ``train`` (to make a new split).
 
     Raises:
         SemisupError: missing root or unreadable annotation file.
@@ -55,8 +56,11 @@ def read_movieshots(root: Path, tasks: Sequence[TaskColumn], annotations: str = 
         raise SemisupError(f"{root / annotations}: expected {{imdb_id: {{shot_id: {{...}}}}}}")
     problems: list[Problem] = []
     ids = {f"{imdb}/{shot}" for imdb, entries in shots.items() if isinstance(entries, dict) for shot in entries}
-    splits, split_problems = _splits(root, split_file, ids)
-    problems += split_problems
+    if not ignore_split:
+        splits, split_problems = _splits(root, split_file, ids)
+        problems += split_problems
+    else:
+        splits = {}
     samples = []
     for imdb in sorted(shots):
         entries = shots[imdb]

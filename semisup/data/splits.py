@@ -106,10 +106,19 @@ def split_dataset(samples: Sequence[Sample], tasks: Sequence[TaskSpec], plan: Sp
 
 
 def _stratify(labels: np.ndarray, ratios: np.ndarray, rng: np.random.RandomState) -> np.ndarray:
-    """Fold index (0..len(ratios)-1) per row, iterative stratification on 0/1 (or count) labels."""
+    """Fold index (0..len(ratios)-1) per row, iterative stratification on 0/1 (or count) labels.
+
+    The labels must reach ``IterativeStratification`` as a *boolean* matrix: it
+    indexes label columns with each row, which only works as a mask. Rows are
+    shuffled first: the algorithm walks samples in order and draws at random
+    only to break ties, so without a shuffle every seed gives nearly the same split.
+    """
     if labels.shape[1] == 0:
         labels = np.zeros((len(labels), 1))
-    return IterativeStratification(labels=(labels > 0).astype(int), r=ratios, random_state=rng)
+    order = rng.permutation(len(labels))
+    folds = np.empty(len(labels), dtype=int)
+    folds[order] = IterativeStratification(labels=labels[order] > 0, r=ratios, random_state=rng)
+    return folds
 
 
 def split_shares(samples: Sequence[Sample], tasks: Sequence[TaskSpec], splits: dict[str, str]

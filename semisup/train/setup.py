@@ -27,6 +27,19 @@ from semisup.pretext import get_pretext_task, pretext_key
 LABELED_STREAM, UNLABELED_STREAM = 1, 2
 
 
+def task_columns(tasks: Sequence[TaskConfig]) -> list[TaskColumn]:
+    """The data layer's view of the recipe's tasks."""
+    return [TaskColumn(t.name, t.csv_column, t.kind, t.labels, t.separator, t.unknown_labels, t.top_labels,
+                       t.rename) for t in tasks]
+
+
+def read_recipe_data(data: DataConfig, tasks: Sequence[TaskConfig], ignore_split: bool = False) -> Dataset:
+    """Read the dataset a recipe's ``[data]`` section points at, problems and all."""
+    return read_dataset(data.format, data.root, task_columns(tasks), labels_file=data.labels_file,
+                        split_file=data.split_file, meta_dir=data.meta_dir, keyframes_dir=data.keyframes_dir,
+                        annotations=data.annotations, clips_dir=data.clips_dir, ignore_split=ignore_split)
+
+
 def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool) -> Dataset:
     """Read the recipe's dataset (building the demo on first use) and check it can be trained on.
 
@@ -36,11 +49,7 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
     Raises:
         SemisupError: the first fatal problem, or a split the run needs is empty.
     """
-    columns = [TaskColumn(t.name, t.csv_column, t.kind, t.labels, t.separator, t.unknown_labels, t.top_labels,
-                          t.rename) for t in tasks]
-    dataset = read_dataset(data.format, data.root, columns, labels_file=data.labels_file,
-                           split_file=data.split_file, meta_dir=data.meta_dir, keyframes_dir=data.keyframes_dir,
-                           annotations=data.annotations, clips_dir=data.clips_dir)
+    dataset = read_recipe_data(data, tasks)
     fatal = dataset.fatal()
     if fatal:
         more = (f" (and {len(fatal) - 1} more problems: `semisup data inspect {data.root} "

@@ -1,35 +1,15 @@
-"""The ``semisup`` command line: parses arguments, calls the library, prints with rich.
-
-Every user error is a :class:`~semisup.errors.SemisupError`, printed as one
-line on stderr with exit code 2; ``semisup --debug ...`` adds the traceback.
-"""
+"""``semisup run`` and ``semisup compare``."""
 
 from __future__ import annotations
 
-import sys
-import traceback
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from semisup.cli.app import app, console, errors, fmt
 from semisup.errors import SemisupError
-
-app = typer.Typer(help="Semi-supervised genre and shot-type classifiers from a few labels and many "
-                       "unlabeled trailers.", no_args_is_help=True, pretty_exceptions_enable=False,
-                  add_completion=False)
-data_app = typer.Typer(help="Datasets: build the demo.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
-
-console = Console()
-errors = Console(stderr=True)
-
-
-@app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors.")) -> None:
-    """semisup: semi-supervised learning for video understanding."""
 
 
 @app.command()
@@ -79,74 +59,26 @@ def compare(
     console.print(table)
 
 
-@data_app.command("demo")
-def data_demo(
-    out: Path = typer.Argument(..., help="Folder to write (must not exist or be empty)."),
-    seed: int = typer.Option(0, help="Same seed, same dataset."),
-    scale: float = typer.Option(1.0, help="Multiply every split's size (0.1 for a tiny copy)."),
-) -> None:
-    """Write the built-in demo trailer dataset in the generic folder format."""
-    from semisup.data.demo import write_demo
-
-    if scale <= 0:
-        raise SemisupError(f"--scale: expected a positive number, got {scale}")
-    with errors.status("rendering demo trailers..."):
-        summary = write_demo(out, seed=seed, scale=scale)
-    table = Table(title=f"demo dataset: {summary.trailers} trailers, {summary.frames} frames")
-    table.add_column("genre")
-    table.add_column("trailers", justify="right")
-    for genre, count in summary.genre_counts.items():
-        table.add_row(genre, str(count))
-    console.print(table)
-    console.print("splits: " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
-    console.print(f"written to [bold]{summary.root}[/]")
-
-
 def print_report(report: dict[str, Any]) -> None:
     """A table per task of the test split (report.json holds every number)."""
     for task, metrics in report["splits"]["test"].items():
-        where = f"({metrics['samples']} samples, checkpoint {report['checkpoint']} epoch {_fmt(report.get('epoch'))})"
+        where = f"({metrics['samples']} samples, checkpoint {report['checkpoint']} epoch {fmt(report.get('epoch'))})"
         if "accuracy" in metrics:  # multi-class
-            table = Table(title=f"test: {task}  accuracy {_fmt(metrics['accuracy'])}  macro-F1 "
-                                f"{_fmt(metrics['macro_f1'])}  {where}")
+            table = Table(title=f"test: {task}  accuracy {fmt(metrics['accuracy'])}  macro-F1 "
+                                f"{fmt(metrics['macro_f1'])}  {where}")
             for column in ("class", "precision", "recall", "F1", "AP", "support"):
                 table.add_column(column, justify="left" if column == "class" else "right")
             for label, scores in metrics["per_class"].items():
-                table.add_row(label, _fmt(scores["precision"]), _fmt(scores["recall"]), _fmt(scores["f1"]),
-                              _fmt(metrics["ap"][label]), str(metrics["support"][label]))
+                table.add_row(label, fmt(scores["precision"]), fmt(scores["recall"]), fmt(scores["f1"]),
+                              fmt(metrics["ap"][label]), str(metrics["support"][label]))
             console.print(table)
             continue
-        table = Table(title=f"test: {task}  mAP {_fmt(metrics['mAP'])}  {where}")
+        table = Table(title=f"test: {task}  mAP {fmt(metrics['mAP'])}  {where}")
         table.add_column("rule")
         columns = [("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1"),
                    ("samples", "f1")]
         for avg, metric in columns:
             table.add_column(f"{avg} {metric if metric == 'f1' else metric[0]}".replace("f1", "F1"), justify="right")
         for rule, scores in metrics["rules"].items():
-            table.add_row(rule, *(_fmt(scores[avg][metric]) for avg, metric in columns))
+            table.add_row(rule, *(fmt(scores[avg][metric]) for avg, metric in columns))
         console.print(table)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def main() -> None:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
-    debug = "--debug" in sys.argv[1:]
-    try:
-        app()
-    except SemisupError as exc:
-        if debug:
-            traceback.print_exc()
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        errors.print("interrupted (a run continues with `semisup run --resume RUN_DIR`)")
-        sys.exit(130)
-
-
-if __name__ == "__main__":
-    main()

