@@ -10,8 +10,8 @@ Rows (images per second through the encoder, forward + backward + step):
   settings, to show what they are worth;
 * semisup supervised step: kornia augmentation, encoder with only the last
   ``--trainable-stages`` training, temporal pooling, genre head, ASL, Adam;
-* semisup SESEMI step: pretext augmentation, six-way transform, encoder,
-  pretext head, cross-entropy, Adam.
+* semisup SESEMI step: pretext augmentation, all six transforms of each
+  frame, encoder, pretext head, cross-entropy, Adam.
 
 Ratios are against the first row. The table is printed and, with
 ``--write``, replaces the matching section of a Markdown file.
@@ -72,7 +72,7 @@ def plain_timm(args, device, dtype, channels_last: bool) -> Callable[[], int]:
 
 def semisup_model(args, device) -> TrailerModel:
     encoder = Encoder(args.model, trainable_stages=args.trainable_stages, channels_last=True)
-    sesemi = Sesemi(Sesemi.Options(transforms="one"), encoder.num_features)
+    sesemi = Sesemi(Sesemi.Options(transforms="all"), encoder.num_features)
     return TrailerModel(encoder, TemporalPool("mean"), {"genres": 21}, 512, 0.2, {"sesemi": sesemi}).to(device)
 
 
@@ -112,7 +112,7 @@ def sesemi(args, device, dtype) -> Callable[[], int]:
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         optimizer.step()
-        return x.shape[0] * x.shape[1]
+        return x.shape[0] * x.shape[1] * 6  # images through the encoder: all six transforms of each frame
 
     return step
 
@@ -156,10 +156,15 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        text = args.write.read_text() if args.write.exists() else "# Benchmarks\n"
-        pattern = re.compile(rf"<!-- {re.escape(title)} -->.*?<!-- /{re.escape(title)} -->", re.S)
-        text = pattern.sub(lambda _: table, text) if pattern.search(text) else text.rstrip() + "\n\n" + table + "\n"
-        args.write.write_text(text)
+        replace_section(args.write, title, table)
+
+
+def replace_section(path: Path, title: str, table: str) -> None:
+    """Replace the ``<!-- title -->`` ... ``<!-- /title -->`` section of a Markdown file (or append it)."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"<!-- {re.escape(title)} -->.*?<!-- /{re.escape(title)} -->", re.S)
+    text = pattern.sub(lambda _: table, text) if pattern.search(text) else text.rstrip() + "\n\n" + table + "\n"
+    path.write_text(text)
 
 
 if __name__ == "__main__":

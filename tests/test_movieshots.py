@@ -99,3 +99,44 @@ def test_broken_annotation_file(tmp_path):
     tmp_path.mkdir()
     with pytest.raises(SemisupError, match="annotation file not found"):
         read_dataset("movieshots", tmp_path, default_tasks("movieshots"))
+
+
+def test_shipped_dataset_recipes_are_valid(tmp_path):
+    from semisup.config import load_recipe
+    from test_movienet import make_movienet
+
+    recipes = Path(__file__).parents[1] / "recipes"
+    shots = make_movieshots(tmp_path / "ms")
+    recipe = load_recipe(recipes / "movieshots-sesemi.toml", [f"data.root={shots}"])
+    assert [t.kind for t in recipe.tasks] == ["multiclass", "multiclass"]
+    movienet = make_movienet(tmp_path / "mn")
+    recipe = load_recipe(recipes / "movienet-sesemi.toml", [f"data.root={movienet}"])
+    assert len(recipe.tasks[0].labels) == 21 and recipe.tasks[0].rename == {"Science Fiction": "Sci-Fi"}
+
+
+def test_training_on_movieshots_clips_with_two_multiclass_heads(tmp_path, tiny_recipe):
+    from semisup.train.run import start_run
+
+    root = make_movieshots(tmp_path / "ms")
+    full = json.loads((root / "v1_full_trailer.json").read_text())
+    full["tt1000003"]["0001"]["scale"]["label"] = "CS"  # no unknown class this time
+    (root / "v1_full_trailer.json").write_text(json.dumps(full))
+    (root / "split.csv").write_text("id,split\n" + "".join(
+        f"tt100000{t}/{s:04d},{['train', 'unlabeled', 'val', 'test'][t]}\n" for t in range(4) for s in range(3)))
+    recipe = tiny_recipe(root=root).read_text()
+    recipe = recipe.replace('format = "folder"', 'format = "movieshots"\nsplit_file = "split.csv"')
+    recipe = recipe.replace('[[tasks]]\nname = "genres"\n',
+                            '[[tasks]]\nname = "scale"\nkind = "multiclass"\nlabels = ["LS", "FS", "MS", "CS", "ECS"]\n\n'
+                            '[[tasks]]\nname = "movement"\nkind = "multiclass"\n'
+                            'labels = ["Static", "Motion", "Push", "Pull"]\n')
+    path = tmp_path / "shots.toml"
+    path.write_text(recipe)
+    result = start_run(path, ["train.epochs=1"], tmp_path / "run")
+    test = result.report["splits"]["test"]
+    assert set(test) == {"scale", "movement"}
+    assert test["scale"]["samples"] == 3 and 0 <= test["scale"]["accuracy"] <= 1
+    assert np.asarray(test["scale"]["confusion"]).sum() == 3
+    import json as _json
+
+    record = _json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert set(record["val"]["scale"]) == {"mAP", "accuracy"}

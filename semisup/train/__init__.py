@@ -1,0 +1,1 @@
+"""Training: recipe -> components (setup), the loop, checkpoints, logs, progress, whole runs."""
