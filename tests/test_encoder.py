@@ -22,6 +22,8 @@ def test_trainable_stages_count_from_the_end():
     assert trainable_names(Encoder("test_resnet", trainable_stages=1)) == {"layer4"}
     assert trainable_names(Encoder("test_resnet", trainable_stages=2)) == {"layer3", "layer4"}
     assert trainable_names(Encoder("test_resnet", trainable_stages=0)) == set()
+    assert trainable_names(Encoder("test_resnet", trainable_stages=4)) == {"layer1", "layer2", "layer3", "layer4"}
+    assert trainable_names(Encoder("test_resnet", trainable_stages=5)) >= {"conv1", "bn1", "layer1"}  # the stem too
     everything = {n.split(".")[1] for n, _ in Encoder("test_resnet", trainable_stages="all").named_parameters()}
     assert trainable_names(Encoder("test_resnet", trainable_stages="all")) == everything
     assert {"conv1", "bn1", "layer1"} <= everything

@@ -64,11 +64,12 @@ class Encoder(nn.Module):
         if trainable_stages == "all":
             return
         names = [n for n, _ in self.model.named_parameters()]
-        if trainable_stages == 0:
-            first_trainable = len(names)
-        else:
-            prefix = self.stage_names[-trainable_stages] + "."
-            first_trainable = next(i for i, n in enumerate(names) if n.startswith(prefix))
+        frozen_stages = len(self.stage_names) - trainable_stages
+        if frozen_stages == 0:  # every stage, the stem included
+            first_trainable = 0
+        else:  # the first parameter of the first trainable stage (that has parameters)
+            prefixes = tuple(f"{stage}." for stage in self.stage_names[frozen_stages:])
+            first_trainable = next((i for i, n in enumerate(names) if n.startswith(prefixes)), len(names))
         for i, (_, param) in enumerate(self.model.named_parameters()):
             param.requires_grad_(i >= first_trainable)
         self._frozen = [m for m in self.model.modules()
