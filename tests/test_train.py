@@ -39,7 +39,7 @@ def test_cli_run_writes_the_whole_run_directory(tiny_recipe, tmp_path):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     records = read_metrics(run / "metrics.jsonl")
-    assert [r["epoch"] for r in records] == [0, 1]
+    assert [r["epoch"] for r in records] == [1, 2]
     assert {"loss", "pretext", "val", "images_per_s", "lr", "corrupt_frames"} <= set(records[0])
     assert 0 <= records[0]["pretext"]["sesemi"]["accuracy"] <= 1
     report = json.loads((run / "report.json").read_text())

@@ -78,7 +78,7 @@ def print_report(report: dict[str, Any]) -> None:
         columns = [("micro", "precision"), ("micro", "recall"), ("micro", "f1"), ("macro", "f1"),
                    ("samples", "f1")]
         for avg, metric in columns:
-            table.add_column(f"{avg} {metric if metric == 'f1' else metric[0]}".replace("f1", "F1"), justify="right")
+            table.add_column(f"{avg} {'F1' if metric == 'f1' else metric[0].upper()}", justify="right")
         for rule, scores in metrics["rules"].items():
             table.add_row(rule, *(fmt(scores[avg][metric]) for avg, metric in columns))
         console.print(table)

@@ -14,14 +14,15 @@ class RunLogger:
     """Append epoch records to ``metrics.jsonl`` and scalars to TensorBoard.
 
     Only the main process of a data-parallel run logs (``enabled``). When a
-    run resumes at ``resume_epoch``, records of later epochs (written before
+    run resumes after ``resume_epoch`` completed epochs, records of later epochs (written before
     the crash, after the checkpoint) are dropped and TensorBoard purges the
     events after ``resume_step``, so nothing is logged twice.
 
     Args:
         run_dir: the run directory.
         enabled: False on non-main processes: every call is a no-op.
-        resume_epoch: first epoch still to run when resuming, else None.
+        resume_epoch: epochs completed at the checkpoint when resuming, else None
+            (records carry 1-based epoch numbers).
         resume_step: global step reached at the checkpoint when resuming.
     """
 
@@ -33,7 +34,7 @@ class RunLogger:
         if not enabled:
             return
         if resume_epoch is not None and self.path.exists():
-            kept = [line for line in read_metrics(self.path) if line.get("epoch", 0) < resume_epoch]
+            kept = [line for line in read_metrics(self.path) if line.get("epoch", 0) <= resume_epoch]
             _write_lines_atomically(self.path, [json.dumps(r) for r in kept])
         from torch.utils.tensorboard import SummaryWriter
 

@@ -47,6 +47,7 @@ class FitResult:
     """Where training ended up."""
 
     best_epoch: int
+    """1-based: the epoch after which best.pt was saved."""
     best_score: float
     epochs: int
     seconds: float
@@ -58,8 +59,9 @@ class TrainState:
     """Everything besides weights and optimisers that a resumed run needs.
 
     Attributes:
-        epoch, batch: the next step to run.
-        best_score, best_epoch: best validation score so far (mean mAP over tasks).
+        epoch, batch: the next step to run (``epoch`` = epochs completed).
+        best_score, best_epoch: best validation score so far (mean over tasks of
+            mAP or accuracy) and the 1-based epoch that reached it.
         sums: running sums of the current epoch's statistics.
         bad_frames: unreadable frame files met so far.
         elapsed: training seconds of earlier sessions.
@@ -68,7 +70,7 @@ class TrainState:
     epoch: int = 0
     batch: int = 0
     best_score: float = -math.inf
-    best_epoch: int = -1
+    best_epoch: int = 0
     sums: dict[str, float] = field(default_factory=dict)
     bad_frames: set[str] = field(default_factory=set)
     elapsed: float = 0.0
@@ -265,11 +267,11 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
             score = float(np.nanmean([primary_score(v) for v in val.values()]))
             improved = score > state.best_score
             if improved:
-                state.best_score, state.best_epoch = score, state.epoch
-                save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": state.epoch,
+                state.best_score, state.best_epoch = score, state.epoch + 1
+                save_checkpoint(ckpt_dir / "best.pt", {"model": model.state_dict(), "epoch": state.epoch + 1,
                                                        "score": score})
             record: dict[str, Any] = {
-                "epoch": state.epoch, "loss": state.mean("loss"),
+                "epoch": state.epoch + 1, "loss": state.mean("loss"),
                 "pretext": {n: {"loss": state.mean(f"{n}_loss"), "accuracy": state.mean(f"{n}_acc")}
                             for n in model.pretext},
                 "val": val, "val_score": score,

@@ -64,7 +64,7 @@ class RichProgress(NullProgress):
         scores = "  ".join(f"val {task} " + " ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None)
                            for task, m in val.items())
         best = " (best)" if record.get("best") else ""
-        self._bars.console.print(f"epoch {record['epoch'] + 1}: loss {record['loss']:.3f}  {scores}  "
+        self._bars.console.print(f"epoch {record['epoch']}: loss {record['loss']:.3f}  {scores}  "
                                  f"{record['images_per_s']:.0f} img/s{best}")
 
     def message(self, text: str) -> None:
