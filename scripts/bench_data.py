@@ -31,7 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import replace_section, sesemi, supervised, timed  # noqa: E402
+from bench_train import markdown_section, replace_section, sesemi, supervised, timed  # noqa: E402
 from semisup.augment import FrameAugment  # noqa: E402
 from semisup.data.loaders import CyclingBatchSampler, TrailerFrames, collate_packed, make_loader, train_picker  # noqa: E402
 from semisup.data.samples import Sample, TaskSpec  # noqa: E402
@@ -128,13 +128,10 @@ def main() -> None:
     rows += [(f"SESEMI step, {args.model} last stage, all six transforms (frames consumed)", sesemi_rate),
              (f"supervised step, {args.model} last stage (frames consumed)", supervised_rate)]
     title = f"bench_data: {args.model} at {args.size} px, {args.workers} loader workers"
-    lines = [f"<!-- {title} -->", f"### {title}", "",
-             f"`python scripts/bench_data.py --model {args.model} --size {args.size} --workers {args.workers}`; "
-             "ratio = frames/s divided by what the SESEMI step consumes.", "",
-             "| stage | frames/s | ratio to SESEMI step |", "|---|---|---|"]
-    lines += [f"| {name} | {rate:.1f} | {rate / sesemi_rate:.1f}x |" for name, rate in rows]
-    lines.append(f"<!-- /{title} -->")
-    table = "\n".join(lines)
+    intro = (f"`python scripts/bench_data.py --model {args.model} --size {args.size} --workers {args.workers}`; "
+             "ratio = frames/s divided by what the SESEMI step consumes.")
+    table = markdown_section(title, intro, ("stage", "frames/s", "ratio to SESEMI step"),
+                             [(name, f"{rate:.1f}", f"{rate / sesemi_rate:.1f}x") for name, rate in rows])
     print(table)
     if args.write:
         replace_section(args.write, title, table)

@@ -147,16 +147,21 @@ def main() -> None:
     title = f"bench_train: {args.model} at {args.size} px, {args.batch} images per step"
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {device.type}, "
                f"torch {torch.__version__}")
-    lines = [f"<!-- {title} -->", f"### {title}", "",
-             f"`python scripts/bench_train.py --model {args.model} --size {args.size} --batch {args.batch} "
-             f"--trainable-stages {args.trainable_stages}` on {machine}.", "",
-             "| step | images/s | ratio |", "|---|---|---|"]
-    lines += [f"| {name} | {ips:.1f} | {ips / base:.2f}x |" for name, ips in results]
-    lines.append(f"<!-- /{title} -->")
-    table = "\n".join(lines)
+    intro = (f"`python scripts/bench_train.py --model {args.model} --size {args.size} --batch {args.batch} "
+             f"--trainable-stages {args.trainable_stages}` on {machine}.")
+    table = markdown_section(title, intro, ("step", "images/s", "ratio"),
+                             [(name, f"{ips:.1f}", f"{ips / base:.2f}x") for name, ips in results])
     print(table)
     if args.write:
         replace_section(args.write, title, table)
+
+
+def markdown_section(title: str, intro: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """A titled Markdown table between ``<!-- title -->`` markers (see :func:`replace_section`)."""
+    lines = [f"<!-- {title} -->", f"### {title}", "", intro, "", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines + [f"<!-- /{title} -->"])
 
 
 def replace_section(path: Path, title: str, table: str) -> None:

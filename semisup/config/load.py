@@ -238,23 +238,30 @@ def _describe(tp: Any) -> str:
             Path: "a path"}.get(tp, getattr(tp, "__name__", str(tp)))
 
 
+def _first_repeat(values: typing.Iterable[str]) -> str | None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
 def _check_semantics(recipe: Recipe, source: str) -> None:
     """Checks that span several keys, or touch the file system."""
     if not recipe.tasks:
         raise SemisupError(f"{source}: tasks: at least one [[tasks]] entry is required")
-    names = [t.name for t in recipe.tasks]
-    for name in names:
-        if names.count(name) > 1:
-            raise SemisupError(f"{source}: tasks: task name {name!r} appears twice")
+    twice = _first_repeat(t.name for t in recipe.tasks)
+    if twice is not None:
+        raise SemisupError(f"{source}: tasks: task name {twice!r} appears twice")
     for i, task in enumerate(recipe.tasks):
         if len(set(task.labels)) != len(task.labels):
             raise SemisupError(f"{source}: tasks.{i}.labels: a label appears twice")
         if not task.separator:
             raise SemisupError(f"{source}: tasks.{i}.separator: expected a non-empty string")
-    pretext_names = [p.name for p in recipe.pretext]
-    for name in pretext_names:
-        if pretext_names.count(name) > 1:
-            raise SemisupError(f"{source}: pretext: task {name!r} is listed twice")
+    twice = _first_repeat(p.name for p in recipe.pretext)
+    if twice is not None:
+        raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")
     data: DataConfig = recipe.data
     root = data.root.expanduser()
     if data.format != "demo" and not root.is_dir():
