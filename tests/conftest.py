@@ -80,3 +80,14 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
     return subprocess.run([sys.executable, "-m", "semisup.cli", *args], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, demo_root: Path) -> Path:
+    """A finished tiny SESEMI run on the tiny demo (trained once per session)."""
+    from semisup.train.run import start_run
+
+    folder = tmp_path_factory.mktemp("trained")
+    recipe = folder / "recipe.toml"
+    recipe.write_text(TINY_RECIPE.format(root=demo_root, labels_file="labels.csv"))
+    return start_run(recipe, ["train.epochs=2"], folder / "run").run_dir

@@ -42,7 +42,7 @@ def test_average_precision_equals_sklearn(seed, ties):
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("rule", [TopK(1), TopK(3), TopK(20), Threshold(0.5), Threshold(0.9)], ids=lambda r: r.name)
+@pytest.mark.parametrize("rule", [TopK(1), TopK(3), TopK(20), Threshold(0.5), Threshold(0.9)], ids=lambda r: r.describe())
 def test_precision_recall_f1_equal_sklearn(seed, rule):
     y, scores = random_case(seed)
     pred = rule(scores)
@@ -73,7 +73,7 @@ def test_top_k_picks_the_highest_and_caps_at_c():
     assert TopK(2)(scores).tolist() == [[False, True, True, False], [True, False, True, False]]
     assert TopK(10)(scores).all()
     assert Threshold(0.6)(scores).tolist() == [[False, True, False, False], [True, False, True, True]]
-    assert [r.name for r in default_rules((1, 2), 0.5)] == ["top-1", "top-2", "round"]
+    assert [r.describe() for r in default_rules((1, 2), 0.5)] == ["top-1", "top-2", "round"]
     with pytest.raises(ValueError):
         TopK(0)
 

@@ -3,7 +3,8 @@
 Every user error is a :class:`~semisup.errors.SemisupError`, printed as one
 line on stderr with exit code 2; ``semisup --debug ...`` adds the traceback.
 The commands live in submodules by topic: :mod:`.run` (run, compare) and
-:mod:`.data` (data demo / extract / split / inspect).
+:mod:`.data` (data demo / extract / split / inspect), :mod:`.evaluate` (threshold-sweep,
+evaluate, predict, report).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 import traceback
 
 from semisup.cli.app import app, errors
-from semisup.cli import data, run  # noqa: F401  (register the commands)
+from semisup.cli import data, evaluate, run  # noqa: F401  (register the commands)
 from semisup.errors import SemisupError
 
 

@@ -36,7 +36,7 @@ def task_metrics(targets: np.ndarray, scores: np.ndarray, labels: Sequence[str],
     }
     for rule in rules:
         prf = precision_recall_f1(targets, rule(scores))
-        out["rules"][rule.name] = {avg: dict(zip(("precision", "recall", "f1"), prf.averages[avg]))
+        out["rules"][rule.describe()] = {avg: dict(zip(("precision", "recall", "f1"), prf.averages[avg]))
                                    for avg in REPORTED_AVERAGES}
     return out
 

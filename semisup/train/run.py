@@ -26,18 +26,15 @@ from typing import Any
 
 from semisup.config import Recipe, load_recipe, recipe_to_toml
 from semisup.data.inspect import problem_summary
-from semisup.data.samples import Dataset, TaskSpec, split_samples
-from semisup.device import resolve_device, resolve_precision
+from semisup.data.samples import Dataset, TaskSpec
 from semisup.errors import SemisupError
 from semisup.evaluate.decisions import default_rules
-from semisup.evaluate.inference import predict
 from semisup.evaluate.report import split_metrics
-from semisup.augment import FrameNormalize
 from semisup.train.checkpoints import load_checkpoint
 from semisup.train.logs import write_json_atomically
 from semisup.train.loop import fit
 from semisup.train.progress import NullProgress
-from semisup.train.setup import build_eval_loader, build_model, load_data
+from semisup.train.setup import load_data
 
 
 @dataclass
@@ -111,31 +108,23 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, resume: bool, progress
     for line in problem_summary(dataset.problems):
         progress.message(f"warning: {line}")
     result = fit(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress)
-    report = final_evaluation(recipe, dataset.samples, dataset.tasks, run_dir)
+    report = final_evaluation(recipe, dataset, run_dir)
     report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
                           "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
     write_json_atomically(run_dir / "report.json", report)
     return RunResult(run_dir, report)
 
 
-def final_evaluation(recipe: Recipe, samples: list, specs: list[TaskSpec], run_dir: Path,
-                     checkpoint: str = "best.pt") -> dict[str, Any]:
+def final_evaluation(recipe: Recipe, dataset: Dataset, run_dir: Path, checkpoint: str = "best.pt") -> dict[str, Any]:
     """Score ``checkpoint`` on val and test: write predictions and return the report."""
-    device = resolve_device(recipe.run.device)
-    amp_dtype = resolve_precision(device, recipe.run.precision)
+    from semisup.evaluate.runs import score_checkpoint
+
     state = load_checkpoint(run_dir / "checkpoints" / checkpoint)
-    model = build_model(dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=False)),
-                        specs)
-    model.load_state_dict(state["model"])
-    model.to(device)
-    normalize = FrameNormalize(model.encoder.mean, model.encoder.std).to(device)
     rules = default_rules(recipe.eval.top_k, recipe.eval.threshold)
     report: dict[str, Any] = {"run": recipe.run.name, "checkpoint": checkpoint, "epoch": state.get("epoch"),
                               "splits": {}}
-    for split in ("val", "test"):
-        loader = build_eval_loader(split_samples(samples, split), specs, recipe.data.image_size,
-                                   recipe.data.eval_frames, recipe.train.eval_batch_size, recipe.data.num_workers)
-        predictions = predict(model, loader, normalize, specs, device, amp_dtype)
+    for split, predictions in score_checkpoint(recipe, dataset, run_dir / "checkpoints" / checkpoint,
+                                               ("val", "test")).items():
         predictions.save(run_dir / "predictions" / f"{split}.npz")
         report["splits"][split] = split_metrics(predictions, rules)
     return report

@@ -1,0 +1,178 @@
+"""``semisup threshold-sweep``, ``evaluate``, ``predict`` and ``report``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from semisup.cli.app import app, console, errors, fmt
+from semisup.errors import SemisupError
+
+OBJECTIVE_HELP = "What the sweep maximises on validation: micro-f1, macro-f1 or samples-f1."
+
+
+@app.command("threshold-sweep")
+def threshold_sweep(
+    run_dir: Optional[Path] = typer.Argument(None, help="A run directory (uses predictions/val.npz and test.npz)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Or a validation predictions file (.npz)."),
+    test: Optional[Path] = typer.Option(None, "--test", help="... and a test predictions file to report on."),
+    objective: str = typer.Option("micro-f1", help=OBJECTIVE_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/sweep)."),
+    apply: bool = typer.Option(False, "--apply", help="Store the chosen rules in the run, for predict."),
+) -> None:
+    """Tune decision rules on validation, report them on test; write sweep.json, sweep.csv and plots."""
+    from semisup.evaluate.predictions import Predictions
+    from semisup.evaluate.runs import RunDir, store_rules
+    from semisup.evaluate.sweep import OBJECTIVES, sweep, write_sweep
+
+    if objective not in OBJECTIVES:
+        raise SemisupError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    run = None
+    if run_dir is not None:
+        if val is not None or test is not None:
+            raise SemisupError("give a RUN_DIR or --val/--test prediction files, not both")
+        run = RunDir.open(run_dir)
+        val_predictions, test_predictions = run.predictions("val"), run.predictions("test")
+    elif val is not None:
+        val_predictions = Predictions.load(val)
+        test_predictions = Predictions.load(test) if test is not None else None
+    else:
+        raise SemisupError("threshold-sweep: give a RUN_DIR or --val VAL.npz [--test TEST.npz]")
+    if apply and run is None:
+        raise SemisupError("--apply needs a RUN_DIR to store the rules in")
+    sweeps = sweep(val_predictions, test_predictions, objective)
+    out = out or (run.sweep_dir if run else val.parent / "sweep")
+    written = write_sweep(sweeps, out, val_predictions, test_predictions)
+    for task, result in sweeps.items():
+        maps = f"mAP val {fmt(result.map_val)} test {fmt(result.map_test)}"
+        table = Table(title=f"{task}: decision rules tuned on validation by {objective}  ({maps})")
+        table.add_column("rule")
+        for split in ("val", "test"):
+            for metric in ("P", "R", "F1"):
+                table.add_column(f"{split} {metric}", justify="right")
+        average = {"micro-f1": "micro", "macro-f1": "macro", "samples-f1": "samples"}[objective]
+        for candidate in result.candidates:
+            chosen = candidate is result.chosen
+            cells = [*candidate.val[average], *(candidate.test[average] if candidate.test else (None,) * 3)]
+            table.add_row(("* " if chosen else "  ") + candidate.rule.describe(), *(fmt(v) for v in cells),
+                          style="bold green" if chosen else None)
+        console.print(table)
+    console.print(f"* chosen on validation; written to [bold]{out}[/] ({len(written)} files)")
+    if apply:
+        path = store_rules(run, {t: r.chosen.rule for t, r in sweeps.items()}, objective)
+        console.print(f"stored in {path}: `semisup predict` and `semisup evaluate` now use these rules")
+
+
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
+    split: str = typer.Option("test", help="train, val, test or unlabeled (needs labels to score)."),
+) -> None:
+    """Score a checkpoint on a split again: predictions, report.json and the per-class table."""
+    from semisup.evaluate.decisions import default_rules
+    from semisup.evaluate.metrics import precision_recall_f1
+    from semisup.evaluate.report import split_metrics
+    from semisup.evaluate.runs import RunDir, per_class_table, score_checkpoint, stored_rules
+    from semisup.train.logs import write_json_atomically
+    from semisup.train.setup import read_recipe_data
+
+    run = RunDir.open(run_dir)
+    recipe = run.recipe()
+    ckpt = run.checkpoint(checkpoint)
+    dataset = read_recipe_data(recipe.data, recipe.tasks)
+    if dataset.fatal():
+        raise SemisupError(dataset.fatal()[0].message)
+    predictions = score_checkpoint(recipe, dataset, ckpt, [split])[split]
+    stored = stored_rules(run, predictions.kinds)
+    rules = default_rules(recipe.eval.top_k, recipe.eval.threshold)
+    metrics = split_metrics(predictions, rules)
+    out = run.path / "evaluations" / f"{Path(checkpoint).stem}-{split}"
+    predictions.save(out / "predictions.npz")
+    for task, values in metrics.items():
+        keep = predictions.labeled[task]
+        targets, scores = predictions.targets[task][keep], predictions.scores[task][keep]
+        decided = precision_recall_f1(targets, stored[task](scores))
+        values["stored_rule"] = {"rule": stored[task].describe(), **{
+            avg: dict(zip(("precision", "recall", "f1"), decided.averages[avg])) for avg in ("micro", "macro", "samples")}}
+        if predictions.kinds[task] == "multilabel":
+            values["per_class_at_0.5"] = per_class_table(targets, scores, predictions.labels[task])
+    write_json_atomically(out / "report.json", {"checkpoint": str(ckpt), "split": split, "tasks": metrics})
+    for task, values in metrics.items():
+        if "per_class_at_0.5" in values:
+            table = Table(title=f"{split}: {task}  mAP {fmt(values['mAP'])}  ({values['samples']} samples; "
+                                f"MovieNet style, p >= 0.5)")
+            for column in ("label", "precision@0.5", "recall@0.5", "AP", "support"):
+                table.add_column(column, justify="left" if column == "label" else "right")
+            for row in values["per_class_at_0.5"]:
+                table.add_row(row["label"], fmt(row["precision"]), fmt(row["recall"]), fmt(row["ap"]),
+                              str(row["support"]))
+            console.print(table)
+        else:
+            console.print(f"{split}: {task}  accuracy {fmt(values.get('accuracy'))}  macro-F1 {fmt(values.get('macro_f1'))}")
+        rule = values["stored_rule"]
+        console.print(f"  decision rule {rule['rule']}: micro P {fmt(rule['micro']['precision'])} "
+                      f"R {fmt(rule['micro']['recall'])} F1 {fmt(rule['micro']['f1'])}")
+    console.print(f"written to [bold]{out}[/]")
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    inputs: list[Path] = typer.Argument(..., help="Video files, folders of frames or images."),
+    checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    as_csv: bool = typer.Option(False, "--csv", help="Print CSV (input, task, labels, scores)."),
+    top: int = typer.Option(3, help="Scores shown per task in the table."),
+) -> None:
+    """Labels and scores for new videos, frame folders or images, with the run's decision rule."""
+    from semisup.predict import predict_inputs, top_scores
+
+    if as_json and as_csv:
+        raise SemisupError("--json and --csv: choose one")
+    with Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=errors, transient=True) as bars:
+        task_id = bars.add_task("predict", total=len(inputs))
+        results = predict_inputs(run_dir, inputs, checkpoint, on_batch=lambda n: bars.update(task_id, completed=n))
+    if as_json:
+        print(json.dumps([{"input": r.input, "tasks": {t: {"labels": r.labels[t], "scores": r.scores[t]}
+                                                       for t in r.labels}} for r in results], indent=2))
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["input", "task", "labels", "scores"])
+        for r in results:
+            for t in r.labels:
+                writer.writerow([r.input, t, "|".join(r.labels[t]), json.dumps(r.scores[t])])
+        return
+    table = Table(title="predictions")
+    for column in ("input", "task", "labels", "top scores"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        for i, t in enumerate(r.labels):
+            table.add_row(r.input if i == 0 else "", t, ", ".join(r.labels[t]) or "-",
+                          "  ".join(f"{label} {p:.2f}" for label, p in top_scores(r.scores[t], top)))
+    console.print(table)
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    out: Optional[Path] = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
+    objective: str = typer.Option("micro-f1", help=OBJECTIVE_HELP),
+) -> None:
+    """Write one self-contained HTML page: recipe, training curves, results, sweep, per-class tables."""
+    from semisup.evaluate.html import write_html_report
+    from semisup.evaluate.sweep import OBJECTIVES
+
+    if objective not in OBJECTIVES:
+        raise SemisupError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    path = write_html_report(run_dir, out, objective)
+    console.print(f"report written to [bold]{path}[/]")

@@ -1,0 +1,170 @@
+"""Working with a finished (or running) run directory: its recipe, checkpoints,
+predictions, stored decision rule, and scoring a checkpoint on any split."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from semisup.config import Recipe, load_recipe
+from semisup.data.samples import SPLITS, Dataset, TaskSpec, split_samples
+from semisup.errors import SemisupError
+from semisup.evaluate.decisions import Argmax, DecisionRule, Threshold, rule_from_dict
+from semisup.evaluate.predictions import Predictions
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside a run directory (see :mod:`semisup.train.run`)."""
+
+    path: Path
+
+    @classmethod
+    def open(cls, path: Path) -> "RunDir":
+        """Raises: SemisupError: not a run directory."""
+        path = Path(path)
+        if not path.is_dir():
+            raise SemisupError(f"{path}: run directory {'is a file' if path.exists() else 'does not exist'}")
+        if not (path / "config.toml").is_file():
+            raise SemisupError(f"{path}: not a run directory (no config.toml)")
+        return cls(path)
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def decision(self) -> Path:
+        return self.path / "decision.json"
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.path / "sweep"
+
+    def recipe(self) -> Recipe:
+        return load_recipe(self.config)
+
+    def predictions(self, split: str) -> Predictions:
+        """``predictions/<split>.npz``.
+
+        Raises:
+            SemisupError: the run has not written them (yet).
+        """
+        path = self.path / "predictions" / f"{split}.npz"
+        if not path.is_file():
+            raise SemisupError(f"{self.path}: no {split} predictions (predictions/{split}.npz); the run has not "
+                               f"finished, or run `semisup evaluate {self.path} --split {split}`")
+        return Predictions.load(path)
+
+    def checkpoint(self, which: str) -> Path:
+        """``best``, ``last`` or a path to a checkpoint file.
+
+        Raises:
+            SemisupError: the checkpoint does not exist.
+        """
+        path = self.path / "checkpoints" / f"{which}.pt" if which in ("best", "last") else Path(which)
+        if not path.is_file():
+            raise SemisupError(f"{path}: checkpoint not found (expected best, last or a .pt file)")
+        return path
+
+
+def stored_rules(run: RunDir, kinds: dict[str, str]) -> dict[str, DecisionRule]:
+    """The decision rule of each task: the one ``threshold-sweep --apply`` stored,
+    else rounding (multi-label) or argmax (multi-class).
+
+    Raises:
+        SemisupError: an unreadable ``decision.json``.
+    """
+    rules: dict[str, DecisionRule] = {t: Argmax() if k == "multiclass" else Threshold(0.5) for t, k in kinds.items()}
+    if run.decision.is_file():
+        try:
+            data = json.loads(run.decision.read_text())
+            rules.update({t: rule_from_dict(d) for t, d in data["tasks"].items() if t in rules})
+        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
+            raise SemisupError(f"{run.decision}: not a readable decision file ({exc})") from None
+    return rules
+
+
+def store_rules(run: RunDir, rules: dict[str, DecisionRule], objective: str) -> Path:
+    """Write ``decision.json`` (atomically) so that ``predict`` and ``evaluate`` use these rules."""
+    from semisup.train.logs import write_json_atomically
+
+    write_json_atomically(run.decision, {"source": "threshold-sweep", "objective": objective,
+                                         "tasks": {t: r.to_dict() for t, r in rules.items()}})
+    return run.decision
+
+
+@dataclass
+class LoadedModel:
+    """A run's network with a checkpoint's weights, ready for inference."""
+
+    model: Any
+    device: Any
+    amp_dtype: Any
+    normalize: Any
+
+
+def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path) -> LoadedModel:
+    """Build the recipe's network (no weight download) and load ``checkpoint`` into it.
+
+    Raises:
+        SemisupError: an unreadable checkpoint, or one of another model.
+    """
+    from semisup.augment import FrameNormalize
+    from semisup.device import resolve_device, resolve_precision
+    from semisup.train.checkpoints import load_checkpoint
+    from semisup.train.setup import build_model
+
+    device = resolve_device(recipe.run.device)
+    state = load_checkpoint(checkpoint)
+    model = build_model(dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=False)), tasks)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise SemisupError(f"{checkpoint}: does not fit this run's model ({str(exc).splitlines()[0]})") from None
+    model.to(device).eval()
+    normalize = FrameNormalize(model.encoder.mean, model.encoder.std).to(device)
+    return LoadedModel(model, device, resolve_precision(device, recipe.run.precision), normalize)
+
+
+def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits: Sequence[str]
+                     ) -> dict[str, Predictions]:
+    """Predictions of a checkpoint on each of ``splits``.
+
+    Raises:
+        SemisupError: an unknown or empty split, or an unreadable checkpoint.
+    """
+    from semisup.evaluate.inference import predict
+    from semisup.train.setup import build_eval_loader
+
+    for split in splits:
+        if split not in SPLITS:
+            raise SemisupError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
+        if not split_samples(dataset.samples, split):
+            raise SemisupError(f"{dataset.source}: split {split!r} has no samples")
+    loaded = load_model(recipe, dataset.tasks, checkpoint)
+    out = {}
+    for split in splits:
+        loader = build_eval_loader(split_samples(dataset.samples, split), dataset.tasks, recipe.data.image_size,
+                                   recipe.data.eval_frames, recipe.train.eval_batch_size, recipe.data.num_workers)
+        out[split] = predict(loaded.model, loader, loaded.normalize, dataset.tasks, loaded.device, loaded.amp_dtype)
+    return out
+
+
+def recipe_tasks(recipe: Recipe) -> list[TaskSpec]:
+    """The tasks of a resolved run recipe (vocabularies are written in its config.toml)."""
+    return [TaskSpec(t.name, t.labels, t.kind) for t in recipe.tasks]
+
+
+def per_class_table(targets: Any, scores: Any, labels: Sequence[str], threshold: float = 0.5) -> list[dict[str, Any]]:
+    """The per-class table MovieNet papers publish: precision@t, recall@t, AP and support per label."""
+    from semisup.evaluate.metrics import average_precision, precision_recall_f1
+
+    prf = precision_recall_f1(targets, scores >= threshold)
+    ap = average_precision(targets, scores)
+    return [{"label": label, "precision": float(prf.precision[c]), "recall": float(prf.recall[c]),
+             "ap": None if ap[c] != ap[c] else float(ap[c]), "support": int(prf.support[c])}
+            for c, label in enumerate(labels)]
