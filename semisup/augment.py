@@ -54,3 +54,41 @@ class FrameNormalize(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, 3, S, S)`` -> normalised float ``(N, 3, S, S)``."""
         return (frames.float() - self.mean) / self.std
+
+
+class ContrastiveViews(nn.Module):
+    """SimCLR's view augmentation, batch-wise: random resized crop, horizontal
+    flip, colour jitter (p=0.8), grayscale, Gaussian blur, normalisation.
+
+    Each call draws fresh parameters per image, so two calls on the same batch
+    give two different views of every frame.
+
+    Args:
+        image_size: output side ``S``.
+        mean, std: per-channel normalisation (the encoder's).
+        crop_scale_min: smallest crop area (SimCLR: 0.08; 0.2 suits small frames).
+        jitter: colour jitter strength ``s``: brightness, contrast and
+            saturation 0.8 s, hue 0.2 s; 0 disables it.
+        grayscale: probability of a grayscale view.
+        blur: probability of a Gaussian blur (kernel about a tenth of ``S``).
+    """
+
+    def __init__(self, image_size: int, mean: tuple[float, ...], std: tuple[float, ...],
+                 crop_scale_min: float = 0.2, jitter: float = 0.5, grayscale: float = 0.2, blur: float = 0.5) -> None:
+        super().__init__()
+        kernel = max(3, (image_size // 10) | 1)  # odd
+        steps: list[nn.Module] = [K.RandomResizedCrop((image_size, image_size), scale=(crop_scale_min, 1.0)),
+                                  K.RandomHorizontalFlip(p=0.5)]
+        if jitter > 0:
+            steps.append(K.ColorJitter(0.8 * jitter, 0.8 * jitter, 0.8 * jitter, min(0.5, 0.2 * jitter), p=0.8))
+        if grayscale > 0:
+            steps.append(K.RandomGrayscale(p=grayscale))
+        if blur > 0:
+            steps.append(K.RandomGaussianBlur((kernel, kernel), (0.1, 2.0), p=blur))
+        steps.append(K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std)))
+        self.pipeline = K.AugmentationSequential(*steps)
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, 3, S, S)`` -> one augmented, normalised float view ``(N, 3, S, S)``."""
+        return self.pipeline(frames.float().div_(255))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 import traceback
 
+from rich.markup import escape
+
 from semisup.cli.app import app, errors
 from semisup.cli import data, evaluate, run  # noqa: F401  (register the commands)
 from semisup.errors import SemisupError
@@ -25,7 +27,7 @@ def main() -> None:
     except SemisupError as exc:
         if debug:
             traceback.print_exc()
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True, markup=True)
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         errors.print("interrupted (a run continues with `semisup run --resume RUN_DIR`)")

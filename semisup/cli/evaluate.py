@@ -1,4 +1,4 @@
-"""``semisup threshold-sweep``, ``evaluate``, ``predict`` and ``report``."""
+"""``semisup threshold-sweep``, ``evaluate``, ``predict``, ``embed`` and ``report``."""
 
 from __future__ import annotations
 
@@ -160,6 +160,22 @@ def predict(
             table.add_row(r.input if i == 0 else "", t, ", ".join(r.labels[t]) or "-",
                           "  ".join(f"{label} {p:.2f}" for label, p in top_scores(r.scores[t], top)))
     console.print(table)
+
+
+@app.command()
+def embed(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    inputs: list[Path] = typer.Argument(None, help="Video files, folders of frames or images."),
+    splits: list[str] = typer.Option([], "--split", help="Also embed a split of the run's dataset (repeatable)."),
+    checkpoint: str = typer.Option("best", help="best, last, pretrained (the [pretrain] stage) or a checkpoint file."),
+    out: Optional[Path] = typer.Option(None, "--out", help=".npz (ids + embeddings) or .npy; default RUN_DIR/embeddings.npz"),
+) -> None:
+    """Frozen trailer embeddings (frame features averaged per trailer) to a file."""
+    from semisup.embed import embed_run
+
+    with errors.status("embedding..."):
+        path, count, width = embed_run(run_dir, inputs or [], splits, checkpoint, out)
+    console.print(f"{count} trailers x {width} features written to [bold]{path}[/]")
 
 
 @app.command()

@@ -18,6 +18,8 @@ def run(
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<name>-<timestamp>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint."),
+    stage: str = typer.Option("all", help="all; pretrain (stop after [pretrain]); finetune (needs --from)."),
+    init_from: Optional[Path] = typer.Option(None, "--from", help="Encoder checkpoint to fine-tune (--stage finetune)."),
 ) -> None:
     """Train a model as a recipe says, then evaluate its best checkpoint on test."""
     from semisup.train.progress import RichProgress
@@ -25,14 +27,20 @@ def run(
 
     progress = RichProgress(errors)
     if resume is not None:
-        if recipe is not None or overrides or out is not None:
-            raise SemisupError("--resume RUN_DIR takes no recipe, --set or --out (the run keeps its config.toml)")
+        if recipe is not None or overrides or out is not None or init_from is not None or stage != "all":
+            raise SemisupError("--resume RUN_DIR takes no recipe, --set, --out, --stage or --from "
+                               "(the run keeps its config.toml and stages)")
         result = resume_run(resume, progress=progress)
     elif recipe is None:
         raise SemisupError("run: give a recipe (e.g. recipes/sesemi.toml) or --resume RUN_DIR")
     else:
-        result = start_run(recipe, overrides, out, progress=progress)
-    print_report(result.report)
+        result = start_run(recipe, overrides, out, progress=progress, stage=stage, init_from=init_from)
+    if "splits" in result.report:
+        print_report(result.report)
+    else:
+        knn = "  ".join(f"{task} " + " ".join(f"{k} {fmt(v)}" for k, v in m.items()) for task, m in
+                        result.report.get("knn", {}).items())
+        console.print(f"pretrained encoder: [bold]{result.report['encoder']}[/]  (kNN on val: {knn})")
     console.print(f"run directory: [bold]{result.run_dir}[/]")
 
 

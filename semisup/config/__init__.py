@@ -8,6 +8,7 @@ from semisup.config.schema import (
     ModelConfig,
     OptimConfig,
     PretextConfig,
+    PretrainConfig,
     Recipe,
     RunConfig,
     TaskConfig,
@@ -15,7 +16,7 @@ from semisup.config.schema import (
 )
 
 __all__ = [
-    "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "Recipe",
+    "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "PretrainConfig", "Recipe",
     "RunConfig", "TaskConfig", "TrainConfig", "apply_overrides", "load_recipe", "parse_recipe",
     "recipe_to_dict", "recipe_to_toml",
 ]

@@ -178,6 +178,8 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(tp):
+            if option is type(None):  # TOML has no null: an absent key is the None
+                continue
             try:
                 return _coerce(option, value, key, source)
             except SemisupError:

@@ -169,6 +169,38 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PretrainConfig:
+    """``[pretrain]``: contrastive pretraining of the encoder (SimCLR, with lightly)
+    on unlabeled frames, before the labeled fine-tuning of the rest of the recipe.
+
+    Two augmented views of every frame go through the encoder and a projection
+    head; NT-Xent pulls the views of a frame together and pushes the other
+    frames of the batch away. The encoder then fine-tunes as the recipe says.
+    """
+
+    method: Literal["simclr"] = spec("simclr")
+    epochs: int = spec(20, ge=1)
+    batch_size: int = spec(128, ge=2, doc="frames per step (each gives two views)")
+    frames_per_trailer: int = spec(4, ge=1, doc="random frames taken from each trailer per epoch")
+    include_labeled: bool = spec(True, doc="also use the labeled train trailers' frames (never their labels)")
+    trainable_stages: int | Literal["all", "auto"] = spec(
+        "auto", ge=0, doc='"auto": the stages fine-tuning trains (model.trainable_stages)')
+    temperature: float = spec(0.2, gt=0.0, doc="NT-Xent temperature")
+    projection_hidden: int = spec(512, ge=1)
+    projection_dim: int = spec(128, ge=1)
+    lr: float = spec(1e-3, gt=0.0, doc="Adam learning rate")
+    weight_decay: float = spec(1e-6, ge=0.0)
+    schedule: Literal["constant", "cosine"] = spec("cosine")
+    warmup_epochs: float = spec(0.0, ge=0.0)
+    crop_scale_min: float = spec(0.2, gt=0.0, le=1.0, doc="smallest area of the random resized crop")
+    color_jitter: float = spec(0.5, ge=0.0, doc="colour jitter strength (0 turns it off)")
+    grayscale: float = spec(0.2, ge=0.0, le=1.0, doc="probability of a grayscale view")
+    blur: float = spec(0.5, ge=0.0, le=1.0, doc="probability of a Gaussian blur")
+    knn_k: int = spec(20, ge=1, doc="neighbours of the kNN monitor (labeled train -> val)")
+    checkpoint_minutes: float = spec(10.0, gt=0.0)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """``[eval]``: decision rules reported at the end of a run."""
 
@@ -185,6 +217,7 @@ class Recipe:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretext: tuple[PretextConfig, ...] = ()
+    pretrain: PretrainConfig | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -64,3 +64,34 @@ def probabilities(logits: torch.Tensor, kind: str) -> torch.Tensor:
     """Sigmoid per label (multi-label) or softmax over classes (multi-class), in fp32."""
     logits = logits.float()
     return torch.sigmoid(logits) if kind == "multilabel" else torch.softmax(logits, dim=1)
+
+
+@torch.no_grad()
+def embed(encoder: torch.nn.Module, loader: DataLoader, normalize: torch.nn.Module, device: torch.device,
+          amp_dtype: torch.dtype | None = None) -> tuple[list[str], np.ndarray]:
+    """Frozen trailer embeddings: the encoder's frame features, averaged per trailer.
+
+    Args:
+        encoder: an :class:`~semisup.models.Encoder` (switched to eval mode here).
+        loader: yields :class:`~semisup.data.loaders.PackedBatch`.
+        normalize: uint8 frames -> normalised float frames.
+
+    Returns:
+        Sample ids and their ``(N, D)`` float32 embeddings, in loader order.
+    """
+    from semisup.models.pooling import TemporalPool
+
+    encoder.eval()
+    pool = TemporalPool("mean")
+    samples = loader.dataset.samples
+    ids: list[str] = []
+    parts: list[np.ndarray] = []
+    for batch in loader:
+        if batch.num_trailers == 0:
+            continue
+        with autocast(device, amp_dtype):
+            features = encoder(normalize(batch.frames.to(device, non_blocking=True)))
+        parts.append(pool(features.float(), batch.owner.to(device), batch.num_trailers).cpu().numpy())
+        ids += [samples[i].id for i in batch.indices.tolist()]
+    width = getattr(encoder, "num_features", 0)
+    return ids, (np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, width), np.float32))

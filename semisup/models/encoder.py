@@ -185,6 +185,15 @@ def load_backbone_weights(model: nn.Module, path: Path) -> None:
     classifier = model.pretrained_cfg.get("classifier") or "fc"
     classifiers = (classifier,) if isinstance(classifier, str) else tuple(classifier)
     state = {k: v for k, v in state.items() if not k.startswith(tuple(c + "." for c in classifiers))}
+    load_exact(model, state, str(path))
+
+
+def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load a state dict that must match ``model`` key for key and shape for shape.
+
+    Raises:
+        SemisupError: naming ``source`` and how the weights do not fit.
+    """
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -192,7 +201,7 @@ def load_backbone_weights(model: nn.Module, path: Path) -> None:
     if missing or unexpected or wrong:
         example = (missing or unexpected or wrong)[0]
         raise SemisupError(
-            f"{path}: weights do not fit {model.default_cfg.get('architecture', type(model).__name__)}: "
+            f"{source}: weights do not fit {model.default_cfg.get('architecture', type(model).__name__)}: "
             f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys "
             f"(e.g. {example!r})")
     model.load_state_dict(state)

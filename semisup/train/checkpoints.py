@@ -64,3 +64,36 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_encoder(path: Path, encoder_name: str, state: dict[str, Any]) -> None:
+    """Write an encoder checkpoint: the backbone's state dict and its timm name."""
+    save_checkpoint(path, {"kind": "encoder", "encoder": encoder_name, "state_dict": state})
+
+
+def load_encoder_state(path: Path, encoder_name: str) -> dict[str, Any]:
+    """The backbone weights in an encoder checkpoint (``pretrain/encoder.pt``) or in
+    a run checkpoint (``checkpoints/best.pt`` or ``last.pt``), for ``encoder_name``.
+
+    Raises:
+        SemisupError: not such a checkpoint, or one of another architecture.
+    """
+    if not path.is_file():
+        raise SemisupError(f"{path}: encoder checkpoint not found")
+    try:
+        state = load_checkpoint(path)
+    except SemisupError:
+        raise SemisupError(f"{path}: not an encoder checkpoint (expected a semisup pretrain/encoder.pt "
+                           "or a run's checkpoints/*.pt)") from None
+    if state.get("kind") == "encoder":
+        if state.get("encoder") != encoder_name:
+            raise SemisupError(f"{path}: an encoder checkpoint of {state.get('encoder')!r}, but the recipe's "
+                               f"model.encoder is {encoder_name!r}")
+        return state["state_dict"]
+    model = state.get("model")
+    if isinstance(model, dict):
+        prefix = "encoder.model."
+        weights = {k[len(prefix):]: v for k, v in model.items() if k.startswith(prefix)}
+        if weights:
+            return weights
+    raise SemisupError(f"{path}: not an encoder checkpoint (no encoder weights inside)")

@@ -36,7 +36,9 @@ from semisup.evaluate.metrics import mean_average_precision
 from semisup.evaluate.predictions import Predictions
 from semisup.losses import AsymmetricLoss, task_losses
 from semisup.pretext import pretext_key
-from semisup.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from semisup.models.encoder import load_exact
+from semisup.train.checkpoints import (load_checkpoint, load_encoder_state, rng_state, save_checkpoint,
+                                       set_rng_state)
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
 from semisup.train.setup import build_eval_loader, build_model, build_optimizers, build_streams, lr_factor
@@ -140,7 +142,7 @@ def primary_score(scores: dict[str, float]) -> float:
 
 
 def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], run_dir: Path,
-        resume: bool = False, progress: NullProgress | None = None) -> FitResult:
+        resume: bool = False, progress: NullProgress | None = None, init_encoder: Path | None = None) -> FitResult:
     """Train the recipe's model on ``samples``, saving logs and checkpoints into ``run_dir``.
 
     Args:
@@ -150,12 +152,16 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
         run_dir: the run directory (exists already).
         resume: continue from ``run_dir/checkpoints/last.pt``.
         progress: receives progress reports (a rich display in the CLI).
+        init_encoder: start the encoder from this encoder checkpoint (a
+            pretraining stage's ``encoder.pt``) instead of ``model.pretrained``.
     """
     progress = progress or NullProgress()
     device = resolve_device(recipe.run.device)
     amp_dtype = resolve_precision(device, recipe.run.precision)
     torch.manual_seed(recipe.run.seed)
     model = build_model(recipe, specs).to(device)
+    if init_encoder is not None:
+        load_exact(model.encoder.model, load_encoder_state(init_encoder, recipe.model.encoder), str(init_encoder))
     optimizers = build_optimizers(recipe, model)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
                for name in optimizers}

@@ -38,19 +38,22 @@ class RichProgress(NullProgress):
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
-        self._bars = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-            console=self.console, transient=False)
+        self._bars = self._new_bars()
         self._run: TaskID | None = None
         self._epoch: TaskID | None = None
 
+    def _new_bars(self) -> Progress:
+        return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("eta"),
+                        TimeRemainingColumn(), console=self.console, transient=False)
+
     def start(self, total_steps: int, done_steps: int) -> None:
+        self._bars = self._new_bars()  # a fresh display per stage
         self._bars.start()
         self._run = self._bars.add_task("run", total=total_steps, completed=done_steps, stats="")
 
     def start_epoch(self, epoch: int, epochs: int, steps: int, done: int) -> None:
-        if self._epoch is not None:
+        if self._epoch is not None and self._epoch in self._bars.task_ids:
             self._bars.remove_task(self._epoch)
         self._epoch = self._bars.add_task(f"epoch {epoch + 1}/{epochs}", total=steps, completed=done, stats="")
 
@@ -60,15 +63,15 @@ class RichProgress(NullProgress):
         self._bars.update(self._run, advance=1)
 
     def end_epoch(self, record: Mapping[str, Any]) -> None:
-        val = record.get("val", {})
-        scores = "  ".join(f"val {task} " + " ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None)
-                           for task, m in val.items())
+        scores = "  ".join(f"{kind} {task} " + " ".join(f"{k} {v:.3f}" for k, v in m.items() if v is not None)
+                           for kind in ("val", "knn") for task, m in record.get(kind, {}).items())
         best = " (best)" if record.get("best") else ""
-        self._bars.console.print(f"epoch {record['epoch']}: loss {record['loss']:.3f}  {scores}  "
+        stage = "pretrain " if record.get("stage") == "pretrain" else ""
+        self._bars.console.print(f"{stage}epoch {record['epoch']}: loss {record['loss']:.3f}  {scores}  "
                                  f"{record['images_per_s']:.0f} img/s{best}")
 
     def message(self, text: str) -> None:
-        self._bars.console.print(text)
+        self.console.print(text, markup=False, highlight=False)
 
     def close(self) -> None:
         self._bars.stop()

@@ -12,17 +12,22 @@ The run directory holds everything a run makes::
       predictions/val.npz     ids, per-task probabilities and targets
       predictions/test.npz
       report.json             final metrics per task on val and test
+      stage.json              which stages the run does (resume continues them)
+      pretrain/               recipes with [pretrain]: the SimCLR stage's metrics.jsonl,
+                              tensorboard/, checkpoints/last.pt, and encoder.pt, which
+                              fine-tuning starts from
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from semisup.config import Recipe, load_recipe, recipe_to_toml
 from semisup.data.inspect import problem_summary
@@ -30,9 +35,11 @@ from semisup.data.samples import Dataset, TaskSpec
 from semisup.errors import SemisupError
 from semisup.evaluate.decisions import default_rules
 from semisup.evaluate.report import split_metrics
-from semisup.train.checkpoints import load_checkpoint
+from semisup.models.encoder import create_backbone, load_exact
+from semisup.train.checkpoints import load_checkpoint, load_encoder_state, save_encoder
 from semisup.train.logs import write_json_atomically
 from semisup.train.loop import fit
+from semisup.train.simclr import encoder_path, pretrain
 from semisup.train.progress import NullProgress
 from semisup.train.setup import load_data
 
@@ -72,24 +79,51 @@ def resolved_recipe(recipe: Recipe, specs: list[TaskSpec]) -> Recipe:
     return dataclasses.replace(recipe, tasks=tasks)
 
 
-def start_run(recipe_path: Path, overrides: list[str] = (), out: Path | None = None,
-              progress: NullProgress | None = None) -> RunResult:
+STAGES = ("all", "pretrain", "finetune")
+
+
+def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None = None,
+              progress: NullProgress | None = None, stage: str = "all", init_from: Path | None = None) -> RunResult:
     """Validate a recipe, read its data, create a run directory and run it to the end.
 
+    Args:
+        recipe_path: the recipe TOML.
+        overrides: ``section.key=value`` strings.
+        out: the run directory (default ``<run.out_dir>/<run.name>-<timestamp>``).
+        progress: progress display.
+        stage: ``all``; ``pretrain`` (stop after the ``[pretrain]`` stage); or
+            ``finetune`` (skip pretraining, start the encoder from ``init_from``).
+        init_from: an encoder checkpoint (``pretrain/encoder.pt`` of any run, or
+            a run's ``checkpoints/*.pt``) to fine-tune, with ``stage="finetune"``.
+
     Raises:
-        SemisupError: any problem with the recipe, the data or the output folder,
-            found before training starts.
+        SemisupError: any problem with the recipe, the stages, the encoder
+            checkpoint, the data or the output folder, found before training starts.
     """
     recipe = load_recipe(recipe_path, overrides)
-    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=bool(recipe.pretext))
+    if stage not in STAGES:
+        raise SemisupError(f"--stage: expected one of {', '.join(STAGES)}, got {stage!r}")
+    if stage == "pretrain" and recipe.pretrain is None:
+        raise SemisupError(f"{recipe_path}: --stage pretrain, but the recipe has no [pretrain] section")
+    if (init_from is None) != (stage != "finetune"):
+        raise SemisupError("--stage finetune and --from ENCODER go together (fine-tune a saved encoder)")
+    encoder_state = None
+    if init_from is not None:
+        encoder_state = load_encoder_state(init_from, recipe.model.encoder)
+        load_exact(create_backbone(recipe.model.encoder), encoder_state, str(init_from))  # fails fast on a misfit
+    needs_unlabeled = bool(recipe.pretext) or (recipe.pretrain is not None and stage != "finetune")
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
     recipe = resolved_recipe(recipe, dataset.tasks)
     run_dir = new_run_dir(recipe, out)
     _write_text_atomically(run_dir / "config.toml", recipe_to_toml(recipe))
-    return _run(recipe, dataset, run_dir, resume=False, progress=progress)
+    write_json_atomically(run_dir / "stage.json", {"stage": stage, "from": str(init_from) if init_from else None})
+    if encoder_state is not None:  # the run keeps its own copy: it stays complete if the source moves
+        save_encoder(encoder_path(run_dir), recipe.model.encoder, encoder_state)
+    return _run(recipe, dataset, run_dir, progress=progress)
 
 
 def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult:
-    """Continue a killed run from ``checkpoints/last.pt`` (from scratch if it has none).
+    """Continue a killed run in the stage it was in, from that stage's last checkpoint.
 
     Raises:
         SemisupError: not a run directory.
@@ -98,19 +132,48 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     if not config.is_file():
         raise SemisupError(f"{run_dir}: not a run directory (no config.toml)")
     recipe = load_recipe(config)
-    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=bool(recipe.pretext))
-    resume = (run_dir / "checkpoints" / "last.pt").is_file()
-    return _run(recipe, dataset, run_dir, resume=resume, progress=progress)
+    stage = _stage(run_dir)
+    needs_unlabeled = bool(recipe.pretext) or (recipe.pretrain is not None and not encoder_path(run_dir).exists())
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
+    return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
 
 
-def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, resume: bool, progress: NullProgress | None) -> RunResult:
+def _stage(run_dir: Path) -> str:
+    path = run_dir / "stage.json"
+    return json.loads(path.read_text()).get("stage", "all") if path.is_file() else "all"
+
+
+def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress | None,
+         stage: str | None = None) -> RunResult:
     progress = progress or NullProgress()
+    stage = stage or _stage(run_dir)
     for line in problem_summary(dataset.problems):
         progress.message(f"warning: {line}")
-    result = fit(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress)
+    pretrained = encoder_path(run_dir)
+    if recipe.pretrain is not None and not pretrained.exists():
+        progress.message("stage 1: contrastive pretraining (SimCLR)")
+        resume = (run_dir / "pretrain" / "checkpoints" / "last.pt").is_file()
+        pretrain(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress)
+    if stage == "pretrain":
+        from semisup.train.logs import read_metrics
+
+        last = read_metrics(run_dir / "pretrain" / "metrics.jsonl")[-1]
+        return RunResult(run_dir, {"stage": "pretrain", "encoder": str(pretrained), "knn": last.get("knn", {})})
+    if pretrained.exists():
+        progress.message("stage 2: fine-tuning from the pretrained encoder")
+    resume = (run_dir / "checkpoints" / "last.pt").is_file()
+    result = fit(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress,
+                 init_encoder=pretrained if pretrained.exists() else None)
     report = final_evaluation(recipe, dataset, run_dir)
     report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
                           "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
+    if recipe.pretrain is not None and (run_dir / "pretrain" / "metrics.jsonl").exists():
+        from semisup.train.logs import read_metrics
+
+        pretrain_records = read_metrics(run_dir / "pretrain" / "metrics.jsonl")
+        report["pretrain"] = {"epochs": len(pretrain_records),
+                              "seconds": pretrain_records[-1].get("elapsed_s") if pretrain_records else None,
+                              "knn": pretrain_records[-1].get("knn") if pretrain_records else None}
     write_json_atomically(run_dir / "report.json", report)
     return RunResult(run_dir, report)
 

@@ -63,8 +63,8 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
             raise SemisupError(f"{where}: no labeled samples in split {split!r} "
                                "(the data needs train, val and test samples; `semisup data split` writes them)")
     if needs_unlabeled and not unlabeled_pool(samples):
-        raise SemisupError(f"{where}: the recipe has pretext tasks but there are no unlabeled samples "
-                           "(split 'unlabeled', or train samples without labels)")
+        raise SemisupError(f"{where}: the recipe has pretext tasks or a [pretrain] stage but there are no "
+                           "unlabeled samples (split 'unlabeled', or train samples without labels)")
     return dataset
 
 

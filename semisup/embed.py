@@ -1,0 +1,84 @@
+"""Frozen trailer embeddings of a run's encoder, for inspection or reuse.
+
+``semisup embed RUN_DIR INPUT... | --split SPLIT`` writes one vector per
+trailer (the encoder's frame features averaged over evenly spaced frames),
+for example to feed a small temporal model of your own, to cluster, or to
+look at with UMAP. The encoder comes from the fine-tuned model (``best``,
+``last``), the pretraining stage (``pretrained``) or any encoder checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from semisup.errors import SemisupError
+from semisup.evaluate.runs import RunDir
+
+
+def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] = (), checkpoint: str = "best",
+              out: Path | None = None) -> tuple[Path, int, int]:
+    """Embed inputs (videos, frame folders, images) and/or dataset splits with a run's encoder.
+
+    Args:
+        run_dir: the run directory.
+        inputs: files or folders, as for ``semisup predict``.
+        splits: splits of the run's dataset to embed (``train``, ``val``, ...).
+        checkpoint: ``best``, ``last``, ``pretrained`` (the run's pretraining
+            stage) or a checkpoint path.
+        out: ``.npz`` (ids + embeddings) or ``.npy`` (embeddings, with the ids
+            in ``<name>.ids.txt``); default ``RUN_DIR/embeddings.npz``.
+
+    Returns:
+        The output path, the number of trailers and the embedding size.
+
+    Raises:
+        SemisupError: bad run, checkpoint, split or input.
+    """
+    from semisup.data.loaders import EpochBatchSampler, TrailerFrames, collate_packed, eval_picker, make_loader
+    from semisup.data.samples import SPLITS, split_samples
+    from semisup.augment import FrameNormalize
+    from semisup.device import resolve_device, resolve_precision
+    from semisup.evaluate.inference import embed
+    from semisup.models import Encoder
+    from semisup.models.encoder import load_exact
+    from semisup.predict import input_sample
+    from semisup.train.checkpoints import load_encoder_state
+    from semisup.train.setup import read_recipe_data
+    from semisup.train.simclr import encoder_path
+
+    run = RunDir.open(run_dir)
+    recipe = run.recipe()
+    if not inputs and not splits:
+        raise SemisupError("embed: give INPUT files/folders or --split SPLIT")
+    samples = [input_sample(Path(p)) for p in inputs]
+    if splits:
+        for split in splits:
+            if split not in SPLITS:
+                raise SemisupError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
+        dataset = read_recipe_data(recipe.data, recipe.tasks)
+        samples += [s for split in splits for s in split_samples(dataset.samples, split)]
+    source = encoder_path(run.path) if checkpoint == "pretrained" else run.checkpoint(checkpoint)
+    if checkpoint == "pretrained" and not source.is_file():
+        raise SemisupError(f"{run.path}: no pretrained encoder (pretrain/encoder.pt); the recipe has no [pretrain]")
+    encoder = Encoder(recipe.model.encoder, pretrained=False, trainable_stages=0,
+                      channels_last=recipe.model.channels_last)
+    load_exact(encoder.model, load_encoder_state(source, recipe.model.encoder), str(source))
+    device = resolve_device(recipe.run.device)
+    encoder.to(device)
+    dataset = TrailerFrames(samples, (), recipe.data.image_size, eval_picker(recipe.data.eval_frames))
+    loader = make_loader(dataset, EpochBatchSampler(len(samples), recipe.train.eval_batch_size, 0, 0, shuffle=False),
+                         collate_packed, num_workers=recipe.data.num_workers)
+    ids, vectors = embed(encoder, loader, FrameNormalize(encoder.mean, encoder.std).to(device), device,
+                         resolve_precision(device, recipe.run.precision))
+    out = Path(out) if out else run.path / "embeddings.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".npy":
+        np.save(out, vectors)
+        out.with_suffix(".ids.txt").write_text("".join(f"{i}\n" for i in ids))
+    else:
+        np.savez_compressed(out, ids=np.array(ids, dtype=str), embeddings=vectors,
+                            encoder=np.array(recipe.model.encoder), checkpoint=np.array(str(source)))
+    return out, len(ids), vectors.shape[1]
