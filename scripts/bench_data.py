@@ -9,8 +9,11 @@ Rows:
   mode), crop, collate in worker processes, then kornia augmentation;
 * loader, mp4 clips: the same on MovieShots-like shot clips decoded on the
   fly with PyAV (no extraction);
-* the ResNet50 SESEMI step (last stage trains, all six transforms) and the
-  supervised step: frames they consume per second, at the same image size.
+* the ResNet50 SESEMI step (last stage trains, all six transforms), the
+  supervised step and the SimCLR step (two views): frames they consume per
+  second, at the same image size;
+* SimCLR's view augmentation two ways: kornia on a batch (what semisup uses)
+  and lightly's PIL-based ``SimCLRTransform`` per image.
 
 The ratio column divides by the SESEMI step; the loader should deliver at
 least 3x what the step consumes.
@@ -101,6 +104,58 @@ def loader_rate(samples, size: int, frames: int, batch: int, workers: int, batch
     return count / (time.perf_counter() - start)
 
 
+def views_rate(kind: str, size: int, frames: int = 64, rounds: int = 3) -> float:
+    """Frames per second turned into two SimCLR views: kornia on a batch, or lightly's PIL transform per image."""
+    images = photo_frames(frames, size=(size, size))
+    if kind == "kornia":
+        from semisup.augment import ContrastiveViews
+
+        views = ContrastiveViews(size, (0.5,) * 3, (0.25,) * 3)
+        batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        views(batch)
+        start = time.perf_counter()
+        for _ in range(rounds):
+            views(batch), views(batch)
+    else:
+        from lightly.transforms import SimCLRTransform
+
+        transform = SimCLRTransform(input_size=size, cj_strength=0.5)
+        pil = [Image.fromarray(image) for image in images]
+        start = time.perf_counter()
+        for _ in range(rounds):
+            for image in pil:
+                transform(image)
+    return rounds * frames / (time.perf_counter() - start)
+
+
+def simclr_rate(args, device, dtype) -> float:
+    """Frames per second a SimCLR step consumes (two views each through encoder and projection head)."""
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules import SimCLRProjectionHead
+
+    from semisup.augment import ContrastiveViews
+    from semisup.device import autocast
+    from semisup.models import Encoder
+
+    encoder = Encoder(args.model, trainable_stages=1, channels_last=True).to(device).train()
+    head = SimCLRProjectionHead(encoder.num_features, 512, 128).to(device)
+    views = ContrastiveViews(args.size, encoder.mean, encoder.std).to(device)
+    optimizer = torch.optim.Adam(encoder.trainable_parameters() + list(head.parameters()), lr=1e-4)
+    criterion = NTXentLoss(0.2)
+    frames = torch.randint(0, 256, (16, 3, args.size, args.size), dtype=torch.uint8, device=device)
+
+    def step() -> int:
+        with autocast(device, dtype):
+            z1, z2 = head(encoder(views(frames))), head(encoder(views(frames)))
+        loss = criterion(z1.float(), z2.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return len(frames)
+
+    return timed(step, 2, 6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet50")
@@ -126,7 +181,12 @@ def main() -> None:
     sesemi_rate = timed(sesemi(step_args, device, dtype), 2, 6) / 6  # images/s -> frames/s (six per frame)
     supervised_rate = timed(supervised(step_args, device, dtype), 2, 6)
     rows += [(f"SESEMI step, {args.model} last stage, all six transforms (frames consumed)", sesemi_rate),
-             (f"supervised step, {args.model} last stage (frames consumed)", supervised_rate)]
+             (f"supervised step, {args.model} last stage (frames consumed)", supervised_rate),
+             (f"SimCLR step, {args.model} last stage, two views (frames consumed)", simclr_rate(step_args, device, dtype)),
+             (f"SimCLR views, kornia, batch of 64 on the main process ({args.size} px)",
+              views_rate("kornia", args.size)),
+             (f"SimCLR views, lightly SimCLRTransform, per PIL image, one process ({args.size} px)",
+              views_rate("lightly", args.size))]
     title = f"bench_data: {args.model} at {args.size} px, {args.workers} loader workers"
     intro = (f"`python scripts/bench_data.py --model {args.model} --size {args.size} --workers {args.workers}`; "
              "ratio = frames/s divided by what the SESEMI step consumes.")

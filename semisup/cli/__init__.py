@@ -4,7 +4,7 @@ Every user error is a :class:`~semisup.errors.SemisupError`, printed as one
 line on stderr with exit code 2; ``semisup --debug ...`` adds the traceback.
 The commands live in submodules by topic: :mod:`.run` (run, compare) and
 :mod:`.data` (data demo / extract / split / inspect), :mod:`.evaluate` (threshold-sweep,
-evaluate, predict, report).
+evaluate, predict, embed, report) and :mod:`.pretext` (pretext list).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import traceback
 from rich.markup import escape
 
 from semisup.cli.app import app, errors
-from semisup.cli import data, evaluate, run  # noqa: F401  (register the commands)
+from semisup.cli import data, evaluate, pretext, run  # noqa: F401  (register the commands)
 from semisup.errors import SemisupError
 
 

@@ -143,7 +143,10 @@ def _build(cls: type, table: Any, where: str, source: str) -> Any:
         values[name] = value
     if cls is PretextConfig:
         values["options"] = _pretext_options(values, extra, where, source, fields)
-    return cls(**values)
+    try:
+        return cls(**values)
+    except ValueError as exc:  # a section's own consistency checks (e.g. a task's options)
+        raise SemisupError(f"{source}: {where or 'recipe'}: {exc}") from None
 
 
 def _missing(tp: Any, f: dataclasses.Field) -> str:
@@ -158,6 +161,10 @@ def _pretext_options(values: dict, extra: dict, where: str, source: str, fields:
     from semisup.pretext import get_pretext_task
 
     task_cls = get_pretext_task(values["name"], where=f"{source}: {where}.name")
+    frames = values.get("frames_per_trailer", fields["frames_per_trailer"].default)
+    if frames < task_cls.min_frames:
+        raise SemisupError(f"{source}: {where}.frames_per_trailer: pretext task {values['name']!r} needs at least "
+                           f"{task_cls.min_frames} frames per trailer, got {frames}")
     option_fields = {f.name: f for f in dataclasses.fields(task_cls.Options)}
     for key in extra:
         if key not in option_fields:

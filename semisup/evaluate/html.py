@@ -53,7 +53,7 @@ def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "
     Raises:
         SemisupError: not a finished run directory.
     """
-    from semisup.evaluate.plots import plot_training, sweep_plots
+    from semisup.evaluate.plots import plot_pretraining, plot_training, sweep_plots
     from semisup.evaluate.sweep import sweep
     from semisup.train.logs import read_metrics
 
@@ -75,13 +75,20 @@ def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "
                                                                    for t in recipe.tasks)),
                 ("encoder", f"{m.encoder}, pretrained={m.pretrained}, trainable stages {m.trainable_stages}"),
                 ("frames", f"{d.image_size} px, {d.max_frames} per labeled trailer, {d.eval_frames} in evaluation"),
-                ("pretext", ", ".join(p.name for p in recipe.pretext) or "none (supervised only)"),
+                ("pretext", ", ".join(p.name for p in recipe.pretext) or "none"),
+                ("pretraining", f"{recipe.pretrain.method}, {recipe.pretrain.epochs} epochs" if recipe.pretrain
+                 else "none"),
                 ("optimisation", f"{recipe.optim.mode}, Adam lr {recipe.optim.lr:g}, {recipe.optim.schedule}, "
                                  f"{recipe.train.epochs} epochs"),
                 ("seed", recipe.run.seed)]
     parts.append(_table(["setting", "value"], settings))
     parts.append(f"<details><summary>config.toml</summary><pre>{html.escape(run.config.read_text())}</pre></details>")
     with tempfile.TemporaryDirectory() as tmp:
+        pretrain_log = run.path / "pretrain" / "metrics.jsonl"
+        if pretrain_log.exists() and read_metrics(pretrain_log):
+            parts.append("<h2>Contrastive pretraining</h2>")
+            parts.append(_image(plot_pretraining(read_metrics(pretrain_log), Path(tmp) / "pretrain.png"),
+                                "pretraining curves"))
         if records:
             parts.append("<h2>Training</h2>")
             parts.append(_image(plot_training(records, Path(tmp) / "training.png"), "training curves"))

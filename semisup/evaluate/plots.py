@@ -129,3 +129,20 @@ def sweep_plots(result: TaskSweep, test_targets: np.ndarray | None, test_scores:
         paths.append(plot_per_class_bars({label: None if np.isnan(v) else float(v) for label, v in zip(labels, ap)},
                                          out_dir / f"{result.task}-ap.png", title=f"{result.task}: test AP per class"))
     return paths
+
+
+def plot_pretraining(records: Sequence[dict[str, Any]], path: Path) -> Path:
+    """The contrastive stage: NT-Xent loss and the kNN probe (labeled train -> val) per epoch."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    trained = [r for r in records if r.get("loss") is not None]
+    left.plot([r["epoch"] for r in trained], [r["loss"] for r in trained], "-o", ms=3)
+    left.set(xlabel="epoch", title="NT-Xent loss")
+    for task in records[0].get("knn", {}) if records else ():
+        for metric in records[0]["knn"][task]:
+            right.plot([r["epoch"] for r in records], [r["knn"][task][metric] for r in records], "-o", ms=3,
+                       label=f"kNN {task} {metric}")
+    right.set(xlabel="epoch (0: before pretraining)", ylim=(0, 1), title="frozen features, kNN probe on val")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    return _save(fig, path)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Callable, ClassVar, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -50,34 +50,47 @@ class PretextOutput(NamedTuple):
 class PretextTask(nn.Module):
     """Base class of self-supervised tasks on unlabeled trailer frames.
 
-    Subclasses set ``num_classes`` (the size of their head's output), define a
-    frozen ``Options`` dataclass of their recipe options and implement
+    A subclass sets ``num_classes`` (its head's output size; or overrides
+    :meth:`output_size` when options decide it), optionally ``min_frames``
+    (temporal tasks need several frames per trailer), defines a frozen
+    ``Options`` dataclass of its recipe options, and implements
     :meth:`forward`. The head, an :class:`~semisup.models.heads.MLPHead` from
-    the encoder's feature size to ``num_classes``, is built here.
+    :meth:`head_input_dim` to :meth:`output_size`, is built here; the loss is
+    the task's own (:meth:`classify` gives cross-entropy and accuracy).
 
     Args:
         options: an instance of the subclass's ``Options``.
         feature_dim: size ``D`` of one frame's encoder features.
         head_hidden: hidden width of the head.
         head_dropout: dropout inside the head.
+        frames: ``T``, the frames per trailer the task receives.
     """
 
     name: ClassVar[str] = ""
     num_classes: ClassVar[int] = 0
+    min_frames: ClassVar[int] = 1
 
     @dataclass(frozen=True)
     class Options:
         """No options."""
 
     def __init__(self, options: "PretextTask.Options", feature_dim: int, head_hidden: int = 256,
-                 head_dropout: float = 0.0) -> None:
+                 head_dropout: float = 0.0, frames: int = 1) -> None:
         super().__init__()
+        if frames < self.min_frames:
+            raise ValueError(f"pretext task {self.name!r} needs at least {self.min_frames} frames per trailer, "
+                             f"got {frames}")
         self.options = options
-        self.head = MLPHead(self.head_input_dim(feature_dim), head_hidden, self.num_classes, head_dropout)
+        self.frames = frames
+        self.head = MLPHead(self.head_input_dim(feature_dim), head_hidden, self.output_size(), head_dropout)
 
     def head_input_dim(self, feature_dim: int) -> int:
         """Input size of the head; override for tasks that concatenate frame features."""
         return feature_dim
+
+    def output_size(self) -> int:
+        """Output size of the head (``num_classes`` unless options decide it)."""
+        return self.num_classes
 
     def forward(self, frames: torch.Tensor, encode: Encode) -> PretextOutput:
         """Compute the task's loss on a batch of unlabeled frames.
@@ -99,6 +112,7 @@ class PretextTask(nn.Module):
 
 
 _REGISTRY: dict[str, type[PretextTask]] = {}
+ENTRY_POINT_GROUP = "semisup.pretext"
 
 
 def register_pretext(name: str) -> Callable[[type[PretextTask]], type[PretextTask]]:
@@ -121,24 +135,75 @@ def pretext_key(name: str) -> str:
 
 
 def pretext_tasks() -> dict[str, type[PretextTask]]:
-    """All registered pretext tasks by name."""
+    """The built-in (and in-process registered) pretext tasks by name."""
     return dict(_REGISTRY)
 
 
+def _entry_points() -> dict[str, Any]:
+    """Installed plug-ins: entry points of the ``semisup.pretext`` group, by name."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_entry_point(ep: Any, where: str) -> type[PretextTask]:
+    dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+    try:
+        cls = ep.load()
+    except Exception as exc:  # any error inside the plug-in is the plug-in's
+        raise SemisupError(f"{where}: pretext plug-in {ep.name!r} ({ep.value}, package {dist}) failed to "
+                           f"import: {type(exc).__name__}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, PretextTask)):
+        raise SemisupError(f"{where}: pretext plug-in {ep.name!r} ({ep.value}) is not a PretextTask subclass")
+    cls.name = ep.name
+    return cls
+
+
 def get_pretext_task(name: str, where: str = "pretext") -> type[PretextTask]:
-    """Look up a pretext task by registered name or by ``"package.module:Class"`` path.
+    """Look up a pretext task: a built-in name, an installed plug-in's entry-point
+    name, or a ``"package.module:Class"`` path.
 
     Raises:
-        SemisupError: unknown name (with a did-you-mean), or a path that does
-            not import or does not name a :class:`PretextTask` subclass.
+        SemisupError: unknown name (with a did-you-mean), or a plug-in that
+            does not import or is not a :class:`PretextTask` subclass.
     """
     if name in _REGISTRY:
         return _REGISTRY[name]
+    plugins = _entry_points()
+    if name in plugins:
+        return _load_entry_point(plugins[name], where)
     if ":" in name:
         return _load_path(name, where)
-    guess = difflib.get_close_matches(name, list(_REGISTRY), n=1)
-    hint = f'did you mean "{guess[0]}"?' if guess else "known: " + ", ".join(sorted(_REGISTRY))
-    raise SemisupError(f"{where}: unknown pretext task {name!r} ({hint})")
+    known = sorted({*_REGISTRY, *plugins})
+    guess = difflib.get_close_matches(name, known, n=1)
+    hint = f'did you mean "{guess[0]}"?' if guess else "known: " + ", ".join(known)
+    raise SemisupError(f"{where}: unknown pretext task {name!r} ({hint}; or give a module:Class path)")
+
+
+@dataclass(frozen=True)
+class CatalogueEntry:
+    """A pretext task ``semisup pretext list`` shows."""
+
+    name: str
+    source: str
+    description: str
+
+
+def pretext_catalogue() -> list[CatalogueEntry]:
+    """Every task found: built-ins, then installed plug-ins (a broken one says why)."""
+    def summary(cls: type) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    out = [CatalogueEntry(n, "built-in" if c.__module__.startswith("semisup.") else c.__module__, summary(c))
+           for n, c in sorted(_REGISTRY.items())]
+    for name, ep in sorted(_entry_points().items()):
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        try:
+            description = summary(_load_entry_point(ep, "plug-in"))
+        except SemisupError as exc:
+            description = f"BROKEN: {str(exc).split(': ', 1)[-1]}"
+        out.append(CatalogueEntry(name, f"plug-in {dist} ({ep.value})", description))
+    return out
 
 
 def _load_path(path: str, where: str) -> type[PretextTask]:

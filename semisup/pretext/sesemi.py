@@ -1,8 +1,10 @@
-"""SESEMI: predict which rotation or flip was applied to a frame.
+"""Orientation tasks: which rotation or flip was applied to a frame?
 
-Tran, "Exploring Self-Supervised Regularization for Supervised and
-Semi-Supervised Learning", arXiv:1906.10343. Six classes: rotation by 0, 90,
-180 or 270 degrees, a left-right flip or an up-down flip.
+SESEMI (Tran, "Exploring Self-Supervised Regularization for Supervised and
+Semi-Supervised Learning", arXiv:1906.10343): six classes, rotation by 0, 90,
+180 or 270 degrees, a left-right flip or an up-down flip. Rotation (Gidaris et
+al., "Unsupervised Representation Learning by Predicting Image Rotations",
+ICLR 2018): the four rotations only.
 """
 
 from __future__ import annotations
@@ -56,9 +58,27 @@ _TRANSFORMS = (
 )
 
 
+def predict_transform(task: PretextTask, frames: torch.Tensor, encode: Encode, classes: int,
+                      transforms: str) -> PretextOutput:
+    """Shared by SESEMI and rotation: transform frames by class ``0..classes-1``
+    (the first ``classes`` of :data:`SESEMI_CLASSES`) and classify which.
+
+    ``transforms = "all"`` applies every class to every frame (``classes``
+    times the images); ``"one"`` one random class per frame.
+    """
+    x = frames.flatten(0, 1)
+    n = x.shape[0]
+    if transforms == "all":
+        target = torch.arange(classes, device=x.device).repeat_interleave(n)
+        x = x.repeat(classes, 1, 1, 1)
+    else:
+        target = torch.randint(0, classes, (n,), device=x.device)
+    return task.classify(encode(sesemi_transform(x, target)), target)
+
+
 @register_pretext("sesemi")
 class Sesemi(PretextTask):
-    """6-way rotation / flip prediction on single frames (SESEMI)."""
+    """6-way rotation / flip prediction on single frames (SESEMI, Tran 2019)."""
 
     num_classes = len(SESEMI_CLASSES)
 
@@ -73,11 +93,20 @@ class Sesemi(PretextTask):
         transforms: Literal["one", "all"] = "all"
 
     def forward(self, frames: torch.Tensor, encode: Encode) -> PretextOutput:
-        x = frames.flatten(0, 1)
-        n = x.shape[0]
-        if self.options.transforms == "all":
-            target = torch.arange(self.num_classes, device=x.device).repeat_interleave(n)
-            x = x.repeat(self.num_classes, 1, 1, 1)
-        else:
-            target = torch.randint(0, self.num_classes, (n,), device=x.device)
-        return self.classify(encode(sesemi_transform(x, target)), target)
+        return predict_transform(self, frames, encode, self.num_classes, self.options.transforms)
+
+
+@register_pretext("rotation")
+class Rotation(PretextTask):
+    """4-way rotation prediction, 0/90/180/270 degrees (RotNet, Gidaris et al. 2018)."""
+
+    num_classes = 4
+
+    @dataclass(frozen=True)
+    class Options:
+        """``transforms``: "all" four rotations of every frame, or "one" random one."""
+
+        transforms: Literal["one", "all"] = "all"
+
+    def forward(self, frames: torch.Tensor, encode: Encode) -> PretextOutput:
+        return predict_transform(self, frames, encode, self.num_classes, self.options.transforms)

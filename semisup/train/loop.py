@@ -113,6 +113,15 @@ def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler:
     scaler.update()
 
 
+def clip_frames(clips: torch.Tensor, frames: int) -> torch.Tensor:
+    """The ``frames`` evenly spaced frames (in time order) of ``(B, T, ...)`` clips,
+    for a pretext task that asked for fewer frames than the stream carries."""
+    t = clips.shape[1]
+    if frames >= t:
+        return clips
+    return clips[:, ((torch.arange(frames) + 0.5) * t / frames).long()]
+
+
 def set_lr(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
     """Scale every parameter group's ``initial_lr`` by the schedule's ``factor``."""
     for optimizer in optimizers.values():
@@ -247,7 +256,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                     clips = clips.view(b, t, *clips.shape[1:])
                     for name, task in model.pretext.items():
                         with autocast(device, amp_dtype):
-                            pretext[name] = task(clips, encode)
+                            pretext[name] = task(clip_frames(clips, task.frames), encode)
                         if not joint:
                             key = f"pretext/{name}"
                             optimiser_step(pretext[name].loss, optimizers[key], scalers[key], grad_clip)

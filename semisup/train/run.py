@@ -37,7 +37,7 @@ from semisup.evaluate.decisions import default_rules
 from semisup.evaluate.report import split_metrics
 from semisup.models.encoder import create_backbone, load_exact
 from semisup.train.checkpoints import load_checkpoint, load_encoder_state, save_encoder
-from semisup.train.logs import write_json_atomically
+from semisup.train.logs import read_metrics, write_json_atomically
 from semisup.train.loop import fit
 from semisup.train.simclr import encoder_path, pretrain
 from semisup.train.progress import NullProgress
@@ -155,8 +155,6 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
         resume = (run_dir / "pretrain" / "checkpoints" / "last.pt").is_file()
         pretrain(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress)
     if stage == "pretrain":
-        from semisup.train.logs import read_metrics
-
         last = read_metrics(run_dir / "pretrain" / "metrics.jsonl")[-1]
         return RunResult(run_dir, {"stage": "pretrain", "encoder": str(pretrained), "knn": last.get("knn", {})})
     if pretrained.exists():
@@ -168,8 +166,6 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
     report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
                           "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
     if recipe.pretrain is not None and (run_dir / "pretrain" / "metrics.jsonl").exists():
-        from semisup.train.logs import read_metrics
-
         pretrain_records = read_metrics(run_dir / "pretrain" / "metrics.jsonl")
         report["pretrain"] = {"epochs": len(pretrain_records),
                               "seconds": pretrain_records[-1].get("elapsed_s") if pretrain_records else None,

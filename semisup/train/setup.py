@@ -75,7 +75,8 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
     pretext = {}
     for p in recipe.pretext:
         task_cls = get_pretext_task(p.name)
-        pretext[pretext_key(p.name)] = task_cls(p.options, encoder.num_features, p.head_hidden, p.head_dropout)
+        pretext[pretext_key(p.name)] = task_cls(p.options, encoder.num_features, p.head_hidden, p.head_dropout,
+                                                p.frames_per_trailer)
     return TrailerModel(encoder, TemporalPool(m.pooling), {s.name: len(s.labels) for s in specs},
                         m.head_hidden, m.head_dropout, pretext)
 
