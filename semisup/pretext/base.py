@@ -23,6 +23,7 @@ the task's ``Options``.
 
 from __future__ import annotations
 
+import abc
 import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, NamedTuple
@@ -47,7 +48,7 @@ class PretextOutput(NamedTuple):
     """Scalar fraction of correct predictions (no gradient)."""
 
 
-class PretextTask(nn.Module):
+class PretextTask(nn.Module, abc.ABC):
     """Base class of self-supervised tasks on unlabeled trailer frames.
 
     A subclass sets ``num_classes`` (its head's output size; or overrides
@@ -92,6 +93,7 @@ class PretextTask(nn.Module):
         """Output size of the head (``num_classes`` unless options decide it)."""
         return self.num_classes
 
+    @abc.abstractmethod
     def forward(self, frames: torch.Tensor, encode: Encode) -> PretextOutput:
         """Compute the task's loss on a batch of unlabeled frames.
 
@@ -101,7 +103,6 @@ class PretextTask(nn.Module):
                 right-angle rotations.
             encode: embeds ``(N, C, H, W)`` frames into ``(N, D)`` features.
         """
-        raise NotImplementedError  # abstract: every registered task implements it
 
     def classify(self, features: torch.Tensor, target: torch.Tensor) -> PretextOutput:
         """Run the head on ``features (N, D_in)`` and score it against ``target (N,)``."""

@@ -12,6 +12,8 @@ the ``T`` frame features side by side.
 
 from __future__ import annotations
 
+import abc
+
 import torch
 
 from semisup.pretext.base import Encode, PretextOutput, PretextTask, register_pretext
@@ -25,9 +27,9 @@ class SequenceTask(PretextTask):
     def head_input_dim(self, feature_dim: int) -> int:
         return feature_dim * self.frames
 
+    @abc.abstractmethod
     def reorder(self, length: int, target: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` frame indices per clip: time order where ``target`` is 0."""
-        raise NotImplementedError  # abstract
 
     def forward(self, frames: torch.Tensor, encode: Encode) -> PretextOutput:
         b, t = frames.shape[:2]
