@@ -63,3 +63,29 @@ def test_data_demo_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Drama" in result.stdout and (tmp_path / "d" / "labels.csv").is_file()
     assert_one_line_error(run_cli("data", "demo", str(tmp_path / "d")), "already exists")
+
+
+def _commands(group, prefix=()):
+    """Every (path, click command) under a click group, depth first."""
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*prefix, name))
+
+
+def test_help_texts_survive_rich_markup():
+    """Typer renders help through rich markup: a "[pretrain]" in a help text would vanish."""
+    import typer.main
+    from rich.markup import render
+
+    from semisup.cli.app import app
+
+    group = typer.main.get_command(app)
+    checked = 0
+    for path, command in _commands(group):
+        texts = [command.help or ""] + [getattr(param, "help", None) or "" for param in command.params]
+        for text in texts:
+            meant = text.replace("\\[", "[")  # an escaped bracket is shown as a bracket
+            assert render(text).plain == meant, f"semisup {' '.join(path)}: {text!r}"
+            checked += 1
+    assert checked > 40

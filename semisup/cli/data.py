@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -15,7 +16,8 @@ from semisup.data.samples import Dataset
 from semisup.errors import SemisupError
 
 FORMAT_HELP = "Layout: folder, demo, movienet or movieshots."
-RECIPE_HELP = "Take the layout, its options and the tasks from this recipe's [data] and [[tasks]]."
+# Typer renders help as rich markup, so recipe sections like [data] are escaped.
+RECIPE_HELP = escape("Take the layout, its options and the tasks from this recipe's [data] and [[tasks]].")
 
 
 def _progress() -> Progress:

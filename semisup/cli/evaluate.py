@@ -167,7 +167,7 @@ def embed(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     inputs: list[Path] = typer.Argument(None, help="Video files, folders of frames or images."),
     splits: list[str] = typer.Option([], "--split", help="Also embed a split of the run's dataset (repeatable)."),
-    checkpoint: str = typer.Option("best", help="best, last, pretrained (the [pretrain] stage) or a checkpoint file."),
+    checkpoint: str = typer.Option("best", help="best, last, pretrained (the encoder from the pretraining stage) or a checkpoint file."),
     out: Optional[Path] = typer.Option(None, "--out", help=".npz (ids + embeddings) or .npy; default RUN_DIR/embeddings.npz"),
 ) -> None:
     """Frozen trailer embeddings (frame features averaged per trailer) to a file."""

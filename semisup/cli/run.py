@@ -18,7 +18,7 @@ def run(
     overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: runs/<name>-<timestamp>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint."),
-    stage: str = typer.Option("all", help="all; pretrain (stop after [pretrain]); finetune (needs --from)."),
+    stage: str = typer.Option("all", help="all; pretrain (stop after the pretraining stage); finetune (needs --from)."),
     init_from: Optional[Path] = typer.Option(None, "--from", help="Encoder checkpoint to fine-tune (--stage finetune)."),
 ) -> None:
     """Train a model as a recipe says, then evaluate its best checkpoint on test."""

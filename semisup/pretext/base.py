@@ -178,7 +178,10 @@ def get_pretext_task(name: str, where: str = "pretext") -> type[PretextTask]:
     known = sorted({*_REGISTRY, *plugins})
     guess = difflib.get_close_matches(name, known, n=1)
     hint = f'did you mean "{guess[0]}"?' if guess else "known: " + ", ".join(known)
-    raise SemisupError(f"{where}: unknown pretext task {name!r} ({hint}; or give a module:Class path)")
+    raise SemisupError(
+        f"{where}: unknown pretext task {name!r} ({hint}); "
+        "give a registered name (see `semisup pretext list`) or a package.module:Class path"
+    )
 
 
 @dataclass(frozen=True)
