@@ -122,6 +122,26 @@ def test_recipe_checks_frames_and_options(tiny_recipe):
         load_recipe(tiny_recipe(), ["pretext.name=arrow-of-tim"])
 
 
+# Produced by the release before the PretextTask API (commit 9875859) with this
+# very recipe: the refactor onto the API must not change what SESEMI learns.
+SESEMI_BEFORE_THE_API = [  # (epoch, training loss, SESEMI loss)
+    (1, 1.0819623172283173, 1.8111295998096466),
+    (2, 1.0101101398468018, 1.8014435172080994),
+]
+
+
+@pytest.mark.slow
+def test_sesemi_trains_as_it_did_before_the_api(tiny_recipe, tmp_path):
+    overrides = ["train.epochs=2", 'run.precision="fp32"', 'run.device="cpu"']
+    run_dir = start_run(tiny_recipe(), overrides, tmp_path / "run").run_dir
+    records = read_metrics(run_dir / "metrics.jsonl")
+    assert [r["epoch"] for r in records] == [1, 2]
+    for record, (epoch, loss, sesemi_loss) in zip(records, SESEMI_BEFORE_THE_API):
+        # Bit-identical here; the tolerance only absorbs other CPUs' fp32 kernels.
+        assert record["loss"] == pytest.approx(loss, rel=1e-3), epoch
+        assert record["pretext"]["sesemi"]["loss"] == pytest.approx(sesemi_loss, rel=1e-3), epoch
+
+
 @pytest.mark.slow
 def test_sesemi_by_name_and_by_path_train_identically(tiny_recipe, tmp_path):
     by_name = start_run(tiny_recipe(), ["train.epochs=1"], tmp_path / "a").run_dir
