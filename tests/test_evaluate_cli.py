@@ -123,3 +123,29 @@ def test_bad_inputs_are_one_line_errors(run, tmp_path):
     assert_one_line_error(run_cli("predict", str(run), str(tmp_path / "missing.mp4")), "input not found")
     assert_one_line_error(run_cli("report", str(bare)), "no val predictions")
     assert_one_line_error(run_cli("threshold-sweep", str(run), "--objective", "accuracy"), "--objective")
+
+
+def test_compare_groups_runs_by_recipe_name(trained_run, tmp_path):
+    copies = {}
+    for folder, name, seed in (("a", "tiny", 0), ("b", "tiny", 1), ("c", "other", 0)):
+        copies[folder] = tmp_path / folder
+        shutil.copytree(trained_run, copies[folder])
+        config = copies[folder] / "config.toml"
+        text = config.read_text().replace('name = "tiny"', f'name = "{name}"', 1).replace("seed = 0", f"seed = {seed}", 1)
+        config.write_text(text)
+    result = run_cli("compare", *(str(p) for p in copies.values()), "--markdown")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((trained_run / "report.json").read_text())
+    test_map = report["splits"]["test"]["genres"]["mAP"]
+    sweep = run_cli("threshold-sweep", str(copies["c"]))
+    assert sweep.returncode == 0, sweep.stderr
+    chosen = json.loads((copies["c"] / "sweep" / "sweep.json").read_text())["genres"]["chosen"]
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in result.stdout.splitlines()[2:]}
+    assert list(rows) == ["tiny", "other"]
+    assert rows["tiny"][1] == "0, 1" and rows["other"][1] == "0"
+    assert rows["tiny"][2] == f"{test_map:.3f} ± 0.000"  # the same weights twice: no spread
+    assert rows["other"][3].startswith(f"{chosen['test']['micro']['f1']:.3f} ± 0.000 (")
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    assert_one_line_error(run_cli("compare", str(copies["a"]), str(not_a_run)), str(not_a_run), "no report.json")
+    assert_one_line_error(run_cli("compare", str(copies["a"]), "--task", "mood"), "no task 'mood'")

@@ -63,7 +63,7 @@ def compare(
     for g in groups:
         table.add_row(g.name, str(len(g.runs)), f"{g.mean('test_map'):.3f} ± {g.std('test_map'):.3f}",
                       f"{g.mean('test_f1'):.3f} ± {g.std('test_f1'):.3f}",
-                      "; ".join(sorted({r.rule for r in g.runs})), f"{g.mean('train_seconds') / 60:.1f} min")
+                      g.rules(), f"{g.mean('train_seconds') / 60:.1f} min")
     console.print(table)
 
 

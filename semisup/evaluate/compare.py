@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +17,8 @@ class RunSummary:
     """The headline numbers of one finished run (one task).
 
     Attributes:
-        rule: the decision rule the threshold sweep chose on validation;
+        rule: the decision rule the threshold sweep chose on validation, in
+            full; ``rule_family`` its kind (``top-k``, ``per-class`` ...).
             ``test_f1`` is its test micro-F1 (accuracy for multi-class tasks).
         train_seconds: wall time of training, pretraining stage included.
     """
@@ -27,6 +29,7 @@ class RunSummary:
     task: str
     test_map: float
     rule: str
+    rule_family: str
     test_f1: float
     train_seconds: float
 
@@ -53,7 +56,7 @@ def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
     recipe = run.recipe()
     seconds = report["training"]["train_seconds"] + ((report.get("pretrain") or {}).get("seconds") or 0.0)
     return RunSummary(run_dir, recipe.run.name, recipe.run.seed, task, test[task]["mAP"],
-                      tuned.chosen.rule.describe(), tuned.chosen.test["micro"][2], seconds)
+                      tuned.chosen.rule.describe(), tuned.chosen.rule.name, tuned.chosen.test["micro"][2], seconds)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,13 @@ class GroupSummary:
     def std(self, field: str) -> float:
         values = [getattr(r, field) for r in self.runs]
         return statistics.stdev(values) if len(values) > 1 else 0.0
+
+    def rules(self) -> str:
+        """The rules chosen on val, e.g. ``"top-2 x2, p >= 0.6"``; per-class rules by family only."""
+        short = [r.rule if r.rule_family in ("top-k", "threshold", "mcut", "argmax") else r.rule_family
+                 for r in self.runs]
+        counts = Counter(short)
+        return ", ".join(f"{rule} x{n}" if n > 1 else rule for rule, n in counts.items())
 
 
 def compare_runs(run_dirs: Sequence[Path], task: str | None = None) -> list[GroupSummary]:
@@ -86,8 +96,7 @@ def markdown_table(groups: Sequence[GroupSummary]) -> str:
              "|---|---|---|---|---|"]
     for g in groups:
         seeds = ", ".join(str(r.seed) for r in g.runs)
-        rules = "; ".join(sorted({r.rule for r in g.runs}))
         lines.append(f"| {g.name} | {seeds} | {g.mean('test_map'):.3f} ± {g.std('test_map'):.3f} | "
-                     f"{g.mean('test_f1'):.3f} ± {g.std('test_f1'):.3f} ({rules}) | "
+                     f"{g.mean('test_f1'):.3f} ± {g.std('test_f1'):.3f} ({g.rules()}) | "
                      f"{g.mean('train_seconds') / 60:.1f} min |")
     return "\n".join(lines)
