@@ -144,7 +144,8 @@ def test_compare_groups_runs_by_recipe_name(trained_run, tmp_path):
     assert list(rows) == ["tiny", "other"]
     assert rows["tiny"][1] == "0, 1" and rows["other"][1] == "0"
     assert rows["tiny"][2] == f"{test_map:.3f} ± 0.000"  # the same weights twice: no spread
-    assert rows["other"][3].startswith(f"{chosen['test']['micro']['f1']:.3f} ± 0.000 (")
+    assert rows["other"][2] == f"{test_map:.3f}"  # one run: its value, no spread
+    assert rows["other"][3].startswith(f"{chosen['test']['micro']['f1']:.3f} (")
     not_a_run = tmp_path / "empty"
     not_a_run.mkdir()
     assert_one_line_error(run_cli("compare", str(copies["a"]), str(not_a_run)), str(not_a_run), "no report.json")

@@ -61,8 +61,7 @@ def compare(
     for column in ("recipe", "seeds", "test mAP", "test micro-F1", "rule (val)", "train time"):
         table.add_column(column, justify="left" if column in ("recipe", "rule (val)") else "right")
     for g in groups:
-        table.add_row(g.name, str(len(g.runs)), f"{g.mean('test_map'):.3f} ± {g.std('test_map'):.3f}",
-                      f"{g.mean('test_f1'):.3f} ± {g.std('test_f1'):.3f}",
+        table.add_row(g.name, str(len(g.runs)), g.spread("test_map"), g.spread("test_f1"),
                       g.rules(), f"{g.mean('train_seconds') / 60:.1f} min")
     console.print(table)
 

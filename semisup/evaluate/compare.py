@@ -73,6 +73,12 @@ class GroupSummary:
         values = [getattr(r, field) for r in self.runs]
         return statistics.stdev(values) if len(values) > 1 else 0.0
 
+    def spread(self, field: str) -> str:
+        """``"mean ± std"`` over seeds, or the single value of a single run."""
+        if len(self.runs) == 1:
+            return f"{self.mean(field):.3f}"
+        return f"{self.mean(field):.3f} ± {self.std(field):.3f}"
+
     def rules(self) -> str:
         """The rules chosen on val, e.g. ``"top-2 x2, p >= 0.6"``; per-class rules by family only."""
         short = [r.rule if r.rule_family in ("top-k", "threshold", "mcut", "argmax") else r.rule_family
@@ -96,7 +102,6 @@ def markdown_table(groups: Sequence[GroupSummary]) -> str:
              "|---|---|---|---|---|"]
     for g in groups:
         seeds = ", ".join(str(r.seed) for r in g.runs)
-        lines.append(f"| {g.name} | {seeds} | {g.mean('test_map'):.3f} ± {g.std('test_map'):.3f} | "
-                     f"{g.mean('test_f1'):.3f} ± {g.std('test_f1'):.3f} ({g.rules()}) | "
+        lines.append(f"| {g.name} | {seeds} | {g.spread('test_map')} | {g.spread('test_f1')} ({g.rules()}) | "
                      f"{g.mean('train_seconds') / 60:.1f} min |")
     return "\n".join(lines)
