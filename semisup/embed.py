@@ -37,7 +37,6 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
     Raises:
         SemisupError: bad run, checkpoint, split or input.
     """
-    from semisup.data.loaders import EpochBatchSampler, TrailerFrames, collate_packed, eval_picker, make_loader
     from semisup.data.samples import SPLITS, split_samples
     from semisup.augment import FrameNormalize
     from semisup.device import resolve_device, resolve_precision
@@ -46,7 +45,7 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
     from semisup.models.encoder import load_exact
     from semisup.predict import input_sample
     from semisup.train.checkpoints import load_encoder_state
-    from semisup.train.setup import read_recipe_data
+    from semisup.train.setup import build_eval_loader, read_recipe_data
     from semisup.train.simclr import encoder_path
 
     run = RunDir.open(run_dir)
@@ -68,9 +67,8 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
     load_exact(encoder.model, load_encoder_state(source, recipe.model.encoder), str(source))
     device = resolve_device(recipe.run.device)
     encoder.to(device)
-    dataset = TrailerFrames(samples, (), recipe.data.image_size, eval_picker(recipe.data.eval_frames))
-    loader = make_loader(dataset, EpochBatchSampler(len(samples), recipe.train.eval_batch_size, 0, 0, shuffle=False),
-                         collate_packed, num_workers=recipe.data.num_workers)
+    loader = build_eval_loader(samples, (), recipe.data.image_size, recipe.data.eval_frames,
+                               recipe.train.eval_batch_size, recipe.data.num_workers)
     ids, vectors = embed(encoder, loader, FrameNormalize(encoder.mean, encoder.std).to(device), device,
                          resolve_precision(device, recipe.run.precision))
     out = Path(out) if out else run.path / "embeddings.npz"

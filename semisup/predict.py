@@ -67,7 +67,7 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
     Raises:
         SemisupError: bad run directory, checkpoint or input.
     """
-    from semisup.data.loaders import EpochBatchSampler, TrailerFrames, collate_packed, eval_picker, make_loader
+    from semisup.train.setup import build_eval_loader
     from semisup.device import autocast
     from semisup.evaluate.inference import probabilities
 
@@ -81,9 +81,8 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
         raise SemisupError("predict: give at least one INPUT (video, frames folder or image)")
     rules = stored_rules(run, {t.name: t.kind for t in tasks})
     loaded = load_model(recipe, tasks, run.checkpoint(checkpoint))
-    dataset = TrailerFrames(samples, tasks, recipe.data.image_size, eval_picker(recipe.data.eval_frames))
-    loader = make_loader(dataset, EpochBatchSampler(len(samples), batch_size, 0, 0, shuffle=False), collate_packed,
-                         num_workers=min(recipe.data.num_workers, 2))
+    loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames, batch_size,
+                               num_workers=min(recipe.data.num_workers, 2))
     results: dict[int, InputPrediction] = {}  # by input position: the same input may be given twice
     with torch.no_grad():
         for batch in loader:

@@ -85,9 +85,10 @@ def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "
     parts.append(f"<details><summary>config.toml</summary><pre>{html.escape(run.config.read_text())}</pre></details>")
     with tempfile.TemporaryDirectory() as tmp:
         pretrain_log = run.path / "pretrain" / "metrics.jsonl"
-        if pretrain_log.exists() and read_metrics(pretrain_log):
+        pretrain_records = read_metrics(pretrain_log) if pretrain_log.exists() else []
+        if pretrain_records:
             parts.append("<h2>Contrastive pretraining</h2>")
-            parts.append(_image(plot_pretraining(read_metrics(pretrain_log), Path(tmp) / "pretrain.png"),
+            parts.append(_image(plot_pretraining(pretrain_records, Path(tmp) / "pretrain.png"),
                                 "pretraining curves"))
         if records:
             parts.append("<h2>Training</h2>")

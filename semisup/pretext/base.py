@@ -147,8 +147,13 @@ def _entry_points() -> dict[str, Any]:
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
+def _dist_name(ep: Any) -> str:
+    """The name of the package that installed an entry point ("?" if unknown)."""
+    return getattr(getattr(ep, "dist", None), "name", None) or "?"
+
+
 def _load_entry_point(ep: Any, where: str) -> type[PretextTask]:
-    dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+    dist = _dist_name(ep)
     try:
         cls = ep.load()
     except Exception as exc:  # any error inside the plug-in is the plug-in's
@@ -201,12 +206,11 @@ def pretext_catalogue() -> list[CatalogueEntry]:
     out = [CatalogueEntry(n, "built-in" if c.__module__.startswith("semisup.") else c.__module__, summary(c))
            for n, c in sorted(_REGISTRY.items())]
     for name, ep in sorted(_entry_points().items()):
-        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
         try:
             description = summary(_load_entry_point(ep, "plug-in"))
         except SemisupError as exc:
             description = f"BROKEN: {str(exc).split(': ', 1)[-1]}"
-        out.append(CatalogueEntry(name, f"plug-in {dist} ({ep.value})", description))
+        out.append(CatalogueEntry(name, f"plug-in {_dist_name(ep)} ({ep.value})", description))
     return out
 
 

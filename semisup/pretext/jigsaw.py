@@ -11,6 +11,7 @@ encoder whole, so the task costs one forward pass per frame.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,8 +29,6 @@ def permutation_set(tiles: int, size: int, seed: int = 0, candidates: int = 5000
     Raises:
         ValueError: more permutations asked than exist.
     """
-    import math
-
     if not 2 <= size <= math.factorial(tiles):
         raise ValueError(f"a permutation set of {tiles} tiles holds 2..{math.factorial(tiles)}, got {size}")
     if math.factorial(tiles) <= candidates:
@@ -74,8 +73,6 @@ class Jigsaw(PretextTask):
         permutations: int = 24
 
         def __post_init__(self) -> None:
-            import math
-
             if self.grid < 2 or not 2 <= self.permutations <= math.factorial(self.grid ** 2):
                 raise ValueError(f"grid must be >= 2 and permutations in 2..{math.factorial(max(2, self.grid) ** 2)}")
 

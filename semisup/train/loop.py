@@ -22,7 +22,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -98,6 +98,37 @@ class TrainState:
     def from_dict(cls, data: dict[str, Any]) -> "TrainState":
         return cls(data["epoch"], data["batch"], data["best_score"], data["best_epoch"], dict(data["sums"]),
                    set(data["bad_frames"]), data["elapsed"])
+
+    def next_epoch(self) -> None:
+        """Move to the first step of the next epoch, with fresh running sums."""
+        self.epoch, self.batch, self.sums = self.epoch + 1, 0, {}
+
+
+class Checkpointer:
+    """Saves a loop's ``last.pt`` and keeps its wall time across resumed sessions.
+
+    ``payload`` returns what to save besides the random state and the
+    :class:`TrainState` (weights, optimisers, scalers); :meth:`save` adds both.
+    """
+
+    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float):
+        self.path, self.payload, self.state, self.interval = path, payload, state, minutes * 60
+        self.session_start = self.last_save = time.monotonic()
+        self.elapsed_before = state.elapsed
+
+    def elapsed(self) -> float:
+        """Training seconds so far, earlier sessions included."""
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def save(self) -> None:
+        self.state.elapsed = self.elapsed()
+        save_checkpoint(self.path, {**self.payload(), "rng": rng_state(), "state": self.state.to_dict()})
+        self.last_save = time.monotonic()
+
+    def save_if_due(self) -> None:
+        """Save inside an epoch once ``minutes`` have passed since the last save."""
+        if time.monotonic() - self.last_save > self.interval:
+            self.save()
 
 
 def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
@@ -206,14 +237,9 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     warmup_steps = round(recipe.optim.warmup_epochs * steps)
     logger = RunLogger(run_dir, resume_epoch=state.epoch if resume else None,
                        resume_step=state.epoch * steps + state.batch)
-    session_start, elapsed_before = time.monotonic(), state.elapsed
-
-    def checkpoint() -> None:
-        state.elapsed = elapsed_before + time.monotonic() - session_start
-        save_checkpoint(ckpt_dir / "last.pt", {
-            "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-            "scalers": {n: s.state_dict() for n, s in scalers.items()}, "rng": rng_state(),
-            "state": state.to_dict()})
+    checkpointer = Checkpointer(ckpt_dir / "last.pt", lambda: {
+        "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+        "scalers": {n: s.state_dict() for n, s in scalers.items()}}, state, recipe.train.checkpoint_minutes)
 
     encoded = 0  # images through the encoder in pretext tasks, for images/s
 
@@ -224,7 +250,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
 
     labeled_batches = iter(streams.labeled)
     progress.start(total_steps, state.epoch * steps + state.batch)
-    last_save, reported_bad = time.monotonic(), len(state.bad_frames)
+    reported_bad = len(state.bad_frames)
     try:
         while state.epoch < epochs:
             model.train()
@@ -273,9 +299,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                           **{f"{n}_acc": out.accuracy.item() for n, out in pretext.items()})
                 progress.advance({"loss": state.mean("loss"), **{n: state.mean(f"{n}_loss") for n in pretext},
                                   "img/s": state.images_per_s()})
-                if time.monotonic() - last_save > recipe.train.checkpoint_minutes * 60:
-                    checkpoint()
-                    last_save = time.monotonic()
+                checkpointer.save_if_due()
 
             # End of epoch: validate, log, checkpoint.
             val = validation_scores(predict(model, val_loader, normalize, specs, device, amp_dtype), specs)
@@ -292,17 +316,16 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 "val": val, "val_score": score,
                 "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
                 "images_per_s": state.images_per_s(), "corrupt_frames": len(state.bad_frames),
-                "elapsed_s": round(elapsed_before + time.monotonic() - session_start, 1)}
+                "elapsed_s": round(checkpointer.elapsed(), 1)}
             logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
             if len(state.bad_frames) > reported_bad:
                 progress.message(f"warning: skipped {len(state.bad_frames)} unreadable frames so far, "
                                  f"e.g. {sorted(state.bad_frames)[0]}")
                 reported_bad = len(state.bad_frames)
-            state.epoch, state.batch, state.sums = state.epoch + 1, 0, {}
-            checkpoint()
-            last_save = time.monotonic()
+            state.next_epoch()
+            checkpointer.save()
     finally:
         progress.close()
         logger.close()
-    return FitResult(state.best_epoch, state.best_score, epochs, elapsed_before + time.monotonic() - session_start)
+    return FitResult(state.best_epoch, state.best_score, epochs, checkpointer.elapsed())

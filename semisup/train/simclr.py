@@ -31,9 +31,9 @@ from semisup.evaluate.inference import embed
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.models import Encoder
-from semisup.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, save_encoder, set_rng_state
+from semisup.train.checkpoints import load_checkpoint, save_encoder, set_rng_state
 from semisup.train.logs import RunLogger
-from semisup.train.loop import TrainState, optimiser_step, set_lr
+from semisup.train.loop import Checkpointer, TrainState, optimiser_step, set_lr
 from semisup.train.progress import NullProgress
 from semisup.train.setup import build_eval_loader, lr_factor
 
@@ -123,20 +123,15 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
     knn_train, knn_val = labeled_pool(samples), [s for s in split_samples(samples, "val") if s.is_labeled()]
     steps, epochs = len(sampler), cfg.epochs
     logger = RunLogger(out, resume_epoch=state.epoch if resume else None, resume_step=state.epoch * steps + state.batch)
-    session_start, elapsed_before = time.monotonic(), state.elapsed
-
-    def checkpoint() -> None:
-        state.elapsed = elapsed_before + time.monotonic() - session_start
-        save_checkpoint(out / "checkpoints" / "last.pt", {
-            "encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "rng": rng_state(), "state": state.to_dict()})
+    checkpointer = Checkpointer(out / "checkpoints" / "last.pt", lambda: {
+        "encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict()}, state, cfg.checkpoint_minutes)
 
     if state.epoch == 0 and state.batch == 0:  # where the encoder starts: the baseline for the probe
         logger.log_epoch({"stage": "pretrain", "epoch": 0, "loss": None,
                           "knn": knn_probe(encoder, knn_train, knn_val, specs, recipe, device, amp_dtype, cfg.knn_k)},
                          step=0)
     progress.start(epochs * steps, state.epoch * steps + state.batch)
-    last_save = time.monotonic()
     try:
         while state.epoch < epochs:
             encoder.train()
@@ -156,19 +151,16 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
                 state.batch += 1
                 state.add(steps=1, loss=loss.item(), images=2 * len(frames), seconds=time.perf_counter() - tic)
                 progress.advance({"nt-xent": state.mean("loss"), "img/s": state.images_per_s()})
-                if time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
-                    checkpoint()
-                    last_save = time.monotonic()
+                checkpointer.save_if_due()
             record: dict[str, Any] = {
                 "stage": "pretrain", "epoch": state.epoch + 1, "loss": state.mean("loss"),
                 "knn": knn_probe(encoder, knn_train, knn_val, specs, recipe, device, amp_dtype, cfg.knn_k),
                 "lr": optimizer.param_groups[0]["lr"], "images_per_s": state.images_per_s(),
-                "elapsed_s": round(elapsed_before + time.monotonic() - session_start, 1)}
+                "elapsed_s": round(checkpointer.elapsed(), 1)}
             logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
-            state.epoch, state.batch, state.sums = state.epoch + 1, 0, {}
-            checkpoint()
-            last_save = time.monotonic()
+            state.next_epoch()
+            checkpointer.save()
     finally:
         progress.close()
         logger.close()
