@@ -16,10 +16,11 @@ import numpy as np
 
 from semisup.errors import SemisupError
 from semisup.evaluate.runs import RunDir
+from semisup.io import atomic_write, refuse_existing, write_text
 
 
 def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] = (), checkpoint: str = "best",
-              out: Path | None = None) -> tuple[Path, int, int]:
+              out: Path | None = None, force: bool = False) -> tuple[Path, int, int]:
     """Embed inputs (videos, frame folders, images) and/or dataset splits with a run's encoder.
 
     Args:
@@ -30,12 +31,13 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
             stage) or a checkpoint path.
         out: ``.npz`` (ids + embeddings) or ``.npy`` (embeddings, with the ids
             in ``<name>.ids.txt``); default ``RUN_DIR/embeddings.npz``.
+        force: overwrite ``out`` if it exists (else that is an error).
 
     Returns:
         The output path, the number of trailers and the embedding size.
 
     Raises:
-        SemisupError: bad run, checkpoint, split or input.
+        SemisupError: bad run, checkpoint, split or input; ``out`` exists and not ``force``.
     """
     from semisup.data.samples import SPLITS, split_samples
     from semisup.augment import FrameNormalize
@@ -52,6 +54,11 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
     recipe = run.recipe()
     if not inputs and not splits:
         raise SemisupError("embed: give INPUT files/folders or --split SPLIT")
+    out = Path(out) if out else run.path / "embeddings.npz"
+    if out.suffix not in (".npz", ".npy"):
+        raise SemisupError(f"{out}: --out must end in .npz (ids + embeddings) or .npy (embeddings only)")
+    for target in (out, out.with_suffix(".ids.txt")) if out.suffix == ".npy" else (out,):
+        refuse_existing(target, force, "embeddings")
     samples = [input_sample(Path(p)) for p in inputs]
     if splits:
         for split in splits:
@@ -71,12 +78,12 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
                                recipe.train.eval_batch_size, recipe.data.num_workers)
     ids, vectors = embed(encoder, loader, FrameNormalize(encoder.mean, encoder.std).to(device), device,
                          resolve_precision(device, recipe.run.precision))
-    out = Path(out) if out else run.path / "embeddings.npz"
-    out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
-        np.save(out, vectors)
-        out.with_suffix(".ids.txt").write_text("".join(f"{i}\n" for i in ids))
+        with atomic_write(out, "wb") as handle:
+            np.save(handle, vectors)
+        write_text(out.with_suffix(".ids.txt"), "".join(f"{i}\n" for i in ids))
     else:
-        np.savez_compressed(out, ids=np.array(ids, dtype=str), embeddings=vectors,
-                            encoder=np.array(recipe.model.encoder), checkpoint=np.array(str(source)))
+        with atomic_write(out, "wb") as handle:
+            np.savez_compressed(handle, ids=np.array(ids, dtype=str), embeddings=vectors,
+                                encoder=np.array(recipe.model.encoder), checkpoint=np.array(str(source)))
     return out, len(ids), vectors.shape[1]

@@ -56,3 +56,20 @@ def test_rng_state_restores_the_stream(tmp_path):
     torch.manual_seed(99)
     set_rng_state(load_checkpoint(tmp_path / "r.pt")["rng"])
     assert torch.equal(torch.rand(4), expected)
+
+
+def test_a_raw_pickle_is_refused_in_one_line_without_torch_warnings(tmp_path):
+    """torch warns "Detected pickle protocol 4" before refusing such a file; the user sees one line only."""
+    import warnings
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pickled code ran')",))
+
+    path = tmp_path / "last.pt"
+    path.write_bytes(pickle.dumps({"format": "semisup-checkpoint-1", "evil": Evil()}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(SemisupError, match=r"last.pt: not a readable checkpoint \(UnpicklingError\)"):
+            load_checkpoint(path)
+    assert caught == []

@@ -56,6 +56,35 @@ def test_run_needs_a_recipe_or_resume(tmp_path):
     assert_one_line_error(run_cli("run"), "give a recipe")
     assert_one_line_error(run_cli("run", "--resume", str(tmp_path)), "not a run directory")
     assert_one_line_error(run_cli("run", str(tmp_path / "nope.toml")), "recipe not found")
+    assert_one_line_error(run_cli("run", str(tmp_path)), f"{tmp_path}: is a folder, expected a recipe .toml file")
+
+
+def test_usage_errors_are_one_line_naming_the_command(tmp_path):
+    """Not typer's five-line box (issue 9, case 12)."""
+    assert_one_line_error(run_cli("compare"), "semisup compare: Missing argument", "semisup compare --help")
+    assert_one_line_error(run_cli("run", "--bogus"), "semisup run: No such option: --bogus")
+    assert_one_line_error(run_cli("data", "nope"), "semisup data: No such command 'nope'")
+    assert run_cli("run", "--help").returncode == 0
+
+
+def test_run_out_that_is_a_file(tiny_recipe, tmp_path):
+    (tmp_path / "out").write_text("mine")
+    assert_one_line_error(run_cli("run", str(tiny_recipe()), "--out", str(tmp_path / "out")),
+                          "out: is a file, expected a run directory")
+    assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_the_demo_recipe_pointed_at_a_mistyped_root_does_not_build_the_demo_there(tmp_path):
+    """`--set data.root=PATH` with the demo recipe's format = "demo" must never train on a
+    demo rendered at PATH (issue 9, case 13)."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "sesemi.toml"
+    mistyped = tmp_path / "data" / "mien"
+    assert_one_line_error(run_cli("run", str(recipe), "--set", f"data.root={mistyped}", "--out", str(tmp_path / "r")),
+                          "mien: does not exist; data.format = \"demo\" builds the demo on first use only under",
+                          'set data.format = "folder"')
+    assert not mistyped.parent.exists() and not (tmp_path / "r").exists()
 
 
 def test_data_demo_command(tmp_path):

@@ -79,7 +79,8 @@ def test_ensure_demo_builds_once_and_refuses_foreign_folders(tmp_path, monkeypat
     from semisup.data import demo
 
     monkeypatch.setattr(demo, "SPLIT_SIZES", {"train": 2, "unlabeled": 2, "val": 2, "test": 2})
-    root = ensure_demo(tmp_path / "cache" / "demo")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = ensure_demo(tmp_path / ".cache" / "semisup" / "demo")
     stamp = (root / "labels.csv").stat().st_mtime_ns
     assert ensure_demo(root) == root and (root / "labels.csv").stat().st_mtime_ns == stamp
     foreign = tmp_path / "mine"
@@ -89,3 +90,18 @@ def test_ensure_demo_builds_once_and_refuses_foreign_folders(tmp_path, monkeypat
         ensure_demo(foreign)
     with pytest.raises(SemisupError, match="already exists and is not an empty folder"):
         write_demo(foreign)
+
+
+def test_the_demo_is_built_on_first_use_only_in_the_cache(tmp_path, monkeypatch):
+    """A recipe switched to a mistyped data.root but still format = "demo" must not
+    render the demo there and train on it (issue 9, case 13)."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    mistyped = tmp_path / "data" / "mine"
+    with pytest.raises(SemisupError, match=r'mine: does not exist; data.format = "demo" builds the demo on first use '
+                                           r"only under .*home/.cache/semisup"):
+        ensure_demo(mistyped)
+    assert not mistyped.exists() and not mistyped.parent.exists()
+    mistyped.mkdir(parents=True)
+    with pytest.raises(SemisupError, match="mine: is an empty folder"):
+        ensure_demo(mistyped)
+    assert list(mistyped.iterdir()) == []

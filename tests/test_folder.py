@@ -87,6 +87,8 @@ def test_multiclass_task_refuses_several_labels(tmp_path):
     (["a,training,Drama"], None, r"labels.csv:2: split 'training' is not one of train, val, test, unlabeled"),
     (["a,train,Drama", "b,train,Drama"], {"b": 0}, r"labels.csv:3: frames folder .*frames/b holds no images"),
     ([",train,Drama"], None, r"labels.csv:2: empty id"),
+    (["a,train,Drama,Comedy"], None, r"labels.csv:2: 4 fields, the header has 3"),   # Comedy would be lost
+    (["a,train,Drama", "b,train,Drama,,Comedy"], None, r"labels.csv:3: 5 fields, the header has 3"),
 ])
 def test_bad_rows_are_fatal_problems_naming_file_and_line(tmp_path, rows, frames, message):
     import re
@@ -123,3 +125,25 @@ def test_unknown_column_and_missing_files(tmp_path):
     with pytest.raises(SemisupError, match="dataset root does not exist"):
         read_folder(tmp_path / "nowhere", GENRES)
     assert "holds no labels" in messages(read_folder(make_folder(tmp_path / "e", ["a,train,"]), GENRES))[0]
+
+
+def test_short_rows_and_trailing_empty_cells_lose_nothing_and_are_accepted(tmp_path):
+    root = make_folder(tmp_path / "d", ["a,train,Drama,", "b,unlabeled", "c"])
+    data = read_folder(root, GENRES)
+    assert messages(data) == []
+    assert [(s.id, s.split, s.labels["genres"]) for s in data.samples] == [
+        ("a", "train", ("Drama",)), ("b", "unlabeled", None), ("c", "train", None)]
+
+
+def test_hidden_files_in_a_frames_folder_are_not_frames(tmp_path):
+    """macOS leaves AppleDouble files ("._000.png") beside copied frames: they are not images."""
+    root = make_folder(tmp_path / "d", ["a,train,Drama"], {"a": 2})
+    (root / "frames" / "a" / "._00.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (root / "frames" / "a" / ".DS_Store").write_bytes(b"\x00")
+    (root / "videos").mkdir()
+    (root / "videos" / "._clip.mp4").write_bytes(b"\x00\x05\x16\x07")
+    data = read_folder(root, GENRES)
+    assert [p.name for p in data.samples[0].frames] == ["00.png", "01.png"]
+    only_hidden = make_folder(tmp_path / "e", ["b,train,Drama"], {"b": 0})
+    (only_hidden / "frames" / "b" / "._00.png").write_bytes(b"\x00")
+    assert "holds no images" in messages(read_folder(only_hidden, GENRES))[0]

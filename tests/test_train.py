@@ -183,7 +183,7 @@ def test_resume_of_a_finished_or_foreign_folder(tiny_recipe, tmp_path):
     with pytest.raises(SemisupError, match="not a run directory"):
         resume_run(tmp_path)
     first = start_run(tiny_recipe(), ["train.epochs=1"], tmp_path / "run")
-    with pytest.raises(SemisupError, match="already exists and is not empty"):
+    with pytest.raises(SemisupError, match="already exists and is a run directory"):
         start_run(tiny_recipe(), [], tmp_path / "run")
     again = resume_run(first.run_dir)  # nothing left to train: evaluates again
     assert again.report["splits"]["test"] == first.report["splits"]["test"]
@@ -208,3 +208,60 @@ def test_training_with_a_pretext_task_from_a_module_path(tiny_recipe, tmp_path, 
     records = read_metrics(result.run_dir / "metrics.jsonl")
     assert set(records[0]["pretext"]) == {"plugins_mirror:Mirror"}
     assert 0 <= records[0]["pretext"]["plugins_mirror:Mirror"]["accuracy"] <= 1
+
+
+def test_a_run_that_fails_in_setup_does_not_block_the_retry(tiny_recipe, tmp_path):
+    """Weights that do not load, a device that is not there, a run killed before its first
+    checkpoint: the run directory never trained and must not stand in the way (issue 9, case 5)."""
+    from semisup.errors import SemisupError
+
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"not a state dict")
+    out = tmp_path / "run"
+    with pytest.raises(SemisupError, match="weights.pth: not a readable weights file"):
+        start_run(tiny_recipe(), [f'model.pretrained="{weights}"'], out)
+    assert not out.exists()
+    with pytest.raises(SemisupError, match="CUDA is not available"):
+        start_run(tiny_recipe(), ['run.device="cuda"'], out)
+    assert not out.exists()
+    # killed during setup (nothing could clean up): only the setup files are there
+    out.mkdir()
+    (out / "config.toml").write_text("[run]\n")
+    (out / "stage.json").write_text('{"stage": "all", "from": null}')
+    (out / "tensorboard").mkdir()
+    result = start_run(tiny_recipe(), ["train.epochs=1"], out)
+    assert (out / "checkpoints" / "best.pt").is_file() and result.report["splits"]["test"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SemisupError, match="file: is a file, expected a run directory"):
+        start_run(tiny_recipe(), [], tmp_path / "file")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(SemisupError, match="mine: already exists and is not empty"):
+        start_run(tiny_recipe(), [], mine)
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+def test_resume_removes_the_temporary_files_of_a_killed_checkpoint_write(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    stale = [run / "checkpoints" / ".best.pt.k2j4_x9a", run / "checkpoints" / ".last.pt.ab12cd34.partial",
+             run / ".report.json.zz9yy8xx.partial"]
+    for path in stale:
+        path.write_bytes(b"\0" * 1024)
+    resume_run(run)
+    assert not any(path.exists() for path in stale)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_run_files_have_the_usual_modes(trained_run):
+    """Not the 0600 of a bare temporary file (issue 9, case 11)."""
+    import stat
+
+    from semisup.io import new_file_mode
+
+    for name in ("config.toml", "stage.json", "report.json", "checkpoints/best.pt", "checkpoints/last.pt",
+                 "predictions/test.npz"):
+        assert stat.S_IMODE((trained_run / name).stat().st_mode) == new_file_mode(), name

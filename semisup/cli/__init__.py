@@ -12,26 +12,52 @@ from __future__ import annotations
 import sys
 import traceback
 
+import typer
 from rich.markup import escape
 
 from semisup.cli.app import app, errors
 from semisup.cli import data, evaluate, pretext, run  # noqa: F401  (register the commands)
 from semisup.errors import SemisupError
 
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_errors
+
 
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line and exit code 2."""
+    """Entry point: run the app, turning user errors into one line and exit code 2.
+
+    Command-line usage errors (a missing argument, an unknown option) are one
+    line too, naming the command and where its help is.
+    """
     debug = "--debug" in sys.argv[1:]
     try:
-        app()
+        code = app(standalone_mode=False, prog_name="semisup")  # errors come back here, not as boxes
     except SemisupError as exc:
-        if debug:
-            traceback.print_exc()
-        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        _error(str(exc), debug)
+        code = 2
+    except click_errors.NoArgsIsHelpError:
+        code = 2  # the help was shown
+    except click_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "semisup"
+        _error(f"{command}: {exc.format_message().rstrip('.')} (see `{command} --help`)", debug)
+        code = exc.exit_code
+    except click_errors.ClickException as exc:
+        _error(exc.format_message(), debug)
+        code = exc.exit_code
+    except typer.Abort:
+        code = 130
+    if code == 130:
         errors.print("interrupted (a run continues with `semisup run --resume RUN_DIR`)")
-        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _error(message: str, debug: bool) -> None:
+    """Print ``error: MESSAGE`` as one line on stderr (with the traceback under ``--debug``)."""
+    if debug:
+        traceback.print_exc()
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 __all__ = ["app", "main"]

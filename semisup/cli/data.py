@@ -105,6 +105,9 @@ def extract(
     for r in results:
         if r.message and r.status != "failed":
             console.print(f"[yellow]note[/] {r.source}: {r.message}")
+    if counts["failed"] == len(results):
+        raise SemisupError(f"{src}: none of the {len(results)} videos could be decoded "
+                           f"(first: {results[0].source}: {results[0].message})")
 
 
 @data_app.command("split")
@@ -129,7 +132,10 @@ def split(
         plan = SplitPlan(val, test, labeled_fraction, labeled, seed)
     except ValueError as exc:
         raise SemisupError(f"--val/--test/--labeled: {exc}") from None
-    splits = split_dataset(dataset.samples, dataset.tasks, plan)
+    try:
+        splits = split_dataset(dataset.samples, dataset.tasks, plan)
+    except ValueError as exc:
+        raise SemisupError(f"--labeled/--labeled-fraction: {exc}") from None
     if fmt_name in ("folder", "demo"):
         target = Path(dataset.source)
         had = any(s.strip() for s in _column(target, "split"))
@@ -146,6 +152,17 @@ def split(
     if fmt_name == "movieshots":
         console.print("note: recipes use MovieShots' official split when its file exists; "
                       'set data.split_file = "split.csv" to use this one')
+
+
+def _max_unreadable(recipe: Optional[Path]) -> float:
+    """The recipe's ``data.max_unreadable``, or the schema's default without a recipe."""
+    from dataclasses import fields
+
+    from semisup.config import DataConfig, load_recipe
+
+    if recipe is not None:
+        return load_recipe(recipe).data.max_unreadable
+    return next(f.default for f in fields(DataConfig) if f.name == "max_unreadable")
 
 
 def _column(path: Path, name: str) -> list[str]:
@@ -198,7 +215,8 @@ def inspect(
     if check:
         with _progress() as bars:
             task = bars.add_task("decoding", total=len(dataset.samples), rate="")
-            problems += check_frames(dataset.samples, on_sample=lambda: bars.update(task, advance=1))
+            problems += check_frames(dataset.samples, on_sample=lambda: bars.update(task, advance=1),
+                                     max_unreadable=_max_unreadable(recipe))
     if not problems:
         console.print("[green]no problems found[/]" + ("" if check else " (--check also decodes every frame)"))
         return

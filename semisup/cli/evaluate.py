@@ -16,6 +16,7 @@ from semisup.cli.app import app, console, errors, fmt
 from semisup.errors import SemisupError
 
 OBJECTIVE_HELP = "What the sweep maximises on validation: micro-f1, macro-f1 or samples-f1."
+FORCE_HELP = "Overwrite what an earlier call wrote there (without it, existing output is an error)."
 
 
 @app.command("threshold-sweep")
@@ -26,11 +27,13 @@ def threshold_sweep(
     objective: str = typer.Option("micro-f1", help=OBJECTIVE_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN_DIR/sweep)."),
     apply: bool = typer.Option(False, "--apply", help="Store the chosen rules in the run, for predict."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Tune decision rules on validation, report them on test; write sweep.json, sweep.csv and plots."""
     from semisup.evaluate.predictions import Predictions
     from semisup.evaluate.runs import RunDir, store_rules
     from semisup.evaluate.sweep import OBJECTIVES, sweep, write_sweep
+    from semisup.io import refuse_existing
 
     if objective not in OBJECTIVES:
         raise SemisupError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -47,8 +50,11 @@ def threshold_sweep(
         raise SemisupError("threshold-sweep: give a RUN_DIR or --val VAL.npz [--test TEST.npz]")
     if apply and run is None:
         raise SemisupError("--apply needs a RUN_DIR to store the rules in")
-    sweeps = sweep(val_predictions, test_predictions, objective)
     out = out or (run.sweep_dir if run else val.parent / "sweep")
+    refuse_existing(out, force, "sweep", kind="folder")
+    if apply:
+        refuse_existing(run.decision, force, "decision", option="--apply")
+    sweeps = sweep(val_predictions, test_predictions, objective)
     written = write_sweep(sweeps, out, val_predictions, test_predictions)
     for task, result in sweeps.items():
         maps = f"mAP val {fmt(result.map_val)} test {fmt(result.map_test)}"
@@ -75,18 +81,22 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
     split: str = typer.Option("test", help="train, val, test or unlabeled (needs labels to score)."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Score a checkpoint on a split again: predictions, report.json and the per-class table."""
     from semisup.evaluate.decisions import default_rules
     from semisup.evaluate.metrics import precision_recall_f1
     from semisup.evaluate.report import split_metrics
     from semisup.evaluate.runs import RunDir, per_class_table, score_checkpoint, stored_rules
-    from semisup.train.logs import write_json_atomically
+    from semisup.io import refuse_existing
+    from semisup.io import write_json
     from semisup.train.setup import read_recipe_data
 
     run = RunDir.open(run_dir)
     recipe = run.recipe()
     ckpt = run.checkpoint(checkpoint)
+    out = run.path / "evaluations" / f"{Path(checkpoint).stem}-{split}"
+    refuse_existing(out, force, "evaluation", option="--checkpoint/--split", kind="folder")
     dataset = read_recipe_data(recipe.data, recipe.tasks)
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message)
@@ -94,7 +104,6 @@ def evaluate(
     stored = stored_rules(run, predictions.kinds)
     rules = default_rules(recipe.eval.top_k, recipe.eval.threshold)
     metrics = split_metrics(predictions, rules)
-    out = run.path / "evaluations" / f"{Path(checkpoint).stem}-{split}"
     predictions.save(out / "predictions.npz")
     for task, values in metrics.items():
         keep = predictions.labeled[task]
@@ -104,7 +113,11 @@ def evaluate(
             avg: dict(zip(("precision", "recall", "f1"), decided.averages[avg])) for avg in ("micro", "macro", "samples")}}
         if predictions.kinds[task] == "multilabel":
             values["per_class_at_0.5"] = per_class_table(targets, scores, predictions.labels[task])
-    write_json_atomically(out / "report.json", {"checkpoint": str(ckpt), "split": split, "tasks": metrics})
+    write_json(out / "report.json", {"checkpoint": str(ckpt), "split": split, "tasks": metrics,
+                                     "unreadable": predictions.unreadable_summary()})
+    if predictions.unreadable or predictions.skipped_frames:
+        errors.print(f"warning: {split}: {len(predictions.unreadable)} samples not scored (no readable frame), "
+                     f"{len(predictions.skipped_frames)} unreadable frames skipped; report.json names them")
     for task, values in metrics.items():
         if "per_class_at_0.5" in values:
             table = Table(title=f"{split}: {task}  mAP {fmt(values['mAP'])}  ({values['samples']} samples; "
@@ -169,12 +182,13 @@ def embed(
     splits: list[str] = typer.Option([], "--split", help="Also embed a split of the run's dataset (repeatable)."),
     checkpoint: str = typer.Option("best", help="best, last, pretrained (the encoder from the pretraining stage) or a checkpoint file."),
     out: Optional[Path] = typer.Option(None, "--out", help=".npz (ids + embeddings) or .npy; default RUN_DIR/embeddings.npz"),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Frozen trailer embeddings (frame features averaged per trailer) to a file."""
     from semisup.embed import embed_run
 
     with errors.status("embedding..."):
-        path, count, width = embed_run(run_dir, inputs or [], splits, checkpoint, out)
+        path, count, width = embed_run(run_dir, inputs or [], splits, checkpoint, out, force)
     console.print(f"{count} trailers x {width} features written to [bold]{path}[/]")
 
 
@@ -183,6 +197,7 @@ def report(
     run_dir: Path = typer.Argument(..., help="A finished run directory."),
     out: Optional[Path] = typer.Option(None, "--out", help="HTML file (default RUN_DIR/report.html)."),
     objective: str = typer.Option("micro-f1", help=OBJECTIVE_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Write one self-contained HTML page: recipe, training curves, results, sweep, per-class tables."""
     from semisup.evaluate.html import write_html_report
@@ -190,5 +205,5 @@ def report(
 
     if objective not in OBJECTIVES:
         raise SemisupError(f"--objective: expected one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    path = write_html_report(run_dir, out, objective)
+    path = write_html_report(run_dir, out, objective, force)
     console.print(f"report written to [bold]{path}[/]")

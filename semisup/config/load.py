@@ -45,6 +45,9 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
             out-of-range value or missing path.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SemisupError(f"{path}: is a folder, expected a recipe .toml file (e.g. recipes/sesemi.toml, "
+                           "or RUN_DIR/config.toml)")
     if not path.is_file():
         raise SemisupError(f"{path}: recipe not found (expected a .toml file)")
     try:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +28,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from semisup.errors import SemisupError
+from semisup.io import atomic_folder
 
 DEMO_VERSION = 1
 FRAME_SIZE = (128, 96)  # width, height: 4:3 frames
@@ -83,10 +81,8 @@ def write_demo(root: Path, seed: int = 0, scale: float = 1.0) -> DemoSummary:
     root = Path(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise SemisupError(f"{root}: already exists and is not an empty folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
     sizes = {split: max(2, round(n * scale)) for split, n in SPLIT_SIZES.items()}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}-", dir=root.parent))
-    try:
+    with atomic_folder(root) as tmp:
         rows, n_frames = [], 0
         index = 0
         for split, count in sizes.items():
@@ -109,20 +105,27 @@ def write_demo(root: Path, seed: int = 0, scale: float = 1.0) -> DemoSummary:
         summary = {"version": DEMO_VERSION, "seed": seed, "scale": scale, "splits": sizes,
                    "frames": n_frames, "genre_counts": counts}
         (tmp / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if root.exists():
-            root.rmdir()
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return DemoSummary(root, len(rows), n_frames, sizes, counts)
+
+
+def demo_cache() -> Path:
+    """The one place where a recipe with ``format = "demo"`` builds the demo on first use."""
+    return Path("~/.cache/semisup").expanduser()
 
 
 def ensure_demo(root: Path, seed: int = 0) -> Path:
     """Build the demo at ``root`` unless it is already there; return ``root``.
 
+    The demo is built on first use only under :func:`demo_cache`
+    (``~/.cache/semisup``), where the shipped recipes keep it. Anywhere else,
+    a missing folder is an error: a recipe switched to your own data with
+    ``--set data.root=PATH`` but still ``format = "demo"`` must never train on
+    a demo rendered at a mistyped path. ``semisup data demo PATH`` builds it
+    anywhere on purpose.
+
     Raises:
-        SemisupError: ``root`` holds something that is not this demo version.
+        SemisupError: ``root`` holds something that is not this demo version,
+            or is missing outside the cache.
     """
     root = Path(root).expanduser()
     marker = root / "demo.json"
@@ -132,8 +135,13 @@ def ensure_demo(root: Path, seed: int = 0) -> Path:
             return root
         raise SemisupError(f"{root}: holds demo version {info.get('version')}, this semisup makes "
                            f"version {DEMO_VERSION}; delete the folder to rebuild it")
-    if root.exists() and any(root.iterdir()):
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise SemisupError(f"{root}: not a semisup demo folder; use data.format = \"folder\" to read it")
+    if not root.resolve().is_relative_to(demo_cache().resolve()):
+        state = "is an empty folder" if root.exists() else "does not exist"
+        raise SemisupError(f'{root}: {state}; data.format = "demo" builds the demo on first use only under '
+                           f'{demo_cache()} (for your own data set data.format = "folder"; to build the demo '
+                           f"there, run `semisup data demo {root}`)")
     try:
         write_demo(root, seed)
     except FileExistsError:  # pragma: no cover - another process built it meanwhile

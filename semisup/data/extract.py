@@ -20,9 +20,6 @@ reported and skipped. ``OUT/extract.csv`` lists every video's outcome, and
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +30,7 @@ from PIL import Image
 from semisup.data.frames import even_frames
 from semisup.data.video import VIDEO_SUFFIXES, VideoError, iter_frames, probe, shot_boundaries
 from semisup.errors import SemisupError
+from semisup.io import atomic_folder, atomic_write, remove_stale_partials
 
 Mode = Literal["even", "shots"]
 
@@ -50,9 +48,10 @@ class ExtractResult:
 
 def find_videos(src: Path) -> list[tuple[str, Path]]:
     """``(id, path)`` of every video under ``src``, sorted; ids are paths without suffix.
+    Hidden files (``._clip.mp4`` from macOS) are skipped.
 
     Raises:
-        SemisupError: ``src`` is not a folder, or two videos would share an id.
+        SemisupError: ``src`` is not a folder, holds no video, or two videos would share an id.
     """
     if not src.is_dir():
         raise SemisupError(f"{src}: {'is a file, expected a folder of videos' if src.exists() else 'does not exist'}")
@@ -63,6 +62,9 @@ def find_videos(src: Path) -> list[tuple[str, Path]]:
             if video_id in found:
                 raise SemisupError(f"{path}: same id {video_id!r} as {found[video_id]} (rename one)")
             found[video_id] = path
+    if not found:
+        raise SemisupError(f"{src}: no videos found (looked for {', '.join(VIDEO_SUFFIXES)} files, "
+                           "in sub-folders too)")
     return sorted(found.items())
 
 
@@ -109,17 +111,12 @@ def _extract_one(job: tuple) -> ExtractResult:
     video_id, path, out, mode, count, short_side, quality = job
     final = out / "frames" / video_id
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
     try:
-        written, note = extract_video(path, tmp, mode, count, short_side, quality)
-        os.replace(tmp, final)
+        with atomic_folder(final) as tmp:
+            written, note = extract_video(path, tmp, mode, count, short_side, quality)
         return ExtractResult(video_id, str(path), "done", written, note)
     except (VideoError, OSError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
         return ExtractResult(video_id, str(path), "failed", 0, str(exc))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def extract_videos(src: Path, out: Path, mode: Mode = "even", count: int = 16, short_side: int = 240,
@@ -151,6 +148,7 @@ def extract_videos(src: Path, out: Path, mode: Mode = "even", count: int = 16, s
         raise SemisupError(f"{out}: is a file, expected an output folder")
     videos = find_videos(src)
     (out / "frames").mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(out / "frames")  # folders of an extraction that was killed
     results: dict[str, ExtractResult] = {}
     jobs = []
     for video_id, path in videos:
@@ -181,23 +179,19 @@ def _run(jobs: list[tuple], workers: int) -> Iterator[ExtractResult]:
 
 
 def _write_manifest(path: Path, results: list[ExtractResult]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "source", "status", "frames", "message"])
         for r in results:
             writer.writerow([r.id, r.source, "done" if r.status == "skipped" else r.status, r.frames, r.message])
-    os.replace(tmp, path)
 
 
 def _start_labels(path: Path, ids: list[str]) -> None:
     """Begin a labels.csv listing the extracted ids as unlabeled (never overwrites one)."""
     if path.exists() or not ids:
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "split"])
         writer.writerows([i, "unlabeled"] for i in ids)
-    os.replace(tmp, path)
 

@@ -8,7 +8,8 @@
     ROOT/frames/<id>/*.jpg     frames of each sample, time order = sorted file names
     ROOT/videos/<id>.mp4       ... or a video per sample, decoded on the fly
 
-``split`` is optional (``train``, ``val``, ``test``, ``unlabeled``; missing
+A row may leave out trailing empty cells, but a row with more cells than
+the header is an error (its extra cells would be lost). ``split`` is optional (``train``, ``val``, ``test``, ``unlabeled``; missing
 means ``train``), so is ``group`` (samples of one group stay in one split
 when splitting). There is one column per task; labels inside a cell are
 separated by ``|``. An empty cell means the sample is unlabeled for that
@@ -31,7 +32,8 @@ from semisup.errors import SemisupError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
-__all__ = ["IMAGE_SUFFIXES", "TaskColumn", "frame_files", "read_csv", "read_folder", "require_folder"]
+__all__ = ["IMAGE_SUFFIXES", "TaskColumn", "frame_files", "read_csv", "read_folder", "require_folder",
+           "too_many_fields"]
 
 
 def require_folder(root: Path, what: str = "dataset root") -> None:
@@ -70,6 +72,10 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
     samples, problems, seen = [], [], set()
     for line, row in rows:
         where = f"{csv_path}:{line}"
+        extra = too_many_fields(row, columns)
+        if extra:
+            problems.append(Problem("too many fields", f"{where}: {extra}"))
+            continue
         sample_id = (row.get("id") or "").strip()
         if not sample_id:
             problems.append(Problem("empty id", f"{where}: empty id"))
@@ -120,6 +126,20 @@ def read_csv(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
     return rows, columns
 
 
+def too_many_fields(row: dict, columns: Sequence[str]) -> str:
+    """What is wrong with a CSV row that has more non-empty cells than the header
+    has columns (``""`` when nothing is): such cells would be dropped unread.
+
+    Example:
+        >>> too_many_fields({"id": "a", "genres": "Drama", None: ["Comedy"]}, ["id", "genres"])
+        '3 fields, the header has 2'
+    """
+    extra = [cell for cell in row.get(None) or () if cell.strip()]  # type: ignore[call-overload]
+    if not extra:
+        return ""
+    return f"{len(columns) + len(row[None])} fields, the header has {len(columns)}"  # type: ignore[index]
+
+
 def _parse_cell(cell: str | None, separator: str) -> tuple[str, ...] | None:
     if cell is None or not cell.strip():
         return None
@@ -131,19 +151,20 @@ def _video_index(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     return {path.relative_to(folder).with_suffix("").as_posix(): path
-            for path in sorted(folder.rglob("*")) if path.suffix.lower() in VIDEO_SUFFIXES}
+            for path in sorted(folder.rglob("*"))
+            if path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")}
 
 
 def frame_files(folder: Path, where: str = "") -> tuple[Path, ...]:
-    """Image files of one sample's frames folder, sorted by name.
+    """Image files of one sample's frames folder, sorted by name; hidden files are skipped.
 
     Raises:
         SemisupError: the folder is missing or holds no images.
     """
     prefix = f"{where}: " if where else ""
-    try:
+    try:  # hidden files (macOS "._000.jpg" resource forks, ".DS_Store") are not frames
         names = sorted(e.name for e in os.scandir(folder)
-                       if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES))
+                       if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) and not e.name.startswith("."))
     except FileNotFoundError:
         raise SemisupError(f"{prefix}frames folder {folder} does not exist") from None
     except NotADirectoryError:

@@ -7,9 +7,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from semisup.data.health import check_split, describe
 from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import SPLITS, Dataset, Problem, Sample
 from semisup.data.video import VideoError, iter_frames, probe
+from semisup.errors import SemisupError
 
 
 @dataclass
@@ -58,27 +60,47 @@ def summarise(dataset: Dataset) -> Summary:
                    labels, unlabeled, {t.name: t.kind for t in dataset.tasks})
 
 
-def check_frames(samples: Sequence[Sample], on_sample: Callable[[], None] | None = None) -> list[Problem]:
-    """Decode every frame of every sample; one problem per unreadable image or video.
+def check_frames(samples: Sequence[Sample], on_sample: Callable[[], None] | None = None,
+                 max_unreadable: float = 0.2) -> list[Problem]:
+    """Decode every frame of every sample and apply the run's rule for unreadable samples.
+
+    One warning per unreadable image or video, one per sample with no
+    readable frame at all, and an error (a run would stop) for each split
+    where more than ``max_unreadable`` of the samples, or all of them, have
+    no readable frame (see :mod:`semisup.data.health`).
 
     Args:
+        samples: the samples to check.
         on_sample: called after each sample (progress display).
+        max_unreadable: the recipe's ``data.max_unreadable``.
     """
-    problems = []
+    problems, unreadable = [], set()
     for sample in samples:
+        readable = 0
         if sample.video is not None:
             try:
-                if sum(1 for _ in iter_frames(sample.video, short_side=32)) == 0:
+                readable = sum(1 for _ in iter_frames(sample.video, short_side=32))
+                if not readable:
                     problems.append(Problem("unreadable video", f"{sample.video}: no frame decodes", fatal=False))
             except VideoError as exc:
                 problems.append(Problem("unreadable video", str(exc), fatal=False))
         for path in sample.frames:
             try:
                 load_frame(path, 16)
+                readable += 1
             except DECODE_ERRORS as exc:
                 problems.append(Problem("unreadable image", f"{path}: {type(exc).__name__}: {exc}", fatal=False))
+        if not readable:
+            unreadable.add(sample.id)
+            problems.append(Problem("sample without a readable frame", describe(sample), fatal=False))
         if on_sample:
             on_sample()
+    for split in SPLITS:
+        members = [s for s in samples if s.split == split]
+        try:
+            check_split(split, members, [s.id for s in members if s.id in unreadable], max_unreadable)
+        except SemisupError as exc:
+            problems.append(Problem("too many unreadable samples", str(exc)))
     return problems
 
 

@@ -158,6 +158,7 @@ class PackedBatch:
         targets: per task ``(B, C)`` float multi-hot targets.
         has_label: per task ``(B,)`` bool, the trailer is labeled for the task.
         bad_frames: unreadable frame files met while building the batch.
+        unreadable: dataset indices of the trailers left out: none of their frames decoded.
     """
 
     frames: torch.Tensor
@@ -166,6 +167,7 @@ class PackedBatch:
     targets: dict[str, torch.Tensor]
     has_label: dict[str, torch.Tensor]
     bad_frames: list[str]
+    unreadable: list[int]
 
     @property
     def num_trailers(self) -> int:
@@ -174,16 +176,21 @@ class PackedBatch:
 
 @dataclass
 class ClipBatch:
-    """Trailers with the same number of frames: ``frames (B, T, 3, S, S)`` uint8."""
+    """Trailers with the same number of frames: ``frames (B, T, 3, S, S)`` uint8.
+
+    ``bad_frames`` and ``unreadable`` as in :class:`PackedBatch`.
+    """
 
     frames: torch.Tensor
     indices: torch.Tensor
     bad_frames: list[str]
+    unreadable: list[int]
 
 
 def collate_packed(items: Sequence[TrailerItem]) -> PackedBatch:
     """Pack trailers of any frame count; trailers without a readable frame are dropped."""
     bad = [p for item in items for p in item.bad_frames]
+    unreadable = [item.index for item in items if not len(item.frames)]
     items = [item for item in items if len(item.frames)]
     counts = torch.tensor([len(item.frames) for item in items], dtype=torch.long)
     frames = np.concatenate([item.frames for item in items]) if items else np.zeros((0, 1, 1, 3), np.uint8)
@@ -195,19 +202,22 @@ def collate_packed(items: Sequence[TrailerItem]) -> PackedBatch:
         targets={n: torch.from_numpy(np.stack([item.targets[n] for item in items])) for n in names},
         has_label={n: torch.tensor([item.has_label[n] for item in items], dtype=torch.bool) for n in names},
         bad_frames=bad,
+        unreadable=unreadable,
     )
 
 
 def collate_clips(items: Sequence[TrailerItem]) -> ClipBatch:
     """Stack trailers into ``(B, T, ...)``; skipped frames are filled by repeating readable ones."""
     bad = [p for item in items for p in item.bad_frames]
+    unreadable = [item.index for item in items if not len(item.frames)]
     items = [item for item in items if len(item.frames)]
     if not items:
-        return ClipBatch(torch.zeros(0, 0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), bad)
+        return ClipBatch(torch.zeros(0, 0, 3, 1, 1, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), bad,
+                         unreadable)
     t = max(len(item.frames) for item in items)
     frames = np.stack([item.frames[np.arange(t) * len(item.frames) // t] for item in items])
     return ClipBatch(torch.from_numpy(frames).permute(0, 1, 4, 2, 3),
-                     torch.tensor([item.index for item in items], dtype=torch.long), bad)
+                     torch.tensor([item.index for item in items], dtype=torch.long), bad, unreadable)
 
 
 # ----------------------------------------------------------------- samplers

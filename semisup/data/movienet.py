@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from semisup.data.folder import read_csv, require_folder
+from semisup.data.folder import read_csv, require_folder, too_many_fields
 from semisup.data.labels import TaskColumn, resolve_labels
 from semisup.data.samples import SPLITS, Dataset, Problem, Sample
 
@@ -48,7 +48,9 @@ def read_split_file(path: Path, ids: set[str]) -> tuple[dict[str, str], list[Pro
     splits = {}
     for line, row in rows:
         sample_id, split = (row.get("id") or "").strip(), (row.get("split") or "").strip()
-        if split not in SPLITS:
+        if too_many_fields(row, columns):
+            problems.append(Problem("too many fields", f"{path}:{line}: {too_many_fields(row, columns)}"))
+        elif split not in SPLITS:
             problems.append(Problem("bad split", f"{path}:{line}: split {split!r} is not one of {', '.join(SPLITS)}"))
         elif sample_id not in ids:
             problems.append(Problem("unknown id", f"{path}:{line}: id {sample_id!r} has no frames", fatal=False))
@@ -78,7 +80,7 @@ def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta
     require_folder(root / keyframes_dir, "keyframes folder")
     meta = root / meta_dir
     problems: list[Problem] = []
-    trailers = sorted(e.name for e in os.scandir(root / keyframes_dir) if e.is_dir())
+    trailers = sorted(e.name for e in os.scandir(root / keyframes_dir) if e.is_dir() and not e.name.startswith("."))
     split_path = root / split_file
     if ignore_split:
         splits = {}

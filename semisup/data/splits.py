@@ -9,9 +9,7 @@ units, so no group lands in two splits.
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 from iterstrat.ml_stratifiers import IterativeStratification
 
 from semisup.data.samples import Sample, TaskSpec
+from semisup.io import atomic_write
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,10 @@ def split_dataset(samples: Sequence[Sample], tasks: Sequence[TaskSpec], plan: Sp
 
     Returns:
         ``{sample id: "train" | "val" | "test" | "unlabeled"}``.
+
+    Raises:
+        ValueError: ``plan.labeled_count`` is more than the train samples that
+            val and test leave, or the plan leaves no labeled train sample.
     """
     rng = np.random.RandomState(plan.seed)
     groups: dict[str, list[Sample]] = {}
@@ -95,10 +98,17 @@ def split_dataset(samples: Sequence[Sample], tasks: Sequence[TaskSpec], plan: Sp
                 out[sample.id] = split
     keep = plan.labeled_fraction
     if plan.labeled_count:
-        keep = min(1.0, plan.labeled_count / max(1, sum(len(groups[names[u]]) for u in train_units)))
+        available = sum(len(groups[names[u]]) for u in train_units)
+        if plan.labeled_count > available:
+            raise ValueError(f"cannot keep labels on {plan.labeled_count} train samples: val and test leave "
+                             f"{available} labeled samples for train (of {len(samples)})")
+        keep = plan.labeled_count / available
     if keep < 1:
         inner = _stratify(unit_labels[train_units], np.array([keep, 1 - keep]), rng)
         train_units = train_units[inner == 0]
+    if not len(train_units):
+        raise ValueError(f"no labeled train sample would remain of {len(samples)} samples "
+                         "(keep more labels, or give val and test smaller shares)")
     for unit in train_units:
         for sample in groups[names[unit]]:
             out[sample.id] = "train"
@@ -154,12 +164,10 @@ def _backup(path: Path) -> Path | None:
 
 
 def _write_rows(path: Path, columns: list[str], rows: list[dict[str, str]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def write_split_column(csv_path: Path, splits: dict[str, str]) -> Path | None:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Sequence
 
 from semisup.errors import SemisupError
 from semisup.evaluate.runs import RunDir, per_class_table
+from semisup.io import refuse_existing, write_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -47,11 +48,12 @@ def _image(path: Path, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "micro-f1") -> Path:
+def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "micro-f1",
+                      force: bool = False) -> Path:
     """Write ``RUN_DIR/report.html`` (or ``out``) for a finished run.
 
     Raises:
-        SemisupError: not a finished run directory.
+        SemisupError: not a finished run directory; ``out`` exists and not ``force``.
     """
     from semisup.evaluate.plots import plot_pretraining, plot_training, sweep_plots
     from semisup.evaluate.sweep import sweep
@@ -61,6 +63,8 @@ def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "
     report_path = run.path / "report.json"
     if not report_path.is_file():
         raise SemisupError(f"{run.path}: no report.json (the run has not finished)")
+    out = out or run.path / "report.html"
+    refuse_existing(out, force, "report")
     report = json.loads(report_path.read_text())
     recipe = run.recipe()
     val, test = run.predictions("val"), run.predictions("test")
@@ -125,10 +129,7 @@ def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "
                 parts.append(_image(path, path.stem))
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>semisup: {html.escape(recipe.run.name)}"
             f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
-    out = out or run.path / "report.html"
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    tmp_out.write_text(page, encoding="utf-8")
-    tmp_out.replace(out)
+    write_text(out, page)
     return out
 
 

@@ -29,15 +29,20 @@ def predict(model: TrailerModel, loader: DataLoader, normalize: torch.nn.Module,
         amp_dtype: autocast dtype, or None for fp32.
 
     Returns:
-        :class:`Predictions` in loader order (trailers without a readable frame are left out).
+        :class:`Predictions` in loader order; trailers without a readable frame
+        are left out and listed in ``unreadable``, skipped frames in ``skipped_frames``.
     """
     model.eval()
     samples = loader.dataset.samples
     ids: list[str] = []
+    unreadable: list[str] = []
+    skipped: list[str] = []
     scores: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
     targets: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
     labeled: dict[str, list[np.ndarray]] = {s.name: [] for s in specs}
     for batch in loader:
+        unreadable += [samples[i].id for i in batch.unreadable]
+        skipped += batch.bad_frames
         if batch.num_trailers == 0:
             continue
         frames = normalize(batch.frames.to(device, non_blocking=True))
@@ -57,6 +62,8 @@ def predict(model: TrailerModel, loader: DataLoader, normalize: torch.nn.Module,
         targets={s.name: cat(targets[s.name], len(s.labels)) for s in specs},
         labeled={s.name: np.concatenate(labeled[s.name]) if labeled[s.name] else np.zeros(0, bool) for s in specs},
         kinds={s.name: s.kind for s in specs},
+        unreadable=unreadable,
+        skipped_frames=skipped,
     )
 
 

@@ -15,12 +15,14 @@ import numpy as np  # noqa: E402
 
 from semisup.evaluate.metrics import average_precision, precision_recall_curve  # noqa: E402
 from semisup.evaluate.sweep import TaskSweep  # noqa: E402
+from semisup.io import atomic_write  # noqa: E402
 
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path, "wb") as handle:
+        fig.savefig(handle, dpi=110, format="png")
     plt.close(fig)
     return path
 

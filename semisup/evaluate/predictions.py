@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from semisup.errors import SemisupError
+from semisup.io import atomic_write
 
 
 @dataclass
@@ -24,6 +24,9 @@ class Predictions:
         labeled: per task, ``(N,)`` bool, the sample has labels for the task.
         kinds: per task, ``multilabel`` (sigmoid scores) or ``multiclass``
             (softmax scores, one-hot targets).
+        unreadable: ids of the split's samples that could not be scored: none
+            of their frames decoded (not among ``ids``).
+        skipped_frames: frame files (or videos) that did not decode and were skipped.
     """
 
     ids: list[str]
@@ -32,25 +35,27 @@ class Predictions:
     targets: dict[str, np.ndarray]
     labeled: dict[str, np.ndarray]
     kinds: dict[str, str]
+    unreadable: list[str] = field(default_factory=list)
+    skipped_frames: list[str] = field(default_factory=list)
+
+    def unreadable_summary(self, examples: int = 10) -> dict[str, Any]:
+        """What could not be read, for report.json: the unreadable samples and skipped frames."""
+        return {"samples": len(self.unreadable), "sample_ids": list(self.unreadable),
+                "skipped_frames": len(self.skipped_frames), "frame_examples": self.skipped_frames[:examples]}
 
     def save(self, path: Path) -> None:
         """Write an ``.npz`` atomically (temporary file, then rename)."""
-        arrays: dict[str, np.ndarray] = {"ids": np.array(self.ids, dtype=str), "tasks": np.array(list(self.labels))}
+        arrays: dict[str, np.ndarray] = {"ids": np.array(self.ids, dtype=str), "tasks": np.array(list(self.labels)),
+                                         "unreadable": np.array(self.unreadable, dtype=str),
+                                         "skipped_frames": np.array(self.skipped_frames, dtype=str)}
         for task in self.labels:
             arrays[f"{task}.labels"] = np.array(self.labels[task], dtype=str)
             arrays[f"{task}.scores"] = self.scores[task].astype(np.float32)
             arrays[f"{task}.targets"] = self.targets[task].astype(np.uint8)
             arrays[f"{task}.labeled"] = self.labeled[task].astype(bool)
             arrays[f"{task}.kind"] = np.array(self.kinds[task])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path, "wb") as handle:
+            np.savez_compressed(handle, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> "Predictions":
@@ -69,6 +74,8 @@ class Predictions:
                     targets={t: data[f"{t}.targets"] for t in tasks},
                     labeled={t: data[f"{t}.labeled"] for t in tasks},
                     kinds={t: str(data[f"{t}.kind"]) for t in tasks},
+                    unreadable=[str(i) for i in data["unreadable"]] if "unreadable" in data else [],
+                    skipped_frames=[str(p) for p in data["skipped_frames"]] if "skipped_frames" in data else [],
                 )
         except FileNotFoundError:
             raise SemisupError(f"{path}: predictions file not found") from None

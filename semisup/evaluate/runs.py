@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from semisup.config import Recipe, load_recipe
+from semisup.data.health import check_split
 from semisup.data.samples import SPLITS, Dataset, TaskSpec, split_samples
 from semisup.errors import SemisupError
 from semisup.evaluate.decisions import Argmax, DecisionRule, Threshold, rule_from_dict
 from semisup.evaluate.predictions import Predictions
+from semisup.io import write_json
 
 
 @dataclass(frozen=True)
@@ -90,9 +92,7 @@ def stored_rules(run: RunDir, kinds: dict[str, str]) -> dict[str, DecisionRule]:
 
 def store_rules(run: RunDir, rules: dict[str, DecisionRule], objective: str) -> Path:
     """Write ``decision.json`` (atomically) so that ``predict`` and ``evaluate`` use these rules."""
-    from semisup.train.logs import write_json_atomically
-
-    write_json_atomically(run.decision, {"source": "threshold-sweep", "objective": objective,
+    write_json(run.decision, {"source": "threshold-sweep", "objective": objective,
                                          "tasks": {t: r.to_dict() for t, r in rules.items()}})
     return run.decision
 
@@ -135,7 +135,8 @@ def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits:
     """Predictions of a checkpoint on each of ``splits``.
 
     Raises:
-        SemisupError: an unknown or empty split, or an unreadable checkpoint.
+        SemisupError: an unknown or empty split, an unreadable checkpoint, or a
+            split with more than ``data.max_unreadable`` of its samples unreadable.
     """
     from semisup.evaluate.inference import predict
     from semisup.train.setup import build_eval_loader
@@ -148,9 +149,11 @@ def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits:
     loaded = load_model(recipe, dataset.tasks, checkpoint)
     out = {}
     for split in splits:
-        loader = build_eval_loader(split_samples(dataset.samples, split), dataset.tasks, recipe.data.image_size,
-                                   recipe.data.eval_frames, recipe.train.eval_batch_size, recipe.data.num_workers)
+        samples = split_samples(dataset.samples, split)
+        loader = build_eval_loader(samples, dataset.tasks, recipe.data.image_size, recipe.data.eval_frames,
+                                   recipe.train.eval_batch_size, recipe.data.num_workers)
         out[split] = predict(loaded.model, loader, loaded.normalize, dataset.tasks, loaded.device, loaded.amp_dtype)
+        check_split(split, samples, out[split].unreadable, recipe.data.max_unreadable)
     return out
 
 

@@ -173,12 +173,11 @@ def write_sweep(sweeps: dict[str, TaskSweep], out_dir: Path, val: Predictions,
     import csv
 
     from semisup.evaluate.plots import sweep_plots
-    from semisup.train.logs import write_json_atomically
+    from semisup.io import atomic_write, write_json
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomically(out_dir / "sweep.json", {t: s.to_dict() for t, s in sweeps.items()})
+    write_json(out_dir / "sweep.json", {t: s.to_dict() for t, s in sweeps.items()})
     rows = sweep_rows(sweeps)
-    with (out_dir / "sweep.csv").open("w", newline="") as handle:
+    with atomic_write(out_dir / "sweep.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["task"])
         writer.writeheader()
         writer.writerows(rows)

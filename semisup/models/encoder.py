@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from semisup.errors import SemisupError
+from semisup.io import torch_load
 
 HUB_TIMEOUT_S = 3.0
 
@@ -158,7 +159,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch_load(path)
     except Exception as exc:
         raise SemisupError(f"{path}: not a readable weights file ({type(exc).__name__})") from exc
     for key in ("state_dict", "model"):

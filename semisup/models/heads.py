@@ -15,6 +15,7 @@ class MLPHead(nn.Sequential):
         dropout: dropout probability between the two layers.
 
     Example:
+        >>> import torch
         >>> head = MLPHead(2048, 512, 10, dropout=0.2)
         >>> head(torch.zeros(4, 2048)).shape
         torch.Size([4, 10])

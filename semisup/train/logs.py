@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
+
+from semisup.io import json_safe, write_text
 
 
 class RunLogger:
@@ -35,23 +36,17 @@ class RunLogger:
             return
         if resume_epoch is not None and self.path.exists():
             kept = [line for line in read_metrics(self.path) if line.get("epoch", 0) <= resume_epoch]
-            _write_lines_atomically(self.path, [json.dumps(r) for r in kept])
+            write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step)
-
-    def log_step(self, step: int, scalars: Mapping[str, float]) -> None:
-        """TensorBoard scalars at a training step."""
-        if self._writer is not None:
-            for key, value in scalars.items():
-                self._writer.add_scalar(f"step/{key}", value, step)
 
     def log_epoch(self, record: Mapping[str, Any], step: int) -> None:
         """Append ``record`` to metrics.jsonl and its numbers to TensorBoard."""
         if not self.enabled:
             return
         with self.path.open("a") as handle:
-            handle.write(json.dumps(_finite(record)) + "\n")
+            handle.write(json.dumps(json_safe(record)) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         for key, value in _flatten(record).items():
@@ -83,31 +78,3 @@ def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: write None instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _write_lines_atomically(path: Path, lines: list[str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
-
-
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(_finite(data), handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)

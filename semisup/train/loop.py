@@ -19,6 +19,7 @@ restarts at exactly the saved step, with the same random state.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 
 from semisup.augment import FrameAugment, FrameNormalize
 from semisup.config import Recipe
+from semisup.data.health import ReadTally, check_split
 from semisup.data.samples import Sample, TaskSpec, split_samples
 from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
 from semisup.evaluate.inference import predict
@@ -41,7 +43,8 @@ from semisup.train.checkpoints import (load_checkpoint, load_encoder_state, rng_
                                        set_rng_state)
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
-from semisup.train.setup import build_eval_loader, build_model, build_optimizers, build_streams, lr_factor
+from semisup.train.setup import (Streams, build_eval_loader, build_model, build_optimizers, build_streams,
+                                 lr_factor)
 
 
 @dataclass
@@ -176,6 +179,26 @@ def validation_scores(predictions: Predictions, specs: Sequence[TaskSpec]) -> di
     return out
 
 
+def stream_tallies(streams: Streams, max_unreadable: float, saved: dict[str, Any]) -> dict[str, ReadTally]:
+    """A :class:`ReadTally` per training stream, restored from a checkpoint's ``reads``."""
+    tallies = {"labeled": ReadTally("labeled train", streams.labeled.dataset.samples, max_unreadable)}
+    if streams.unlabeled is not None:
+        tallies["unlabeled"] = ReadTally("unlabeled", streams.unlabeled.dataset.samples, max_unreadable)
+    for name, tally in tallies.items():
+        if name in saved:
+            tally.load_state_dict(saved[name])
+    return tallies
+
+
+def record_reads(tallies: dict[str, ReadTally], **batches: Any) -> None:
+    """Count each stream's batch (trailers read, trailers without a readable frame) and
+    stop at once if a stream has read nothing but unreadable trailers."""
+    for name, batch in batches.items():
+        if batch is not None:
+            tallies[name].add(batch.indices.tolist(), batch.unreadable)
+            tallies[name].check_early()
+
+
 def primary_score(scores: dict[str, float]) -> float:
     """Accuracy when present (multi-class), else mAP."""
     return scores.get("accuracy", scores["mAP"])
@@ -217,7 +240,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     ckpt_dir = run_dir / "checkpoints"
 
     # Where to start: from scratch, or exactly where last.pt stopped.
-    state = TrainState()
+    state, saved = TrainState(), {}
     if resume:
         saved = load_checkpoint(ckpt_dir / "last.pt")
         model.load_state_dict(saved["model"])
@@ -235,11 +258,13 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                                    recipe.train.eval_batch_size, recipe.data.num_workers, pin)
     epochs, total_steps = recipe.train.epochs, recipe.train.epochs * steps
     warmup_steps = round(recipe.optim.warmup_epochs * steps)
+    tallies = stream_tallies(streams, recipe.data.max_unreadable, saved.get("reads", {}))
     logger = RunLogger(run_dir, resume_epoch=state.epoch if resume else None,
                        resume_step=state.epoch * steps + state.batch)
     checkpointer = Checkpointer(ckpt_dir / "last.pt", lambda: {
         "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-        "scalers": {n: s.state_dict() for n, s in scalers.items()}}, state, recipe.train.checkpoint_minutes)
+        "scalers": {n: s.state_dict() for n, s in scalers.items()},
+        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, recipe.train.checkpoint_minutes)
 
     encoded = 0  # images through the encoder in pretext tasks, for images/s
 
@@ -262,6 +287,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                                              recipe.optim.schedule))
                 labeled, unlabeled = next(labeled_batches), next(unlabeled_batches)
                 state.bad_frames.update(labeled.bad_frames + (unlabeled.bad_frames if unlabeled else []))
+                record_reads(tallies, labeled=labeled, unlabeled=unlabeled)  # stops a run on unreadable data
 
                 # 1. Supervised: each task's loss (ASL or cross-entropy) on the labeled trailers.
                 supervised = torch.zeros((), device=device)
@@ -301,8 +327,12 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                                   "img/s": state.images_per_s()})
                 checkpointer.save_if_due()
 
-            # End of epoch: validate, log, checkpoint.
-            val = validation_scores(predict(model, val_loader, normalize, specs, device, amp_dtype), specs)
+            # End of epoch: check what was unreadable, validate, log, checkpoint.
+            for tally in tallies.values():
+                tally.check()
+            val_predictions = predict(model, val_loader, normalize, specs, device, amp_dtype)
+            check_split("val", val_loader.dataset.samples, val_predictions.unreadable, recipe.data.max_unreadable)
+            val = validation_scores(val_predictions, specs)
             score = float(np.nanmean([primary_score(v) for v in val.values()]))
             improved = score > state.best_score
             if improved:
@@ -316,6 +346,8 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 "val": val, "val_score": score,
                 "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
                 "images_per_s": state.images_per_s(), "corrupt_frames": len(state.bad_frames),
+                "unreadable_trailers": {**{n: len(t.unreadable) for n, t in tallies.items()},
+                                        "val": len(val_predictions.unreadable)},
                 "elapsed_s": round(checkpointer.elapsed(), 1)}
             logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
@@ -326,6 +358,6 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
             state.next_epoch()
             checkpointer.save()
     finally:
-        progress.close()
+        progress.close(failed=sys.exc_info()[0] is not None)
         logger.close()
     return FitResult(state.best_epoch, state.best_score, epochs, checkpointer.elapsed())

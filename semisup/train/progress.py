@@ -26,7 +26,8 @@ class NullProgress:
 
     def message(self, text: str) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, failed: bool = False) -> None:
+        """End the display; ``failed``: the run stopped with an error (erase the bars)."""
 
 
 class RichProgress(NullProgress):
@@ -73,5 +74,7 @@ class RichProgress(NullProgress):
     def message(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        if failed:  # the error's one line is what the user needs to see, not a half-drawn bar
+            self._bars.live.transient = True
         self._bars.stop()

@@ -22,8 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +36,9 @@ from semisup.evaluate.decisions import default_rules
 from semisup.evaluate.report import split_metrics
 from semisup.models.encoder import create_backbone, load_exact
 from semisup.train.checkpoints import load_checkpoint, load_encoder_state, save_encoder
-from semisup.train.logs import read_metrics, write_json_atomically
+from semisup.device import resolve_device
+from semisup.io import remove_stale_partials, write_json, write_text
+from semisup.train.logs import read_metrics
 from semisup.train.loop import fit
 from semisup.train.simclr import encoder_path, pretrain
 from semisup.train.progress import NullProgress
@@ -52,11 +53,47 @@ class RunResult:
     report: dict[str, Any]
 
 
+# What a run directory holds before its first checkpoint: a run that failed in
+# setup (weights, device, data) leaves only these, and may be started afresh.
+SETUP_ENTRIES = frozenset({"config.toml", "stage.json", "metrics.jsonl", "tensorboard", "checkpoints", "pretrain"})
+
+
+def never_trained(run_dir: Path) -> bool:
+    """True for a run directory with nothing worth keeping: no checkpoint, no
+    result, no pretrained encoder of its own (a copy made by ``--from`` does not count).
+
+    Such a directory is what a run leaves when it fails during setup; starting
+    a run there again replaces it.
+    """
+    if not run_dir.is_dir() or not (run_dir / "config.toml").is_file():
+        return False
+    if not {p.name for p in run_dir.iterdir()} <= SETUP_ENTRIES:
+        return False
+    if any(any((run_dir / folder).glob("*.pt")) for folder in ("checkpoints", "pretrain/checkpoints")):
+        return False
+    copied_encoder = _stage_info(run_dir).get("from") is not None
+    return copied_encoder or not encoder_path(run_dir).exists()
+
+
+def clear_setup_files(run_dir: Path) -> None:
+    """Delete what a run wrote before it trained (see :func:`never_trained`); keep the folder."""
+    for name in SETUP_ENTRIES:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def new_run_dir(recipe: Recipe, out: Path | None = None) -> Path:
     """Create ``out`` or ``<run.out_dir>/<run.name>-<timestamp>``.
 
+    An ``out`` that holds only a run that never trained (it failed during
+    setup) is cleared and used again.
+
     Raises:
-        SemisupError: ``out`` exists and is not empty (resume it with ``--resume``).
+        SemisupError: ``out`` is a file, or a folder with anything else in it
+            (resume a run with ``--resume``).
     """
     if out is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -65,9 +102,14 @@ def new_run_dir(recipe: Recipe, out: Path | None = None) -> Path:
         while out.exists():
             suffix += 1
             out = out.with_name(f"{recipe.run.name}-{stamp}-{suffix}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SemisupError(f"{out}: run directory already exists and is not empty "
-                           "(continue it with `semisup run --resume`, or choose another --out)")
+    if out.exists() and not out.is_dir():
+        raise SemisupError(f"{out}: is a file, expected a run directory (--out)")
+    if never_trained(out):
+        clear_setup_files(out)
+    elif out.exists() and any(out.iterdir()):
+        what = ("a run directory (continue it with `semisup run --resume`)" if (out / "config.toml").is_file()
+                else "not empty")
+        raise SemisupError(f"{out}: already exists and is {what}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -107,6 +149,7 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
         raise SemisupError(f"{recipe_path}: --stage pretrain, but the recipe has no [pretrain] section")
     if (init_from is None) != (stage != "finetune"):
         raise SemisupError("--stage finetune and --from ENCODER go together (fine-tune a saved encoder)")
+    resolve_device(recipe.run.device)  # fails fast, before a run directory exists
     encoder_state = None
     if init_from is not None:
         encoder_state = load_encoder_state(init_from, recipe.model.encoder)
@@ -115,11 +158,18 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
     dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
     recipe = resolved_recipe(recipe, dataset.tasks)
     run_dir = new_run_dir(recipe, out)
-    _write_text_atomically(run_dir / "config.toml", recipe_to_toml(recipe))
-    write_json_atomically(run_dir / "stage.json", {"stage": stage, "from": str(init_from) if init_from else None})
+    write_text(run_dir / "config.toml", recipe_to_toml(recipe))
+    write_json(run_dir / "stage.json", {"stage": stage, "from": str(init_from) if init_from else None})
     if encoder_state is not None:  # the run keeps its own copy: it stays complete if the source moves
         save_encoder(encoder_path(run_dir), recipe.model.encoder, encoder_state)
-    return _run(recipe, dataset, run_dir, progress=progress)
+    try:
+        return _run(recipe, dataset, run_dir, progress=progress)
+    except Exception:
+        if never_trained(run_dir):  # failed in setup: leave nothing that blocks the retry
+            clear_setup_files(run_dir)
+            if not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        raise
 
 
 def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult:
@@ -138,15 +188,25 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
 
 
-def _stage(run_dir: Path) -> str:
+def _stage_info(run_dir: Path) -> dict[str, Any]:
+    """``stage.json``: the stages the run does and the encoder it started ``from``."""
     path = run_dir / "stage.json"
-    return json.loads(path.read_text()).get("stage", "all") if path.is_file() else "all"
+    try:
+        return json.loads(path.read_text()) if path.is_file() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+def _stage(run_dir: Path) -> str:
+    return _stage_info(run_dir).get("stage", "all")
 
 
 def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress | None,
          stage: str | None = None) -> RunResult:
     progress = progress or NullProgress()
     stage = stage or _stage(run_dir)
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "pretrain", run_dir / "pretrain" / "checkpoints"):
+        remove_stale_partials(folder)  # temporary files of a writer that was killed
     for line in problem_summary(dataset.problems):
         progress.message(f"warning: {line}")
     pretrained = encoder_path(run_dir)
@@ -163,6 +223,10 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
     result = fit(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress,
                  init_encoder=pretrained if pretrained.exists() else None)
     report = final_evaluation(recipe, dataset, run_dir)
+    for split, missing in report["unreadable"].items():
+        if missing["samples"] or missing["skipped_frames"]:
+            progress.message(f"warning: {split}: {missing['samples']} samples not scored (no readable frame), "
+                             f"{missing['skipped_frames']} unreadable frames skipped; report.json names them")
     report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
                           "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
     if recipe.pretrain is not None and (run_dir / "pretrain" / "metrics.jsonl").exists():
@@ -170,27 +234,29 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
         report["pretrain"] = {"epochs": len(pretrain_records),
                               "seconds": pretrain_records[-1].get("elapsed_s") if pretrain_records else None,
                               "knn": pretrain_records[-1].get("knn") if pretrain_records else None}
-    write_json_atomically(run_dir / "report.json", report)
+    write_json(run_dir / "report.json", report)
     return RunResult(run_dir, report)
 
 
 def final_evaluation(recipe: Recipe, dataset: Dataset, run_dir: Path, checkpoint: str = "best.pt") -> dict[str, Any]:
-    """Score ``checkpoint`` on val and test: write predictions and return the report."""
+    """Score ``checkpoint`` on val and test: write predictions and return the report.
+
+    The report names the samples that could not be scored (no readable frame)
+    and counts the skipped frames, per split, under ``unreadable``.
+
+    Raises:
+        SemisupError: more than ``data.max_unreadable`` of a split is unreadable.
+    """
     from semisup.evaluate.runs import score_checkpoint
 
     state = load_checkpoint(run_dir / "checkpoints" / checkpoint)
     rules = default_rules(recipe.eval.top_k, recipe.eval.threshold)
     report: dict[str, Any] = {"run": recipe.run.name, "checkpoint": checkpoint, "epoch": state.get("epoch"),
-                              "splits": {}}
+                              "splits": {}, "unreadable": {}}
     for split, predictions in score_checkpoint(recipe, dataset, run_dir / "checkpoints" / checkpoint,
                                                ("val", "test")).items():
         predictions.save(run_dir / "predictions" / f"{split}.npz")
         report["splits"][split] = split_metrics(predictions, rules)
+        report["unreadable"][split] = predictions.unreadable_summary()
     return report
 
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

@@ -13,6 +13,7 @@ Everything this stage writes sits in ``RUN_DIR/pretrain/``: ``metrics.jsonl``,
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ from lightly.models.modules import SimCLRProjectionHead
 
 from semisup.augment import ContrastiveViews, FrameNormalize
 from semisup.config import Recipe
+from semisup.data.health import ReadTally
 from semisup.data.loaders import EpochBatchSampler, TrailerFrames, clip_picker, collate_clips, make_loader
 from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
@@ -105,7 +107,7 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
     optimizers = {"simclr": optimizer}
     scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
 
-    state = TrainState()
+    state, saved = TrainState(), {}
     if resume:
         saved = load_checkpoint(out / "checkpoints" / "last.pt")
         encoder.load_state_dict(saved["encoder"])
@@ -122,10 +124,13 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
                          collate_clips, d.num_workers, pin_memory=device.type == "cuda")
     knn_train, knn_val = labeled_pool(samples), [s for s in split_samples(samples, "val") if s.is_labeled()]
     steps, epochs = len(sampler), cfg.epochs
+    reads = ReadTally("pretraining", pool, d.max_unreadable)
+    if "reads" in saved:
+        reads.load_state_dict(saved["reads"])
     logger = RunLogger(out, resume_epoch=state.epoch if resume else None, resume_step=state.epoch * steps + state.batch)
     checkpointer = Checkpointer(out / "checkpoints" / "last.pt", lambda: {
         "encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict()}, state, cfg.checkpoint_minutes)
+        "scaler": scaler.state_dict(), "reads": reads.state_dict()}, state, cfg.checkpoint_minutes)
 
     if state.epoch == 0 and state.batch == 0:  # where the encoder starts: the baseline for the probe
         logger.log_epoch({"stage": "pretrain", "epoch": 0, "loss": None,
@@ -140,29 +145,36 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
             sampler.set_epoch(state.epoch, state.batch)
             for batch in loader:
                 tic = time.perf_counter()
+                state.bad_frames.update(batch.bad_frames)
+                reads.add(batch.indices.tolist(), batch.unreadable)
+                reads.check_early()
                 set_lr(optimizers, lr_factor(state.epoch * steps + state.batch, epochs * steps,
                                              round(cfg.warmup_epochs * steps), cfg.schedule))
                 frames = batch.frames.to(device, non_blocking=True).flatten(0, 1)
-                first, second = views(frames), views(frames)          # two random views of every frame
-                with autocast(device, amp_dtype):
-                    z1, z2 = head(encoder(first)), head(encoder(second))
-                loss = criterion(z1.float(), z2.float())
-                optimiser_step(loss, optimizer, scaler)
+                loss = torch.zeros((), device=device)
+                if len(frames) > 1:  # NT-Xent needs two frames (none: every trailer was unreadable)
+                    first, second = views(frames), views(frames)          # two random views of every frame
+                    with autocast(device, amp_dtype):
+                        z1, z2 = head(encoder(first)), head(encoder(second))
+                    loss = criterion(z1.float(), z2.float())
+                    optimiser_step(loss, optimizer, scaler)
                 state.batch += 1
                 state.add(steps=1, loss=loss.item(), images=2 * len(frames), seconds=time.perf_counter() - tic)
                 progress.advance({"nt-xent": state.mean("loss"), "img/s": state.images_per_s()})
                 checkpointer.save_if_due()
+            reads.check()
             record: dict[str, Any] = {
                 "stage": "pretrain", "epoch": state.epoch + 1, "loss": state.mean("loss"),
                 "knn": knn_probe(encoder, knn_train, knn_val, specs, recipe, device, amp_dtype, cfg.knn_k),
                 "lr": optimizer.param_groups[0]["lr"], "images_per_s": state.images_per_s(),
+                "corrupt_frames": len(state.bad_frames), "unreadable_trailers": len(reads.unreadable),
                 "elapsed_s": round(checkpointer.elapsed(), 1)}
             logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
             state.next_epoch()
             checkpointer.save()
     finally:
-        progress.close()
+        progress.close(failed=sys.exc_info()[0] is not None)
         logger.close()
     path = encoder_path(run_dir)
     save_encoder(path, m.encoder, encoder.model.state_dict())
