@@ -93,7 +93,7 @@ def stored_rules(run: RunDir, kinds: dict[str, str]) -> dict[str, DecisionRule]:
 def store_rules(run: RunDir, rules: dict[str, DecisionRule], objective: str) -> Path:
     """Write ``decision.json`` (atomically) so that ``predict`` and ``evaluate`` use these rules."""
     write_json(run.decision, {"source": "threshold-sweep", "objective": objective,
-                                         "tasks": {t: r.to_dict() for t, r in rules.items()}})
+                              "tasks": {t: r.to_dict() for t, r in rules.items()}})
     return run.decision
 
 

@@ -31,13 +31,13 @@ from typing import Any, Sequence
 from semisup.config import Recipe, load_recipe, recipe_to_toml
 from semisup.data.inspect import problem_summary
 from semisup.data.samples import Dataset, TaskSpec
+from semisup.device import resolve_device
 from semisup.errors import SemisupError
 from semisup.evaluate.decisions import default_rules
 from semisup.evaluate.report import split_metrics
+from semisup.io import remove_stale_partials, write_json, write_text
 from semisup.models.encoder import create_backbone, load_exact
 from semisup.train.checkpoints import load_checkpoint, load_encoder_state, save_encoder
-from semisup.device import resolve_device
-from semisup.io import remove_stale_partials, write_json, write_text
 from semisup.train.logs import read_metrics
 from semisup.train.loop import fit
 from semisup.train.simclr import encoder_path, pretrain
