@@ -24,16 +24,15 @@ the task's ``Options``.
 from __future__ import annotations
 
 import abc
-import difflib
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, NamedTuple
+from typing import Callable, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semisup.errors import SemisupError
 from semisup.models.heads import MLPHead
+from semisup.registry import CatalogueEntry, Registry
 
 Encode = Callable[[torch.Tensor], torch.Tensor]
 """Embeds frames ``(N, C, H, W)`` into features ``(N, D)`` with the shared encoder."""
@@ -112,21 +111,11 @@ class PretextTask(nn.Module, abc.ABC):
         return PretextOutput(loss, accuracy)
 
 
-_REGISTRY: dict[str, type[PretextTask]] = {}
-ENTRY_POINT_GROUP = "semisup.pretext"
+PRETEXT_TASKS: Registry = Registry("pretext task", PretextTask, "semisup.pretext", "semisup pretext list")
+"""Pretext tasks by name: built-ins, ``semisup.pretext`` entry points, ``module:Class`` paths."""
 
-
-def register_pretext(name: str) -> Callable[[type[PretextTask]], type[PretextTask]]:
-    """Class decorator that makes a pretext task available to recipes by ``name``."""
-
-    def add(cls: type[PretextTask]) -> type[PretextTask]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"pretext task {name!r} is already registered by {_REGISTRY[name].__module__}")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return add
+register_pretext = PRETEXT_TASKS.register
+"""Class decorator that makes a pretext task available to recipes by name."""
 
 
 def pretext_key(name: str) -> str:
@@ -137,32 +126,7 @@ def pretext_key(name: str) -> str:
 
 def pretext_tasks() -> dict[str, type[PretextTask]]:
     """The built-in (and in-process registered) pretext tasks by name."""
-    return dict(_REGISTRY)
-
-
-def _entry_points() -> dict[str, Any]:
-    """Installed plug-ins: entry points of the ``semisup.pretext`` group, by name."""
-    from importlib.metadata import entry_points
-
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
-
-
-def _dist_name(ep: Any) -> str:
-    """The name of the package that installed an entry point ("?" if unknown)."""
-    return getattr(getattr(ep, "dist", None), "name", None) or "?"
-
-
-def _load_entry_point(ep: Any, where: str) -> type[PretextTask]:
-    dist = _dist_name(ep)
-    try:
-        cls = ep.load()
-    except Exception as exc:  # any error inside the plug-in is the plug-in's
-        raise SemisupError(f"{where}: pretext plug-in {ep.name!r} ({ep.value}, package {dist}) failed to "
-                           f"import: {type(exc).__name__}: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, PretextTask)):
-        raise SemisupError(f"{where}: pretext plug-in {ep.name!r} ({ep.value}) is not a PretextTask subclass")
-    cls.name = ep.name
-    return cls
+    return PRETEXT_TASKS.builtins()
 
 
 def get_pretext_task(name: str, where: str = "pretext") -> type[PretextTask]:
@@ -173,59 +137,9 @@ def get_pretext_task(name: str, where: str = "pretext") -> type[PretextTask]:
         SemisupError: unknown name (with a did-you-mean), or a plug-in that
             does not import or is not a :class:`PretextTask` subclass.
     """
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    plugins = _entry_points()
-    if name in plugins:
-        return _load_entry_point(plugins[name], where)
-    if ":" in name:
-        return _load_path(name, where)
-    known = sorted({*_REGISTRY, *plugins})
-    guess = difflib.get_close_matches(name, known, n=1)
-    hint = f'did you mean "{guess[0]}"?' if guess else "known: " + ", ".join(known)
-    raise SemisupError(
-        f"{where}: unknown pretext task {name!r} ({hint}); "
-        "give a registered name (see `semisup pretext list`) or a package.module:Class path"
-    )
-
-
-@dataclass(frozen=True)
-class CatalogueEntry:
-    """A pretext task ``semisup pretext list`` shows."""
-
-    name: str
-    source: str
-    description: str
+    return PRETEXT_TASKS.get(name, where)
 
 
 def pretext_catalogue() -> list[CatalogueEntry]:
-    """Every task found: built-ins, then installed plug-ins (a broken one says why)."""
-    def summary(cls: type) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-
-    out = [CatalogueEntry(n, "built-in" if c.__module__.startswith("semisup.") else c.__module__, summary(c))
-           for n, c in sorted(_REGISTRY.items())]
-    for name, ep in sorted(_entry_points().items()):
-        try:
-            description = summary(_load_entry_point(ep, "plug-in"))
-        except SemisupError as exc:
-            description = f"BROKEN: {str(exc).split(': ', 1)[-1]}"
-        out.append(CatalogueEntry(name, f"plug-in {_dist_name(ep)} ({ep.value})", description))
-    return out
-
-
-def _load_path(path: str, where: str) -> type[PretextTask]:
-    import importlib
-
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # any error inside the plug-in is the plug-in's
-        raise SemisupError(f"{where}: pretext plug-in {path!r} failed to import: "
-                           f"{type(exc).__name__}: {exc}") from exc
-    cls = getattr(module, attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, PretextTask)):
-        raise SemisupError(f"{where}: {path!r} is not a PretextTask subclass")
-    if not cls.name:
-        cls.name = path
-    return cls
+    """Every pretext task found: built-ins, then installed plug-ins (a broken one says why)."""
+    return PRETEXT_TASKS.catalogue()
