@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from semisup.augment import FrameAugment  # noqa: E402
 from semisup.device import autocast, resolve_device, resolve_precision  # noqa: E402
 from semisup.losses import AsymmetricLoss  # noqa: E402
-from semisup.models import Encoder, TemporalPool, TrailerModel  # noqa: E402
+from semisup.models import Encoder, TrailerModel, build_aggregator  # noqa: E402
 from semisup.pretext.sesemi import Sesemi  # noqa: E402
 
 
@@ -73,7 +73,8 @@ def plain_timm(args, device, dtype, channels_last: bool) -> Callable[[], int]:
 def semisup_model(args, device) -> TrailerModel:
     encoder = Encoder(args.model, trainable_stages=args.trainable_stages, channels_last=True)
     sesemi = Sesemi(Sesemi.Options(transforms="all"), encoder.num_features)
-    return TrailerModel(encoder, TemporalPool("mean"), {"genres": 21}, 512, 0.2, {"sesemi": sesemi}).to(device)
+    return TrailerModel(encoder, {"genres": build_aggregator("mean", None, encoder.num_features)}, {"genres": 21},
+                        512, 0.2, {"sesemi": sesemi}).to(device)
 
 
 def supervised(args, device, dtype) -> Callable[[], int]:

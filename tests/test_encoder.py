@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from semisup.errors import SemisupError
-from semisup.models import Encoder, TemporalPool
+from semisup.models import Encoder
 from semisup.models.encoder import load_backbone_weights
 
 
@@ -119,13 +119,3 @@ def test_hub_weights_without_network_fail_fast(monkeypatch):
     monkeypatch.setattr(module, "_reachable", lambda host, port=443: False)
     with pytest.raises(SemisupError, match="huggingface.co is unreachable"):
         Encoder("resnet18", pretrained=True)
-
-
-def test_temporal_pooling_by_owner():
-    features = torch.tensor([[1.0, 0.0], [3.0, 4.0], [5.0, -1.0], [7.0, 2.0]])
-    owner = torch.tensor([0, 0, 1, 1])
-    assert TemporalPool("mean")(features, owner, 2).tolist() == [[2.0, 2.0], [6.0, 0.5]]
-    assert TemporalPool("max")(features, owner, 2).tolist() == [[3.0, 4.0], [7.0, 2.0]]
-    features.requires_grad_(True)
-    TemporalPool("mean")(features, owner, 2).sum().backward()
-    assert torch.allclose(features.grad, torch.full((4, 2), 0.5))

@@ -4,7 +4,7 @@ Every user error is a :class:`~semisup.errors.SemisupError`, printed as one
 line on stderr with exit code 2; ``semisup --debug ...`` adds the traceback.
 The commands live in submodules by topic: :mod:`.run` (run, compare) and
 :mod:`.data` (data demo / extract / split / inspect), :mod:`.evaluate` (threshold-sweep,
-evaluate, predict, embed, report) and :mod:`.pretext` (pretext list).
+evaluate, predict, embed, report) and :mod:`.plugins` (pretext list, aggregator list).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from semisup.cli.app import app, errors
-from semisup.cli import data, evaluate, pretext, run  # noqa: F401  (register the commands)
+from semisup.cli import data, evaluate, plugins, run  # noqa: F401  (register the commands)
 from semisup.errors import SemisupError
 
 try:  # typer >= 0.20 carries its own copy of click

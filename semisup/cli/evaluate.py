@@ -182,13 +182,15 @@ def embed(
     splits: list[str] = typer.Option([], "--split", help="Also embed a split of the run's dataset (repeatable)."),
     checkpoint: str = typer.Option("best", help="best, last, pretrained (the encoder from the pretraining stage) or a checkpoint file."),
     out: Optional[Path] = typer.Option(None, "--out", help=".npz (ids + embeddings) or .npy; default RUN_DIR/embeddings.npz"),
+    task: Optional[str] = typer.Option(None, "--task", help="Embed as this task's trained aggregator sees a trailer "
+                                                             "(default: mean of the frame features)."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
-    """Frozen trailer embeddings (frame features averaged per trailer) to a file."""
+    """Frozen trailer embeddings (frame features averaged per trailer, or a task's aggregator) to a file."""
     from semisup.embed import embed_run
 
     with errors.status("embedding..."):
-        path, count, width = embed_run(run_dir, inputs or [], splits, checkpoint, out, force)
+        path, count, width = embed_run(run_dir, inputs or [], splits, checkpoint, out, force, task)
     console.print(f"{count} trailers x {width} features written to [bold]{path}[/]")
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import tomli_w
 
-from semisup.config.schema import DataConfig, PretextConfig, Recipe
+from semisup.config.schema import DataConfig, PretextConfig, Recipe, TaskConfig
 from semisup.errors import SemisupError
 
 if sys.version_info >= (3, 11):
@@ -146,6 +146,10 @@ def _build(cls: type, table: Any, where: str, source: str) -> Any:
         values[name] = value
     if cls is PretextConfig:
         values["options"] = _pretext_options(values, extra, where, source, fields)
+    if cls is TaskConfig and values.get("aggregator"):
+        values["aggregator_options"] = _aggregator_options(values, where, source)
+    elif cls is TaskConfig and values.get("aggregator_options") is not None:
+        raise SemisupError(f"{source}: {where}.aggregator_options: set only together with an aggregator")
     try:
         return cls(**values)
     except ValueError as exc:  # a section's own consistency checks (e.g. a task's options)
@@ -173,6 +177,13 @@ def _pretext_options(values: dict, extra: dict, where: str, source: str, fields:
         if key not in option_fields:
             raise _unknown_key(source, where, key, {**fields, **option_fields}, omit={"options"})
     return _build(task_cls.Options, extra, where, source)
+
+
+def _aggregator_options(values: dict, where: str, source: str) -> Any:
+    from semisup.models.aggregators import get_aggregator
+
+    cls = get_aggregator(values["aggregator"], where=f"{source}: {where}.aggregator")
+    return _build(cls.Options, values.get("aggregator_options") or {}, f"{where}.aggregator_options", source)
 
 
 def _unknown_key(source: str, where: str, key: str, known: dict, omit: set = frozenset()) -> SemisupError:

@@ -82,6 +82,11 @@ class TaskConfig:
     top_labels: int = spec(0, ge=0, doc="keep only the N most frequent labels (0: all); others are dropped")
     rename: dict[str, str] = spec(factory=dict, doc='renames raw labels, e.g. {"Science Fiction" = "Sci-Fi"}; '
                                             '"" drops a label')
+    aggregator: str = spec("", doc="how the task reads a trailer's frames in time order: mean, max, attention, "
+                                   "gru, lstm, transformer, a plug-in or package.module:Class; "
+                                   'empty: model.pooling')
+    aggregator_options: Any = spec(None, doc="the aggregator's options table, e.g. {hidden = 128, "
+                                             'readout = "max"} (checked against its Options)')
 
     @property
     def csv_column(self) -> str:
@@ -97,7 +102,7 @@ class ModelConfig:
         False, doc="false, true (timm hub) or a path to a local state dict")
     trainable_stages: int | Literal["all"] = spec(
         1, ge=0, doc='how many of the last encoder stages train: 0..N or "all"')
-    pooling: Literal["mean", "max"] = spec("mean", doc="how frame features become a trailer feature")
+    pooling: Literal["mean", "max"] = spec("mean", doc="the aggregator of tasks that name none")
     head_hidden: int = spec(512, ge=1)
     head_dropout: float = spec(0.2, ge=0.0, lt=1.0)
     channels_last: bool = spec(True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -73,23 +73,39 @@ def probabilities(logits: torch.Tensor, kind: str) -> torch.Tensor:
     return torch.sigmoid(logits) if kind == "multilabel" else torch.softmax(logits, dim=1)
 
 
+Featurize = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""Packed normalised frames ``(N, C, H, W)``, owner ``(N,)`` and B -> trailer features ``(B, D)``."""
+
+
+def mean_frame_features(encoder: torch.nn.Module) -> Featurize:
+    """Trailer features as the mean of the encoder's frame features (the frozen embedding)."""
+    from semisup.models.aggregators import MeanAggregator, pad_packed
+
+    pool = MeanAggregator(MeanAggregator.Options(), getattr(encoder, "num_features", 0))
+    encoder.eval()
+    return lambda frames, owner, b: pool(*pad_packed(encoder(frames).float(), owner, b))
+
+
+def task_features(model: TrailerModel, task: str) -> Featurize:
+    """Trailer features as task ``task``'s trained aggregator sees them (the input of its head)."""
+    model.eval()
+    return lambda frames, owner, b: model.trailer_features(frames, owner, b)[task]
+
+
 @torch.no_grad()
-def embed(encoder: torch.nn.Module, loader: DataLoader, normalize: torch.nn.Module, device: torch.device,
+def embed(featurize: Featurize, loader: DataLoader, normalize: torch.nn.Module, device: torch.device,
           amp_dtype: torch.dtype | None = None) -> tuple[list[str], np.ndarray]:
-    """Frozen trailer embeddings: the encoder's frame features, averaged per trailer.
+    """Trailer embeddings of every trailer the loader yields.
 
     Args:
-        encoder: an :class:`~semisup.models.Encoder` (switched to eval mode here).
+        featurize: e.g. :func:`mean_frame_features` or :func:`task_features`.
         loader: yields :class:`~semisup.data.loaders.PackedBatch`.
         normalize: uint8 frames -> normalised float frames.
 
     Returns:
-        Sample ids and their ``(N, D)`` float32 embeddings, in loader order.
+        Sample ids and their ``(N, D)`` float32 embeddings, in loader order
+        (trailers without a readable frame are left out).
     """
-    from semisup.models.pooling import TemporalPool
-
-    encoder.eval()
-    pool = TemporalPool("mean")
     samples = loader.dataset.samples
     ids: list[str] = []
     parts: list[np.ndarray] = []
@@ -97,8 +113,8 @@ def embed(encoder: torch.nn.Module, loader: DataLoader, normalize: torch.nn.Modu
         if batch.num_trailers == 0:
             continue
         with autocast(device, amp_dtype):
-            features = encoder(normalize(batch.frames.to(device, non_blocking=True)))
-        parts.append(pool(features.float(), batch.owner.to(device), batch.num_trailers).cpu().numpy())
+            features = featurize(normalize(batch.frames.to(device, non_blocking=True)), batch.owner.to(device),
+                                 batch.num_trailers)
+        parts.append(features.float().cpu().numpy())
         ids += [samples[i].id for i in batch.indices.tolist()]
-    width = getattr(encoder, "num_features", 0)
-    return ids, (np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, width), np.float32))
+    return ids, (np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32))

@@ -1,8 +1,9 @@
-"""Networks: the shared encoder, temporal pooling and heads."""
+"""Networks: the shared encoder, temporal aggregators and heads."""
 
 from semisup.models.encoder import Encoder
 from semisup.models.heads import MLPHead
-from semisup.models.pooling import TemporalPool
+from semisup.models.aggregators import AGGREGATORS, Aggregator, build_aggregator, register_aggregator
 from semisup.models.trailer import TrailerModel
 
-__all__ = ["Encoder", "MLPHead", "TemporalPool", "TrailerModel"]
+__all__ = ["AGGREGATORS", "Aggregator", "Encoder", "MLPHead", "TrailerModel", "build_aggregator",
+           "register_aggregator"]

@@ -20,7 +20,8 @@ from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, Traile
                                   collate_clips, collate_packed, eval_picker, make_loader, train_picker)
 from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.errors import SemisupError
-from semisup.models import Encoder, TemporalPool, TrailerModel
+from semisup.models import Encoder, TrailerModel
+from semisup.models.aggregators import build_aggregator
 from semisup.pretext import get_pretext_task, pretext_key
 
 # Stream ids keep the random draws of the streams independent of each other.
@@ -69,16 +70,20 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
 
 
 def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
-    """The encoder, pooling, task heads and pretext tasks of a recipe."""
+    """The encoder, each task's aggregator and head, and the pretext tasks of a recipe."""
     m = recipe.model
     encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last)
+    configs = {t.name: t for t in recipe.tasks}
+    aggregators = {s.name: build_aggregator(configs[s.name].aggregator or m.pooling,
+                                            configs[s.name].aggregator_options, encoder.num_features)
+                   for s in specs}
     pretext = {}
     for p in recipe.pretext:
         task_cls = get_pretext_task(p.name)
         pretext[pretext_key(p.name)] = task_cls(p.options, encoder.num_features, p.head_hidden, p.head_dropout,
                                                 p.frames_per_trailer)
-    return TrailerModel(encoder, TemporalPool(m.pooling), {s.name: len(s.labels) for s in specs},
-                        m.head_hidden, m.head_dropout, pretext)
+    return TrailerModel(encoder, aggregators, {s.name: len(s.labels) for s in specs}, m.head_hidden,
+                        m.head_dropout, pretext)
 
 
 def build_optimizers(recipe: Recipe, model: TrailerModel) -> dict[str, torch.optim.Optimizer]:

@@ -29,7 +29,7 @@ from semisup.data.health import ReadTally
 from semisup.data.loaders import EpochBatchSampler, TrailerFrames, clip_picker, collate_clips, make_loader
 from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
-from semisup.evaluate.inference import embed
+from semisup.evaluate.inference import embed, mean_frame_features
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.models import Encoder
@@ -57,7 +57,7 @@ def knn_probe(encoder: Encoder, train: Sequence[Sample], val: Sequence[Sample], 
     def features(samples: Sequence[Sample]) -> np.ndarray:
         loader = build_eval_loader(samples, specs, d.image_size, d.eval_frames, recipe.train.eval_batch_size,
                                    d.num_workers)
-        return embed(encoder, loader, normalize, device, amp_dtype)[1]
+        return embed(mean_frame_features(encoder), loader, normalize, device, amp_dtype)[1]
 
     train_features, val_features = features(train), features(val)
     out = {}
