@@ -1,6 +1,12 @@
 """Losses of the labeled tasks.
 
-Multi-class tasks (shot scale, shot movement) use cross-entropy. Multi-label tasks use Asymmetric Loss (Ben-Baruch et al., "Asymmetric Loss
+Multi-class tasks (shot scale, shot movement) use cross-entropy, with the
+usual tools against class imbalance, each optional (:class:`MulticlassLoss`):
+label smoothing, the focal term of Lin et al. 2017, class-balanced weights
+from the effective number of samples (Cui et al. 2019), and logit adjustment
+by the class prior (Menon et al. 2021).
+
+Multi-label tasks use Asymmetric Loss (Ben-Baruch et al., "Asymmetric Loss
 For Multi-Label Classification", ICCV 2021, arXiv:2009.14119), taken from
 timm: per label, with ``p = sigmoid(logit)`` and ``p_m = max(p - clip, 0)``::
 
@@ -16,7 +22,7 @@ averages over labels.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -63,26 +69,82 @@ class AsymmetricLoss(nn.Module):
         return self.asl(logits.float(), targets.float())
 
 
-class CrossEntropy(nn.Module):
-    """Cross-entropy for multi-class tasks, over the labeled rows, in fp32.
+def class_balanced_weights(counts: Sequence[int], beta: float) -> torch.Tensor:
+    """Per-class weights ``(1 - beta) / (1 - beta^n_c)``, scaled to average 1 (Cui et al. 2019).
 
-    Targets come one-hot ``(B, C)`` like the multi-label ones.
+    ``beta`` near 1 weighs classes by the inverse of their count, ``beta = 0``
+    equally. A class without samples gets the largest weight of the others.
 
     Example:
-        >>> round(CrossEntropy()(torch.zeros(2, 4), torch.eye(4)[:2]).item(), 4)  # log(4)
+        >>> class_balanced_weights([900, 90, 10], 0.999).round(decimals=3)
+        tensor([0.0440, 0.3060, 2.6490])
+    """
+    if not 0 <= beta < 1:
+        raise ValueError(f"beta must be in [0, 1), got {beta}")
+    n = torch.as_tensor(counts, dtype=torch.float64)
+    weights = (1 - beta) / (1 - beta ** n.clamp_min(1))
+    weights[n == 0] = weights[n > 0].max() if bool((n > 0).any()) else 1.0
+    return (weights * len(n) / weights.sum()).float()
+
+
+class MulticlassLoss(nn.Module):
+    """Cross-entropy for multi-class tasks over the labeled rows, in fp32, with imbalance tools.
+
+    With every option off this is plain cross-entropy. Targets come one-hot
+    ``(B, C)`` like the multi-label ones.
+
+    Args:
+        label_smoothing: share of the target mass spread evenly over the classes.
+        focal_gamma: > 0 multiplies each sample's loss by ``(1 - p_t)^gamma``
+            (focal loss): confident, easy samples (the majority classes) count less.
+        class_weights: ``(C,)`` per-class weights (e.g. :func:`class_balanced_weights`), or None.
+        logit_adjustment: ``tau``; adds ``tau * log(prior)`` to the logits in the
+            loss only, so the model learns margins that favour rare classes at
+            prediction time (Menon et al. 2021). Needs ``class_counts``.
+        class_counts: ``(C,)`` labeled training samples per class (the prior).
+
+    Example:
+        >>> round(MulticlassLoss()(torch.zeros(2, 4), torch.eye(4)[:2]).item(), 4)  # log(4)
         1.3863
     """
 
+    def __init__(self, label_smoothing: float = 0.0, focal_gamma: float = 0.0,
+                 class_weights: torch.Tensor | None = None, logit_adjustment: float = 0.0,
+                 class_counts: Sequence[int] | None = None) -> None:
+        super().__init__()
+        if not 0 <= label_smoothing < 1 or focal_gamma < 0 or logit_adjustment < 0:
+            raise ValueError("label_smoothing must be in [0, 1), focal_gamma and logit_adjustment >= 0; got "
+                             f"{label_smoothing}, {focal_gamma}, {logit_adjustment}")
+        if logit_adjustment and class_counts is None:
+            raise ValueError("logit adjustment needs the class counts")
+        self.label_smoothing, self.focal_gamma, self.tau = label_smoothing, focal_gamma, logit_adjustment
+        self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights).float())
+        prior = None
+        if class_counts is not None:
+            counts = torch.as_tensor(class_counts, dtype=torch.float32).clamp_min(1)  # an absent class: as if 1
+            prior = torch.log(counts / counts.sum())
+        self.register_buffer("log_prior", prior)
+
     def forward(self, logits: torch.Tensor, targets: torch.Tensor,
                 labeled: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean cross-entropy of ``logits (B, C)`` against one-hot ``targets (B, C)``; see :class:`AsymmetricLoss`."""
+        """Mean loss of ``logits (B, C)`` against one-hot ``targets (B, C)``; see :class:`AsymmetricLoss`."""
         if labeled is not None:
             if not bool(labeled.any()):
                 return logits.float().sum() * 0.0
             logits, targets = logits[labeled], targets[labeled]
-        return F.cross_entropy(logits.float(), targets.argmax(1))
+        logits, classes = logits.float(), targets.argmax(1)
+        if self.tau:
+            logits = logits + self.tau * self.log_prior
+        if not self.focal_gamma:
+            return F.cross_entropy(logits, classes, weight=self.class_weights, label_smoothing=self.label_smoothing)
+        per_sample = F.cross_entropy(logits, classes, weight=self.class_weights,
+                                     label_smoothing=self.label_smoothing, reduction="none")
+        p_true = torch.softmax(logits, 1).gather(1, classes[:, None]).squeeze(1)
+        focal = (1 - p_true).pow(self.focal_gamma) * per_sample
+        if self.class_weights is None:
+            return focal.mean()
+        return focal.sum() / self.class_weights[classes].sum()  # the weighted mean, as cross_entropy takes it
 
-
-def task_losses(kinds: dict[str, str], multilabel: AsymmetricLoss) -> dict[str, nn.Module]:
-    """The loss of each task by its kind: Asymmetric Loss for multi-label, cross-entropy for multi-class."""
-    return {name: multilabel if kind == "multilabel" else CrossEntropy() for name, kind in kinds.items()}
+    def extra_repr(self) -> str:
+        return (f"label_smoothing={self.label_smoothing}, focal_gamma={self.focal_gamma}, "
+                f"class_weights={self.class_weights is not None}, logit_adjustment={self.tau}")

@@ -27,6 +27,8 @@ def test_malformed_toml(tmp_path):
 
 @pytest.mark.parametrize("override, fragments", [
     ("data.max_frame=3", ['data.max_frame: unknown key (did you mean "max_frames"?)']),
+    ("tasks.focal_gamma=2", ["tasks.0.focal_gamma: only for multiclass tasks (multi-label tasks use Asymmetric Loss"]),
+    ("tasks.aggregator=gur", ["tasks.0.aggregator: unknown aggregator 'gur' (did you mean \"gru\"?)"]),
     ("train.epochs=many", ["train.epochs: expected an integer, got 'many'"]),
     ("data.root=/no/such/dir", ["data.root: /no/such/dir does not exist"]),
     ("tasks.column=genre", ["labels.csv: no column 'genre'", 'did you mean "genres"?']),

@@ -70,3 +70,49 @@ def test_computed_in_fp32_under_bf16_autocast():
 def test_bad_reduction_is_refused():
     with pytest.raises(ValueError, match="reduction"):
         AsymmetricLoss(reduction="sum")
+
+
+def reference_ce(logits, classes, weights=None, smoothing=0.0, gamma=0.0, prior=None, tau=0.0):
+    """Cross-entropy written out per sample, with every imbalance option."""
+    logits = logits.double() + (tau * torch.log(prior.double()) if tau else 0.0)
+    log_p = torch.log_softmax(logits, 1)
+    c = logits.shape[1]
+    target = torch.full_like(log_p, smoothing / c)
+    target[torch.arange(len(classes)), classes] += 1 - smoothing
+    w = torch.ones(c, dtype=torch.float64) if weights is None else weights.double()
+    per_sample = -(target * log_p * w).sum(1)  # torch weights each class's term of the smoothed target
+    focal = (1 - log_p.exp()[torch.arange(len(classes)), classes]) ** gamma
+    return (focal * per_sample).sum() / w[classes].sum()
+
+
+@pytest.mark.parametrize("smoothing, gamma, balanced, tau", list(itertools.product([0.0, 0.1], [0.0, 2.0],
+                                                                                     [False, True], [0.0, 1.0])))
+def test_multiclass_loss_matches_the_formulas(smoothing, gamma, balanced, tau):
+    from semisup.losses import MulticlassLoss, class_balanced_weights
+
+    torch.manual_seed(int(10 * smoothing + gamma + 7 * balanced + 3 * tau))
+    counts = [50, 20, 5, 1]
+    logits = torch.randn(32, 4) * 2
+    classes = torch.randint(0, 4, (32,))
+    weights = class_balanced_weights(counts, 0.99) if balanced else None
+    loss = MulticlassLoss(smoothing, gamma, weights, tau, counts)(logits, torch.eye(4)[classes])
+    prior = torch.tensor(counts, dtype=torch.float64) / sum(counts)
+    expected = reference_ce(logits, classes, weights, smoothing, gamma, prior, tau)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_multiclass_loss_options_and_labeled_rows():
+    from semisup.losses import MulticlassLoss, class_balanced_weights
+
+    logits, targets = torch.randn(6, 3), torch.eye(3)[[0, 1, 2, 0, 1, 2]]
+    labeled = torch.tensor([True, True, False, False, True, True])
+    plain = torch.nn.functional.cross_entropy(logits[labeled], targets[labeled].argmax(1))
+    assert MulticlassLoss()(logits, targets, labeled).item() == pytest.approx(plain.item())
+    assert MulticlassLoss()(logits, targets, torch.zeros(6, dtype=torch.bool)).item() == 0.0
+    weights = class_balanced_weights([100, 10, 0], 0.999)
+    assert weights.mean().item() == pytest.approx(1.0) and weights[1] > weights[0] and weights[2] == weights[1]
+    assert torch.allclose(class_balanced_weights([100, 10, 1], 0.0), torch.ones(3))  # beta 0: equal weights
+    with pytest.raises(ValueError, match="logit adjustment needs the class counts"):
+        MulticlassLoss(logit_adjustment=1.0)
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        MulticlassLoss(label_smoothing=1.0)

@@ -126,11 +126,22 @@ def test_training_on_movieshots_clips_with_two_multiclass_heads(tmp_path, tiny_r
     recipe = tiny_recipe(root=root).read_text()
     recipe = recipe.replace('format = "folder"', 'format = "movieshots"\nsplit_file = "split.csv"')
     recipe = recipe.replace('[[tasks]]\nname = "genres"\n',
-                            '[[tasks]]\nname = "scale"\nkind = "multiclass"\nlabels = ["LS", "FS", "MS", "CS", "ECS"]\n\n'
+                            '[[tasks]]\nname = "scale"\nkind = "multiclass"\nlabels = ["LS", "FS", "MS", "CS", "ECS"]\n'
+                            'label_smoothing = 0.1\n\n'
                             '[[tasks]]\nname = "movement"\nkind = "multiclass"\n'
-                            'labels = ["Static", "Motion", "Push", "Pull"]\n')
+                            'labels = ["Static", "Motion", "Push", "Pull"]\n'
+                            'aggregator = "gru"\naggregator_options = { hidden = 8, motion = true }\n'
+                            'focal_gamma = 2.0\nclass_balance = 0.999\nlogit_adjustment = 1.0\n')
     path = tmp_path / "shots.toml"
     path.write_text(recipe)
+    from semisup.config import load_recipe
+    from semisup.train.setup import build_losses, load_data
+
+    loaded = load_recipe(path)
+    dataset = load_data(loaded.data, loaded.tasks, needs_unlabeled=True)
+    losses = build_losses(loaded, dataset.samples, dataset.tasks)
+    assert losses["movement"].focal_gamma == 2.0 and losses["movement"].class_weights is not None
+    assert losses["scale"].label_smoothing == 0.1 and losses["scale"].class_weights is None
     result = start_run(path, ["train.epochs=1"], tmp_path / "run")
     test = result.report["splits"]["test"]
     assert set(test) == {"scale", "movement"}

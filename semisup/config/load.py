@@ -270,6 +270,9 @@ def _first_repeat(values: typing.Iterable[str]) -> str | None:
     return None
 
 
+MULTICLASS_LOSS_KEYS = ("label_smoothing", "focal_gamma", "class_balance", "logit_adjustment")
+
+
 def _check_semantics(recipe: Recipe, source: str) -> None:
     """Checks that span several keys, or touch the file system."""
     if not recipe.tasks:
@@ -282,6 +285,10 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
             raise SemisupError(f"{source}: tasks.{i}.labels: a label appears twice")
         if not task.separator:
             raise SemisupError(f"{source}: tasks.{i}.separator: expected a non-empty string")
+        for key in MULTICLASS_LOSS_KEYS:
+            if task.kind == "multilabel" and getattr(task, key):
+                raise SemisupError(f"{source}: tasks.{i}.{key}: only for multiclass tasks (multi-label tasks use "
+                                   "Asymmetric Loss, set in [loss])")
     twice = _first_repeat(p.name for p in recipe.pretext)
     if twice is not None:
         raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")

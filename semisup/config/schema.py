@@ -87,6 +87,12 @@ class TaskConfig:
                                    'empty: model.pooling')
     aggregator_options: Any = spec(None, doc="the aggregator's options table, e.g. {hidden = 128, "
                                              'readout = "max"} (checked against its Options)')
+    label_smoothing: float = spec(0.0, ge=0.0, lt=1.0, doc="multiclass: share of the target spread over classes")
+    focal_gamma: float = spec(0.0, ge=0.0, doc="multiclass: > 0 weighs each sample by (1 - p_true)^gamma (focal loss)")
+    class_balance: float = spec(0.0, ge=0.0, lt=1.0, doc="multiclass: beta of class-balanced weights from the "
+                                                         "labeled train counts (0 = off; 0.999 is usual)")
+    logit_adjustment: float = spec(0.0, ge=0.0, doc="multiclass: tau of logit adjustment by the class prior "
+                                                    "(0 = off; 1 is usual)")
 
     @property
     def csv_column(self) -> str:

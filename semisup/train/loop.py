@@ -36,15 +36,14 @@ from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_
 from semisup.evaluate.inference import predict
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.evaluate.predictions import Predictions
-from semisup.losses import AsymmetricLoss, task_losses
 from semisup.pretext import pretext_key
 from semisup.models.encoder import load_exact
 from semisup.train.checkpoints import (load_checkpoint, load_encoder_state, rng_state, save_checkpoint,
                                        set_rng_state)
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
-from semisup.train.setup import (Streams, build_eval_loader, build_model, build_optimizers, build_streams,
-                                 lr_factor)
+from semisup.train.setup import (Streams, build_eval_loader, build_losses, build_model, build_optimizers,
+                                 build_streams, lr_factor)
 
 
 @dataclass
@@ -228,9 +227,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     optimizers = build_optimizers(recipe, model)
     scalers = {name: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
                for name in optimizers}
-    losses = task_losses({s.name: s.kind for s in specs},
-                         AsymmetricLoss(recipe.loss.gamma_neg, recipe.loss.gamma_pos, recipe.loss.clip,
-                                        recipe.loss.eps, recipe.loss.reduction))
+    losses = {name: loss.to(device) for name, loss in build_losses(recipe, samples, specs).items()}
     size, mean, std = recipe.data.image_size, model.encoder.mean, model.encoder.std
     augment = FrameAugment(size, mean, std, hflip=True).to(device)
     augment_pretext = FrameAugment(size, mean, std, hflip=False).to(device)  # flips would blur SESEMI's targets

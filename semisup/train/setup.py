@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 
 from semisup.config import DataConfig, Recipe, TaskConfig
@@ -20,6 +21,7 @@ from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, Traile
                                   collate_clips, collate_packed, eval_picker, make_loader, train_picker)
 from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.errors import SemisupError
+from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
 from semisup.models import Encoder, TrailerModel
 from semisup.models.aggregators import build_aggregator
 from semisup.pretext import get_pretext_task, pretext_key
@@ -84,6 +86,29 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
                                                 p.frames_per_trailer)
     return TrailerModel(encoder, aggregators, {s.name: len(s.labels) for s in specs}, m.head_hidden,
                         m.head_dropout, pretext)
+
+
+def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> dict[str, nn.Module]:
+    """Each task's loss: Asymmetric Loss (``[loss]``) for multi-label tasks; for
+    multi-class tasks cross-entropy with the task's imbalance options, class
+    counts taken from the labeled train samples."""
+    configs, asl_config = {t.name: t for t in recipe.tasks}, recipe.loss
+    asl = AsymmetricLoss(asl_config.gamma_neg, asl_config.gamma_pos, asl_config.clip, asl_config.eps,
+                         asl_config.reduction)
+    labeled = labeled_pool(samples)
+    losses: dict[str, nn.Module] = {}
+    for spec in specs:
+        if spec.kind == "multilabel":
+            losses[spec.name] = asl
+            continue
+        t = configs[spec.name]
+        counts = [0] * len(spec.labels)
+        for sample in labeled:
+            for label in sample.labels.get(spec.name) or ():
+                counts[spec.labels.index(label)] += 1
+        weights = class_balanced_weights(counts, t.class_balance) if t.class_balance else None
+        losses[spec.name] = MulticlassLoss(t.label_smoothing, t.focal_gamma, weights, t.logit_adjustment, counts)
+    return losses
 
 
 def build_optimizers(recipe: Recipe, model: TrailerModel) -> dict[str, torch.optim.Optimizer]:
