@@ -151,3 +151,24 @@ def test_training_on_movieshots_clips_with_two_multiclass_heads(tmp_path, tiny_r
 
     record = _json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert set(record["val"]["scale"]) == {"mAP", "accuracy"}
+
+
+def test_the_shipped_recipe_trains_on_movieshots_as_distributed(tmp_path):
+    """The official split has no unlabeled shots: SESEMI takes the labeled train shots' frames
+    (train.pretext_on_labeled), and movement reads its frames in order with a GRU."""
+    from semisup.train.run import start_run
+
+    root = make_movieshots(tmp_path / "ms")
+    full = json.loads((root / "v1_full_trailer.json").read_text())
+    full["tt1000003"]["0001"]["scale"]["label"] = "CS"  # the fixture's unknown class is another test's
+    (root / "v1_full_trailer.json").write_text(json.dumps(full))
+    recipe = Path(__file__).parents[1] / "recipes" / "movieshots-sesemi.toml"
+    small = [f"data.root={root}", "model.encoder=test_resnet", "model.pretrained=false", "data.image_size=32",
+             "data.num_workers=0", "train.epochs=1", "train.labeled_batch_size=2", "train.unlabeled_batch_size=2",
+             "tasks.1.aggregator_options={hidden = 8, motion = true}"]
+    with pytest.raises(SemisupError, match="train.pretext_on_labeled = true lets pretext tasks use the labeled"):
+        start_run(recipe, [*small, "train.pretext_on_labeled=false"], tmp_path / "refused")
+    result = start_run(recipe, small, tmp_path / "run")
+    assert set(result.report["splits"]["test"]) == {"scale", "movement"}
+    config = (result.run_dir / "config.toml").read_text()
+    assert 'aggregator = "gru"' in config and "pretext_on_labeled = true" in config

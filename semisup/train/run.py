@@ -42,7 +42,7 @@ from semisup.train.logs import read_metrics
 from semisup.train.loop import fit
 from semisup.train.simclr import encoder_path, pretrain
 from semisup.train.progress import NullProgress
-from semisup.train.setup import load_data
+from semisup.train.setup import load_data, unlabeled_needed
 
 
 @dataclass
@@ -154,8 +154,7 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
     if init_from is not None:
         encoder_state = load_encoder_state(init_from, recipe.model.encoder)
         load_exact(create_backbone(recipe.model.encoder), encoder_state, str(init_from))  # fails fast on a misfit
-    needs_unlabeled = bool(recipe.pretext) or (recipe.pretrain is not None and stage != "finetune")
-    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
     recipe = resolved_recipe(recipe, dataset.tasks)
     run_dir = new_run_dir(recipe, out)
     write_text(run_dir / "config.toml", recipe_to_toml(recipe))
@@ -183,7 +182,7 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
         raise SemisupError(f"{run_dir}: not a run directory (no config.toml)")
     recipe = load_recipe(config)
     stage = _stage(run_dir)
-    needs_unlabeled = bool(recipe.pretext) or (recipe.pretrain is not None and not encoder_path(run_dir).exists())
+    needs_unlabeled = unlabeled_needed(recipe, pretraining=not encoder_path(run_dir).exists())
     dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
     return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
 

@@ -67,8 +67,17 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
                                "(the data needs train, val and test samples; `semisup data split` writes them)")
     if needs_unlabeled and not unlabeled_pool(samples):
         raise SemisupError(f"{where}: the recipe has pretext tasks or a [pretrain] stage but there are no "
-                           "unlabeled samples (split 'unlabeled', or train samples without labels)")
+                           "unlabeled samples (split 'unlabeled', or train samples without labels); "
+                           "train.pretext_on_labeled = true lets pretext tasks use the labeled train frames")
     return dataset
+
+
+def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
+    """Whether a run cannot go without unlabeled samples: it has pretext tasks that may
+    not use the labeled train frames (``train.pretext_on_labeled``), or a pretraining
+    stage still to run."""
+    return (bool(recipe.pretext) and not recipe.train.pretext_on_labeled) or (recipe.pretrain is not None
+                                                                               and pretraining)
 
 
 def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
