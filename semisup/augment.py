@@ -8,38 +8,71 @@ from __future__ import annotations
 
 import kornia.augmentation as K
 import torch
+from kornia.augmentation.container.params import ParamItem
 from torch import nn
 
 
 class FrameAugment(nn.Module):
-    """Training augmentation: random resized crop (scale 0.8-1.0), rotation
-    within +/-``degrees``, optional horizontal flip, then normalisation.
+    """Training augmentation: random resized crop, rotation within +/-``degrees``,
+    left-right flip, then normalisation; each part can be off.
 
     Frames bound for orientation-predicting pretext tasks (SESEMI) must not be
-    flipped: build that pipeline with ``hflip=False``.
+    flipped: build that pipeline with ``hflip=0``. With ``per_clip`` the
+    parameters are drawn once per clip and shared by all its frames: a random
+    crop drawn per frame would manufacture camera motion that is not in the
+    footage, and a flip of some frames would break the direction of a pan.
 
     Args:
         image_size: output side ``S``.
         mean, std: per-channel normalisation (the encoder's).
-        hflip: flip left-right with probability 0.5.
-        degrees: maximum absolute rotation.
-        scale: area range of the random resized crop.
+        hflip: probability of a left-right flip (0: never).
+        degrees: maximum absolute rotation (0: none).
+        scale: area range of the random resized crop (``(1, 1)``: no crop).
+        per_clip: draw parameters per clip (see :meth:`forward`), not per frame.
     """
 
-    def __init__(self, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], hflip: bool = True,
-                 degrees: float = 15.0, scale: tuple[float, float] = (0.8, 1.0)) -> None:
+    def __init__(self, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], hflip: float = 0.5,
+                 degrees: float = 15.0, scale: tuple[float, float] = (0.8, 1.0), per_clip: bool = False) -> None:
         super().__init__()
-        steps: list[nn.Module] = [K.RandomResizedCrop((image_size, image_size), scale=scale),
-                                  K.RandomRotation(degrees, p=1.0)]
-        if hflip:
-            steps.append(K.RandomHorizontalFlip(p=0.5))
+        steps: list[nn.Module] = []
+        if scale[0] < 1:
+            steps.append(K.RandomResizedCrop((image_size, image_size), scale=scale))
+        if degrees > 0:
+            steps.append(K.RandomRotation(degrees, p=1.0))
+        if hflip > 0:
+            steps.append(K.RandomHorizontalFlip(p=hflip))
         steps.append(K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std)))
         self.pipeline = K.AugmentationSequential(*steps)
+        self.per_clip = per_clip
 
     @torch.no_grad()
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(N, 3, S, S)`` -> augmented, normalised float ``(N, 3, S, S)``."""
-        return self.pipeline(frames.float().div_(255))
+    def forward(self, frames: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 ``(N, 3, S, S)`` -> augmented, normalised float ``(N, 3, S, S)``.
+
+        Args:
+            frames: the frames of a batch.
+            owner: ``(N,)`` clip index of each frame; with ``per_clip`` every
+                frame of a clip gets the clip's crop, rotation and flip.
+        """
+        x = frames.float().div_(255)
+        if not self.per_clip or owner is None:
+            return self.pipeline(x)
+        clips = int(owner.max()) + 1 if len(owner) else 0
+        params = self.pipeline.forward_parameters(torch.Size([clips, *x.shape[1:]]))
+        return self.pipeline(x, params=[_per_frame(p, owner, clips) for p in params])
+
+
+def _per_frame(params: ParamItem, owner: torch.Tensor, clips: int) -> ParamItem:
+    """A step's parameters drawn for ``clips`` clips, repeated for every frame of each."""
+    data = {}
+    for key, value in params.data.items():
+        if key == "forward_input_shape":
+            value = value.clone()
+            value[0] = len(owner)
+        elif torch.is_tensor(value) and value.dim() > 0 and value.shape[0] == clips:
+            value = value[owner.to(value.device)]
+        data[key] = value
+    return ParamItem(params.name, data)
 
 
 class FrameNormalize(nn.Module):

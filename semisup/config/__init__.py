@@ -2,6 +2,7 @@
 
 from semisup.config.load import apply_overrides, load_recipe, parse_recipe, recipe_to_dict, recipe_to_toml
 from semisup.config.schema import (
+    AugmentConfig,
     DataConfig,
     EvalConfig,
     LossConfig,
@@ -16,7 +17,7 @@ from semisup.config.schema import (
 )
 
 __all__ = [
-    "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "PretrainConfig", "Recipe",
+    "AugmentConfig", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "PretrainConfig", "Recipe",
     "RunConfig", "TaskConfig", "TrainConfig", "apply_overrides", "load_recipe", "parse_recipe",
     "recipe_to_dict", "recipe_to_toml",
 ]

@@ -215,6 +215,20 @@ class PretrainConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """``[augment]``: training augmentation of the labeled and pretext frames (kornia,
+    on the device). Evaluation never augments; SimCLR's views are set in ``[pretrain]``."""
+
+    crop_scale_min: float = spec(0.8, gt=0.0, le=1.0, doc="smallest area of the random resized crop (1 = no crop)")
+    rotation: float = spec(15.0, ge=0.0, le=180.0, doc="largest rotation in degrees (0 = none)")
+    hflip: float = spec(0.5, ge=0.0, le=1.0, doc="probability of a left-right flip of labeled frames (0 for text, "
+                                                 "logos or digits); pretext frames are never flipped")
+    per_clip: Literal["auto", "always", "never"] = spec(
+        "auto", doc="draw crop, rotation and flip once per clip for all its frames; auto: for the labeled frames "
+                    "when a task's aggregator reads time order, for the pretext frames when a pretext task does")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """``[eval]``: decision rules reported at the end of a run."""
 
@@ -235,4 +249,5 @@ class Recipe:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

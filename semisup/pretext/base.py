@@ -69,6 +69,9 @@ class PretextTask(nn.Module, abc.ABC):
     name: ClassVar[str] = ""
     num_classes: ClassVar[int] = 0
     min_frames: ClassVar[int] = 1
+    reads_time: ClassVar[bool] = False
+    """True for tasks whose answer lies in the order of a clip's frames: their
+    clips are augmented consistently (one crop, rotation and flip per clip)."""
 
     @dataclass(frozen=True)
     class Options:

@@ -23,6 +23,7 @@ class SequenceTask(PretextTask):
     """A binary question about a reordered clip; subclasses say how to reorder."""
 
     num_classes = 2
+    reads_time = True
 
     def head_input_dim(self, feature_dim: int) -> int:
         return feature_dim * self.frames

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from semisup.augment import FrameAugment, FrameNormalize
+from semisup.augment import FrameNormalize
 from semisup.config import Recipe
 from semisup.data.health import ReadTally, check_split
 from semisup.data.samples import Sample, TaskSpec, split_samples
@@ -42,8 +42,8 @@ from semisup.train.checkpoints import (load_checkpoint, load_encoder_state, rng_
                                        set_rng_state)
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
-from semisup.train.setup import (Streams, build_eval_loader, build_losses, build_model, build_optimizers,
-                                 build_streams, lr_factor)
+from semisup.train.setup import (Streams, build_augmentations, build_eval_loader, build_losses, build_model,
+                                 build_optimizers, build_streams, lr_factor)
 
 
 @dataclass
@@ -229,8 +229,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                for name in optimizers}
     losses = {name: loss.to(device) for name, loss in build_losses(recipe, samples, specs).items()}
     size, mean, std = recipe.data.image_size, model.encoder.mean, model.encoder.std
-    augment = FrameAugment(size, mean, std, hflip=True).to(device)
-    augment_pretext = FrameAugment(size, mean, std, hflip=False).to(device)  # flips would blur SESEMI's targets
+    augment, augment_pretext = (a.to(device) for a in build_augmentations(recipe, model))
     normalize = FrameNormalize(mean, std).to(device)
     weights = {pretext_key(p.name): p.weight for p in recipe.pretext}
     joint, grad_clip = "joint" in optimizers, recipe.optim.grad_clip
@@ -289,7 +288,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 # 1. Supervised: each task's loss (ASL or cross-entropy) on the labeled trailers.
                 supervised = torch.zeros((), device=device)
                 if labeled.num_trailers:  # zero only if every trailer of the batch was unreadable
-                    frames = augment(labeled.frames.to(device, non_blocking=True))
+                    frames = augment(labeled.frames.to(device, non_blocking=True), labeled.owner.to(device))
                     with autocast(device, amp_dtype):
                         logits = model(frames, labeled.owner.to(device), labeled.num_trailers)
                     supervised = sum(losses[s.name](logits[s.name], labeled.targets[s.name].to(device),
@@ -301,7 +300,8 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 pretext = {}
                 if unlabeled is not None and len(unlabeled.frames):
                     b, t = unlabeled.frames.shape[:2]
-                    clips = augment_pretext(unlabeled.frames.to(device, non_blocking=True).flatten(0, 1))
+                    clips = augment_pretext(unlabeled.frames.to(device, non_blocking=True).flatten(0, 1),
+                                            torch.arange(b, device=device).repeat_interleave(t))
                     clips = clips.view(b, t, *clips.shape[1:])
                     for name, task in model.pretext.items():
                         with autocast(device, amp_dtype):

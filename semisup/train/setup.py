@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from semisup.augment import FrameAugment
 from semisup.config import DataConfig, Recipe, TaskConfig
 from semisup.data.formats import read_dataset
 from semisup.data.labels import TaskColumn
@@ -118,6 +119,21 @@ def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Task
         weights = class_balanced_weights(counts, t.class_balance) if t.class_balance else None
         losses[spec.name] = MulticlassLoss(t.label_smoothing, t.focal_gamma, weights, t.logit_adjustment, counts)
     return losses
+
+
+def build_augmentations(recipe: Recipe, model: TrailerModel) -> tuple[FrameAugment, FrameAugment]:
+    """The training augmentation of labeled frames and of pretext frames (never flipped:
+    SESEMI's targets include flips), per clip where ``augment.per_clip`` says so."""
+    a, size, mean, std = recipe.augment, recipe.data.image_size, model.encoder.mean, model.encoder.std
+
+    def per_clip(reads_time: bool) -> bool:
+        return a.per_clip == "always" or (a.per_clip == "auto" and reads_time)
+
+    labeled_per_clip = per_clip(any(type(agg).order_sensitive for agg in model.aggregators.values()))
+    pretext_per_clip = per_clip(any(type(task).reads_time for task in model.pretext.values()))
+    common = {"degrees": a.rotation, "scale": (a.crop_scale_min, 1.0)}
+    return (FrameAugment(size, mean, std, hflip=a.hflip, per_clip=labeled_per_clip, **common),
+            FrameAugment(size, mean, std, hflip=0.0, per_clip=pretext_per_clip, **common))
 
 
 def build_optimizers(recipe: Recipe, model: TrailerModel) -> dict[str, torch.optim.Optimizer]:
