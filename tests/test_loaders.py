@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from semisup.data.folder import TaskColumn, read_folder
-from semisup.data.frames import even_frames, fixed_frames, random_frames
+from semisup.data.frames import even_frames, fixed_frames, random_frames, strided_frames
 from semisup.data.images import load_frame
 from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
                                   collate_clips, collate_packed, eval_picker, make_loader, train_picker)
@@ -29,6 +29,28 @@ def test_even_frames_are_deterministic_and_spread():
     assert list(even_frames(4, 10)) == [0, 1, 2, 3]
     picks = even_frames(20, 20)
     assert list(picks) == list(range(20))
+
+
+def test_strided_frames_are_ordered_clips_with_a_random_start():
+    rng = np.random.default_rng(2)
+    picks = [strided_frames(100, 4, rng) for _ in range(30)]
+    for pick in picks:
+        assert len(pick) == 4 and list(pick) == sorted(pick) and 0 <= pick.min() and pick.max() < 100
+        assert all(24 <= gap <= 26 for gap in np.diff(pick))  # a steady rhythm: stride 25
+        assert pick[0] < 25  # the start lies in the first segment, so the clip spans the trailer
+    assert len({tuple(p) for p in picks}) > 10  # other frames each epoch
+    assert list(strided_frames(3, 5, rng)) == [0, 1, 2]
+
+
+def test_a_temporal_aggregator_gets_ordered_clips(tiny_recipe):
+    from semisup.config import load_recipe
+    from semisup.train.setup import build_streams, load_data
+
+    for aggregator, expected in (("mean", "_random_picker"), ("gru", "_strided_picker")):
+        recipe = load_recipe(tiny_recipe(), [f'tasks.aggregator="{aggregator}"'])
+        dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+        streams = build_streams(recipe, dataset.samples, dataset.tasks)
+        assert streams.labeled.dataset.pick.func.__name__ == expected
 
 
 def test_fixed_frames_always_give_k():

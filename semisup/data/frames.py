@@ -1,7 +1,8 @@
 """Which frames of a trailer to look at.
 
-Training takes a random subset (fresh each epoch), evaluation an evenly spaced,
-deterministic pick. All pickers return frame indices in time order.
+Training takes a random subset (fresh each epoch), or, for tasks that read
+time order, an evenly spaced clip with a random start; evaluation an evenly
+spaced, deterministic pick. All pickers return frame indices in time order.
 """
 
 from __future__ import annotations
@@ -46,3 +47,21 @@ def fixed_frames(num_frames: int, k: int, rng: np.random.Generator) -> np.ndarra
         return random_frames(num_frames, k, rng)
     extra = rng.choice(num_frames, size=k - num_frames, replace=True)
     return np.sort(np.concatenate([np.arange(num_frames), extra]))
+
+
+def strided_frames(num_frames: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to ``k`` evenly spaced frame indices from a random start: an ordered clip.
+
+    The spacing is ``num_frames / k`` (the whole trailer is covered, as in
+    evaluation), the offset inside the first segment is random, so each epoch
+    sees other frames at the same regular rhythm, which a temporal model
+    needs (a random subset has irregular gaps that look like changes of speed).
+
+    Example:
+        >>> strided_frames(10, 3, np.random.default_rng(0))
+        array([2, 5, 8])
+    """
+    if num_frames <= k:
+        return np.arange(num_frames)
+    stride = num_frames / k
+    return np.floor(rng.uniform(0, stride) + np.arange(k) * stride).astype(np.int64)

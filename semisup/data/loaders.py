@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from semisup.data.frames import even_frames, fixed_frames, random_frames
+from semisup.data.frames import even_frames, fixed_frames, random_frames, strided_frames
 from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import Sample, TaskSpec
 from semisup.data.video import VideoError, probe, read_frames
@@ -35,6 +35,11 @@ FramePicker = Callable[[int, np.random.Generator], np.ndarray]
 def train_picker(max_frames: int) -> FramePicker:
     """Up to ``max_frames`` random frames, fresh each time."""
     return functools.partial(_random_picker, k=max_frames)
+
+
+def ordered_picker(max_frames: int) -> FramePicker:
+    """Up to ``max_frames`` evenly spaced frames from a random start, fresh each time."""
+    return functools.partial(_strided_picker, k=max_frames)
 
 
 def clip_picker(frames: int) -> FramePicker:
@@ -49,6 +54,10 @@ def eval_picker(eval_frames: int) -> FramePicker:
 
 def _random_picker(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
     return random_frames(n, k, rng)
+
+
+def _strided_picker(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
+    return strided_frames(n, k, rng)
 
 
 def _fixed_picker(n: int, rng: np.random.Generator, k: int) -> np.ndarray:

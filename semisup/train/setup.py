@@ -19,12 +19,13 @@ from semisup.config import DataConfig, Recipe, TaskConfig
 from semisup.data.formats import read_dataset
 from semisup.data.labels import TaskColumn
 from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
-                                  collate_clips, collate_packed, eval_picker, make_loader, train_picker)
+                                  collate_clips, collate_packed, eval_picker, make_loader, ordered_picker,
+                                  train_picker)
 from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.errors import SemisupError
 from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
 from semisup.models import Encoder, TrailerModel
-from semisup.models.aggregators import build_aggregator
+from semisup.models.aggregators import build_aggregator, get_aggregator
 from semisup.pretext import get_pretext_task, pretext_key
 
 # Stream ids keep the random draws of the streams independent of each other.
@@ -199,12 +200,18 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
                   pin_memory: bool = False, rank: int = 0, world_size: int = 1) -> Streams:
     """Loaders of the labeled and unlabeled training trailers.
 
+    Labeled trailers give ``data.max_frames`` random frames each (in time
+    order), or, when a task's aggregator reads time order, an evenly spaced
+    clip of that many frames with a random start.
+
     A resumed run sets ``labeled_sampler.start_batch`` before iterating, so
     the labeled stream skips straight to the batch of the step it resumes at.
     """
     d, t, seed = recipe.data, recipe.train, recipe.run.seed
     labeled = labeled_pool(samples)
-    labeled_set = TrailerFrames(labeled, specs, d.image_size, train_picker(d.max_frames))
+    reads_time = any(get_aggregator(task.aggregator or recipe.model.pooling).order_sensitive for task in recipe.tasks)
+    pick = ordered_picker(d.max_frames) if reads_time else train_picker(d.max_frames)
+    labeled_set = TrailerFrames(labeled, specs, d.image_size, pick)
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
                                           rank=rank, world_size=world_size)
     labeled_loader = make_loader(labeled_set, labeled_sampler, collate_packed, d.num_workers, pin_memory)
