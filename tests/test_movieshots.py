@@ -142,7 +142,8 @@ def test_training_on_movieshots_clips_with_two_multiclass_heads(tmp_path, tiny_r
     losses = build_losses(loaded, dataset.samples, dataset.tasks)
     assert losses["movement"].focal_gamma == 2.0 and losses["movement"].class_weights is not None
     assert losses["scale"].label_smoothing == 0.1 and losses["scale"].class_weights is None
-    result = start_run(path, ["train.epochs=1"], tmp_path / "run")
+    result = start_run(path, ["train.epochs=1", 'train.balance="oversample"', 'train.balance_task="movement"'],
+                       tmp_path / "run")
     test = result.report["splits"]["test"]
     assert set(test) == {"scale", "movement"}
     assert test["scale"]["samples"] == 3 and 0 <= test["scale"]["accuracy"] <= 1

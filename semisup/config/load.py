@@ -273,6 +273,30 @@ def _first_repeat(values: typing.Iterable[str]) -> str | None:
 MULTICLASS_LOSS_KEYS = ("label_smoothing", "focal_gamma", "class_balance", "logit_adjustment")
 
 
+def balance_task(recipe: Recipe) -> TaskConfig | None:
+    """The task whose classes ``train.balance`` re-balances (None when balancing is off)."""
+    t = recipe.train
+    if t.balance == "none":
+        return None
+    if t.balance_task:
+        return next((task for task in recipe.tasks if task.name == t.balance_task), None)
+    kinds = ("multiclass", "multilabel") if t.balance == "repeat-factor" else ("multiclass",)
+    return next((task for task in recipe.tasks if task.kind in kinds), None)
+
+
+def _check_balance(recipe: Recipe, source: str) -> None:
+    t = recipe.train
+    if t.balance == "none":
+        return
+    task = balance_task(recipe)
+    if t.balance_task and task is None:
+        raise SemisupError(f"{source}: train.balance_task: no task {t.balance_task!r} "
+                           f"(tasks: {', '.join(x.name for x in recipe.tasks)})")
+    if task is None or (t.balance != "repeat-factor" and task.kind != "multiclass"):
+        raise SemisupError(f'{source}: train.balance = "{t.balance}" needs a multiclass task (use "repeat-factor" '
+                           "for multi-label tasks)")
+
+
 def _check_semantics(recipe: Recipe, source: str) -> None:
     """Checks that span several keys, or touch the file system."""
     if not recipe.tasks:
@@ -289,6 +313,7 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
             if task.kind == "multilabel" and getattr(task, key):
                 raise SemisupError(f"{source}: tasks.{i}.{key}: only for multiclass tasks (multi-label tasks use "
                                    "Asymmetric Loss, set in [loss])")
+    _check_balance(recipe, source)
     twice = _first_repeat(p.name for p in recipe.pretext)
     if twice is not None:
         raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")

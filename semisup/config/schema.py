@@ -179,6 +179,12 @@ class TrainConfig:
     unlabeled_batch_size: int = spec(16, ge=1, doc="unlabeled trailers per step")
     eval_batch_size: int = spec(16, ge=1, doc="trailers per evaluation batch")
     pretext_on_labeled: bool = spec(False, doc="also feed labeled train trailers to the pretext tasks")
+    balance: Literal["none", "undersample", "oversample", "repeat-factor"] = spec(
+        "none", doc="re-balance the labeled stream by balance_task's classes, drawn afresh each pass: undersample "
+                    "(cap classes at the median count), oversample (fill up to the largest), repeat-factor")
+    balance_task: str = spec("", doc="the task to balance; empty: the first multiclass task (repeat-factor: "
+                                     "the first task)")
+    repeat_threshold: float = spec(0.1, gt=0.0, le=1.0, doc="repeat-factor: labels rarer than this share repeat")
     checkpoint_minutes: float = spec(10.0, gt=0.0, doc="also save last.pt inside an epoch this often")
 
 

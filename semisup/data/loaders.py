@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -237,20 +237,30 @@ def draw_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+class EpochPlan(Protocol):
+    """The sample indices of each epoch (already shuffled), always ``length`` of them."""
+
+    length: int
+
+    def __call__(self, epoch: int) -> np.ndarray: ...
+
+
 class EpochBatchSampler(Sampler):
     """Batches of ``(index, draw seed)`` for one epoch, resumable at any batch.
 
     Call :meth:`set_epoch` before iterating. With ``shuffle`` the order is a
-    permutation seeded by (seed, stream, epoch); ``rank``/``world_size`` shard
-    the epoch for data-parallel training.
+    permutation seeded by (seed, stream, epoch); a ``plan`` (e.g. a
+    re-balanced one, where an index may repeat) gives each epoch's order
+    instead. ``rank``/``world_size`` shard the epoch for data-parallel training.
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int, stream: int, shuffle: bool = True,
-                 drop_last: bool = False, rank: int = 0, world_size: int = 1) -> None:
-        if num_samples < 1 or batch_size < 1:
+                 drop_last: bool = False, rank: int = 0, world_size: int = 1, plan: EpochPlan | None = None) -> None:
+        if num_samples < 1 or batch_size < 1 or (plan is not None and plan.length < 1):
             raise ValueError(f"need samples and a positive batch size, got {num_samples}, {batch_size}")
         self.num_samples, self.batch_size, self.seed, self.stream = num_samples, batch_size, seed, stream
         self.shuffle, self.drop_last, self.rank, self.world_size = shuffle, drop_last, rank, world_size
+        self.plan = plan
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
@@ -258,7 +268,9 @@ class EpochBatchSampler(Sampler):
         self.epoch, self.start_batch = epoch, start_batch
 
     def _shard(self) -> np.ndarray:
-        if self.shuffle:
+        if self.plan is not None:
+            order = self.plan(self.epoch)
+        elif self.shuffle:
             rng = np.random.default_rng([self.seed, self.stream, self.epoch])
             order = rng.permutation(self.num_samples)
         else:
@@ -266,7 +278,7 @@ class EpochBatchSampler(Sampler):
         return order[self.rank::self.world_size]
 
     def __len__(self) -> int:
-        n = len(range(self.rank, self.num_samples, self.world_size))
+        n = len(range(self.rank, self.plan.length if self.plan is not None else self.num_samples, self.world_size))
         if self.drop_last and n >= self.batch_size:
             return n // self.batch_size
         return math.ceil(n / self.batch_size)
@@ -275,11 +287,16 @@ class EpochBatchSampler(Sampler):
         order = self._shard()
         for b in range(self.start_batch, len(self)):
             chunk = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield [(int(i), draw_seed(self.seed, self.stream, self.epoch, int(i))) for i in chunk]
+            if self.plan is None:
+                yield [(int(i), draw_seed(self.seed, self.stream, self.epoch, int(i))) for i in chunk]
+            else:  # an index may repeat within an epoch: its position tells the draws apart
+                yield [(int(i), draw_seed(self.seed, self.stream, self.epoch, int(i), b * self.batch_size + j))
+                       for j, i in enumerate(chunk)]
 
 
 class CyclingBatchSampler(Sampler):
-    """An endless stream of shuffled batches: pass after pass over the samples.
+    """An endless stream of shuffled batches: pass after pass over the samples
+    (or over each pass a ``plan`` draws, e.g. :class:`~semisup.data.balance.BalancedPasses`).
 
     Batch ``g`` of the stream depends only on (seed, stream, g), so the stream
     restarts exactly at ``start_batch``. Each pass drops its incomplete last
@@ -287,9 +304,9 @@ class CyclingBatchSampler(Sampler):
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int, stream: int, start_batch: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, plan: EpochPlan | None = None) -> None:
         self.epochs = EpochBatchSampler(num_samples, batch_size, seed, stream, shuffle=True, drop_last=True,
-                                        rank=rank, world_size=world_size)
+                                        rank=rank, world_size=world_size, plan=plan)
         self.start_batch = start_batch
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:

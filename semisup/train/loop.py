@@ -249,6 +249,9 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     pin = device.type == "cuda"
     streams = build_streams(recipe, samples, specs, pin_memory=pin)
     steps = streams.steps_per_epoch
+    if streams.labeled_sampler.epochs.plan is not None:
+        progress.message(f"labeled stream re-balanced ({recipe.train.balance}): "
+                         f"{streams.labeled_sampler.epochs.plan.length} trailers per pass, drawn afresh each pass")
     streams.labeled_sampler.start_batch = state.epoch * steps + state.batch  # one labeled batch per step
     val_loader = build_eval_loader(split_samples(samples, "val"), specs, size, recipe.data.eval_frames,
                                    recipe.train.eval_batch_size, recipe.data.num_workers, pin)

@@ -10,12 +10,15 @@ import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from semisup.augment import FrameAugment
 from semisup.config import DataConfig, Recipe, TaskConfig
+from semisup.config.load import balance_task
+from semisup.data.balance import BalancedPasses
 from semisup.data.formats import read_dataset
 from semisup.data.labels import TaskColumn
 from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
@@ -212,8 +215,9 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     reads_time = any(get_aggregator(task.aggregator or recipe.model.pooling).order_sensitive for task in recipe.tasks)
     pick = ordered_picker(d.max_frames) if reads_time else train_picker(d.max_frames)
     labeled_set = TrailerFrames(labeled, specs, d.image_size, pick)
+    plan = balanced_passes(recipe, labeled, specs)
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
-                                          rank=rank, world_size=world_size)
+                                          rank=rank, world_size=world_size, plan=plan)
     labeled_loader = make_loader(labeled_set, labeled_sampler, collate_packed, d.num_workers, pin_memory)
     per_pass = len(labeled_sampler.epochs)
     if not recipe.pretext:
@@ -225,6 +229,18 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
                                 drop_last=True, rank=rank, world_size=world_size)
     loader = make_loader(pool_set, sampler, collate_clips, d.num_workers, pin_memory)
     return Streams(labeled_loader, labeled_sampler, loader, sampler, len(sampler))
+
+
+def balanced_passes(recipe: Recipe, labeled: Sequence[Sample], specs: Sequence[TaskSpec]) -> BalancedPasses | None:
+    """The re-balanced passes of the labeled stream that ``train.balance`` asks for (None: plain passes)."""
+    task = balance_task(recipe)
+    if task is None:
+        return None
+    spec = next(s for s in specs if s.name == task.name)
+    targets = np.stack([spec.encode(s.labels.get(spec.name)) for s in labeled])
+    has_label = np.array([s.labels.get(spec.name) is not None for s in labeled])
+    return BalancedPasses(targets, has_label, recipe.train.balance, recipe.run.seed, LABELED_STREAM,
+                          recipe.train.repeat_threshold)
 
 
 def build_eval_loader(samples: Sequence[Sample], specs: Sequence[TaskSpec], image_size: int, eval_frames: int,
