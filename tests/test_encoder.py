@@ -119,3 +119,61 @@ def test_hub_weights_without_network_fail_fast(monkeypatch):
     monkeypatch.setattr(module, "_reachable", lambda host, port=443: False)
     with pytest.raises(SemisupError, match="huggingface.co is unreachable"):
         Encoder("resnet18", pretrained=True)
+
+
+@pytest.mark.parametrize("name, size", [("resnet18", 64), ("efficientnet_b0", 64), ("mobilenetv3_large_100", 64),
+                                        ("convnext_atto", 64), ("vit_tiny_patch16_224", 224)])
+def test_last_stage_training_works_for_every_common_family(name, size):
+    """One optimiser step with only the last stage trainable: it moves, the frozen trunk does not."""
+    encoder = Encoder(name, pretrained=False, trainable_stages=1)
+    encoder.check_image_size(size)
+    frozen = {n: p.detach().clone() for n, p in encoder.model.named_parameters() if not p.requires_grad}
+    trainable = {n: p.detach().clone() for n, p in encoder.model.named_parameters() if p.requires_grad}
+    assert frozen and trainable and len(trainable) < len(frozen) + len(trainable)
+    optimizer = torch.optim.Adam(encoder.trainable_parameters(), lr=1e-2)
+    encoder.train()
+    features = encoder(torch.randn(2, 3, size, size))
+    assert features.shape == (2, encoder.num_features)
+    (features * torch.randn_like(features)).sum().backward()
+    optimizer.step()
+    now = dict(encoder.model.named_parameters())
+    assert all(torch.equal(now[n], p) for n, p in frozen.items())
+    assert any(not torch.equal(now[n], p) for n, p in trainable.items())
+
+
+def test_a_vit_names_the_frame_size_it_needs():
+    with pytest.raises(SemisupError, match="data.image_size = 64, but the encoder 'vit_tiny_patch16_224' takes "
+                                           "224 x 224 frames; set data.image_size = 224"):
+        Encoder("vit_tiny_patch16_224").check_image_size(64)
+
+
+@pytest.mark.slow
+def test_the_single_image_shot_scale_recipe_trains_and_predicts_an_image(tmp_path):
+    """recipes/shot-scale-image.toml: MobileNetV3 on one still per sample, then predict on an image."""
+    import csv
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    from conftest import run_cli
+    from media import photo
+    from semisup.train.run import start_run
+
+    root = tmp_path / "stills"
+    scales = ["LS", "FS", "MS", "CS", "ECS"]
+    rows = []
+    for i in range(20):
+        folder = root / "frames" / f"still{i:02d}"
+        folder.mkdir(parents=True)
+        Image.fromarray(photo(["astronaut", "coffee", "chelsea", "rocket"][i % 4])).save(folder / "0.jpg")
+        rows.append([f"still{i:02d}", ["train", "train", "val", "test"][i % 4], scales[i % 5]])
+    with (root / "labels.csv").open("w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "split", "scale"], *rows])
+    recipe = Path(__file__).parents[1] / "recipes" / "shot-scale-image.toml"
+    run = start_run(recipe, [f"data.root={root}", "model.pretrained=false", "data.image_size=64", "train.epochs=1",
+                             "data.num_workers=0", "train.labeled_batch_size=4"], tmp_path / "run").run_dir
+    result = run_cli("predict", str(run), str(root / "frames" / "still03" / "0.jpg"), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)[0]["tasks"]["scale"]
+    assert len(answer["labels"]) == 1 and set(answer["scores"]) == set(scales)

@@ -48,10 +48,12 @@ class Encoder(nn.Module):
     def __init__(self, name: str, pretrained: bool | Path = False,
                  trainable_stages: int | Literal["all"] = 1, channels_last: bool = False) -> None:
         super().__init__()
+        self.name = name
         self.model = create_backbone(name, pretrained)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        self.num_features: int = self.model.num_features
+        # what forward returns: after a head convolution (MobileNetV3) that is not num_features
+        self.num_features: int = getattr(self.model, "head_hidden_size", None) or self.model.num_features
         cfg = self.model.pretrained_cfg
         self.mean: tuple[float, ...] = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
         self.std: tuple[float, ...] = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
@@ -75,6 +77,18 @@ class Encoder(nn.Module):
             param.requires_grad_(i >= first_trainable)
         self._frozen = [m for m in self.model.modules()
                         if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+
+    def check_image_size(self, size: int) -> None:
+        """Raise a one-line error if the backbone only takes another frame size (ViTs do).
+
+        Raises:
+            SemisupError: naming the size the backbone needs.
+        """
+        patch_embed = getattr(self.model, "patch_embed", None)
+        fixed = getattr(patch_embed, "img_size", None) if getattr(patch_embed, "strict_img_size", False) else None
+        if fixed is not None and tuple(fixed) != (size, size):
+            raise SemisupError(f"data.image_size = {size}, but the encoder {self.name!r} takes {fixed[0]} x "
+                               f"{fixed[1]} frames; set data.image_size = {fixed[0]}")
 
     def train(self, mode: bool = True) -> "Encoder":
         """Switch train/eval mode; fully frozen modules always stay in eval mode."""

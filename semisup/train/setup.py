@@ -89,6 +89,7 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
     """The encoder, each task's aggregator and head, and the pretext tasks of a recipe."""
     m = recipe.model
     encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last)
+    encoder.check_image_size(recipe.data.image_size)
     configs = {t.name: t for t in recipe.tasks}
     aggregators = {s.name: build_aggregator(configs[s.name].aggregator or m.pooling,
                                             configs[s.name].aggregator_options, encoder.num_features)

@@ -96,6 +96,7 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
     torch.manual_seed(recipe.run.seed)
     stages = m.trainable_stages if cfg.trainable_stages == "auto" else cfg.trainable_stages
     encoder = Encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last).to(device)
+    encoder.check_image_size(d.image_size)
     head = SimCLRProjectionHead(encoder.num_features, cfg.projection_hidden, cfg.projection_dim).to(device)
     criterion = NTXentLoss(temperature=cfg.temperature)
     views = ContrastiveViews(d.image_size, encoder.mean, encoder.std, cfg.crop_scale_min, cfg.color_jitter,
