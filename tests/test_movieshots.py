@@ -153,6 +153,20 @@ def test_training_on_movieshots_clips_with_two_multiclass_heads(tmp_path, tiny_r
     record = _json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
     assert set(record["val"]["scale"]) == {"mAP", "accuracy"}
 
+    from conftest import run_cli
+
+    compared = run_cli("compare", str(result.run_dir), "--task", "movement", "--markdown")
+    assert compared.returncode == 0, compared.stderr
+    header, _, row = compared.stdout.splitlines()[:3]
+    assert "test macro-F1 | worst-class F1" in header
+    movement = test["movement"]
+    present = {c: v["f1"] for c, v in movement["per_class"].items() if movement["support"][c]}
+    value, named = row.split(" | ")[5].split(" (")
+    assert value == f"{min(present.values()):.3f}" and present[named.rstrip(")")] == min(present.values())
+    evaluated = run_cli("evaluate", str(result.run_dir))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "support" in evaluated.stdout and "Static" in evaluated.stdout
+
 
 def test_the_shipped_recipe_trains_on_movieshots_as_distributed(tmp_path):
     """The official split has no unlabeled shots: SESEMI takes the labeled train shots' frames

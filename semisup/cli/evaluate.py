@@ -129,7 +129,14 @@ def evaluate(
                               str(row["support"]))
             console.print(table)
         else:
-            console.print(f"{split}: {task}  accuracy {fmt(values.get('accuracy'))}  macro-F1 {fmt(values.get('macro_f1'))}")
+            table = Table(title=f"{split}: {task}  accuracy {fmt(values.get('accuracy'))}  macro-F1 "
+                                f"{fmt(values.get('macro_f1'))}  ({values['samples']} samples)")
+            for column in ("class", "precision", "recall", "F1", "AP", "support"):
+                table.add_column(column, justify="left" if column == "class" else "right")
+            for label, scores in values["per_class"].items():
+                table.add_row(label, fmt(scores["precision"]), fmt(scores["recall"]), fmt(scores["f1"]),
+                              fmt(values["ap"][label]), str(values["support"][label]))
+            console.print(table)
         rule = values["stored_rule"]
         console.print(f"  decision rule {rule['rule']}: micro P {fmt(rule['micro']['precision'])} "
                       f"R {fmt(rule['micro']['recall'])} F1 {fmt(rule['micro']['f1'])}")

@@ -51,18 +51,18 @@ def compare(
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (for READMEs)."),
 ) -> None:
     """Compare finished runs: test mAP and micro-F1, mean ± std over seeds, per recipe name."""
-    from semisup.evaluate.compare import compare_runs, markdown_table
+    from semisup.evaluate.compare import compare_runs, markdown_table, table_rows
 
     groups = compare_runs(runs, task)
     if markdown:
         print(markdown_table(groups))
         return
+    header, rows = table_rows(groups)
     table = Table(title=f"test {groups[0].runs[0].task}: mean ± std over seeds")
-    for column in ("recipe", "seeds", "test mAP", "test micro-F1", "rule (val)", "train time"):
-        table.add_column(column, justify="left" if column in ("recipe", "rule (val)") else "right")
-    for g in groups:
-        table.add_row(g.name, str(len(g.runs)), g.spread("test_map"), g.spread("test_f1"),
-                      g.rules(), f"{g.mean('train_seconds') / 60:.1f} min")
+    for column in header:
+        table.add_column(column, justify="left" if column in ("recipe", "seeds") else "right")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -21,6 +21,9 @@ class RunSummary:
             full; ``rule_family`` its kind (``top-k``, ``per-class`` ...).
             ``test_f1`` is its test micro-F1 (accuracy for multi-class tasks).
         train_seconds: wall time of training, pretraining stage included.
+        macro_f1, worst_f1, worst_class: multi-class tasks only (else None):
+            test macro-F1, and the lowest F1 of a class present in test, with
+            its name, so an average cannot hide a class the model never gets.
     """
 
     run_dir: Path
@@ -32,6 +35,9 @@ class RunSummary:
     rule_family: str
     test_f1: float
     train_seconds: float
+    macro_f1: float | None = None
+    worst_f1: float | None = None
+    worst_class: str | None = None
 
 
 def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
@@ -55,8 +61,14 @@ def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
     tuned = sweep(run.predictions("val"), run.predictions("test"), tasks=[task])[task]
     recipe = run.recipe()
     seconds = report["training"]["train_seconds"] + ((report.get("pretrain") or {}).get("seconds") or 0.0)
-    return RunSummary(run_dir, recipe.run.name, recipe.run.seed, task, test[task]["mAP"],
-                      tuned.chosen.rule.describe(), tuned.chosen.rule.name, tuned.chosen.test["micro"][2], seconds)
+    metrics = test[task]
+    worst = None
+    if "per_class" in metrics:  # multi-class
+        present = {c: v["f1"] for c, v in metrics["per_class"].items() if metrics["support"].get(c)}
+        worst = min(present, key=present.get) if present else None
+    return RunSummary(run_dir, recipe.run.name, recipe.run.seed, task, metrics["mAP"],
+                      tuned.chosen.rule.describe(), tuned.chosen.rule.name, tuned.chosen.test["micro"][2], seconds,
+                      metrics.get("macro_f1"), present[worst] if worst else None, worst)
 
 
 @dataclass(frozen=True)
@@ -79,6 +91,15 @@ class GroupSummary:
             return f"{self.mean(field):.3f}"
         return f"{self.mean(field):.3f} ± {self.std(field):.3f}"
 
+    @property
+    def multiclass(self) -> bool:
+        return all(r.macro_f1 is not None for r in self.runs)
+
+    def worst(self) -> str:
+        """Mean worst-class F1 over seeds and which classes were the worst, e.g. ``"0.125 (Pull x3)"``."""
+        counts = Counter(r.worst_class for r in self.runs)
+        return f"{self.spread('worst_f1')} ({', '.join(f'{c} x{n}' if n > 1 else c for c, n in counts.items())})"
+
     def rules(self) -> str:
         """The rules chosen on val, e.g. ``"top-2 x2, p >= 0.6"``; per-class rules by family only."""
         short = [r.rule if r.rule_family in ("top-k", "threshold", "mcut", "argmax") else r.rule_family
@@ -96,12 +117,24 @@ def compare_runs(run_dirs: Sequence[Path], task: str | None = None) -> list[Grou
     return [GroupSummary(name, tuple(runs)) for name, runs in groups.items()]
 
 
-def markdown_table(groups: Sequence[GroupSummary]) -> str:
-    """A Markdown table: recipe, seeds, test mAP, test micro-F1 (val-chosen rule), train time."""
-    lines = ["| recipe | seeds | test mAP | test micro-F1 (rule tuned on val) | train time |",
-             "|---|---|---|---|---|"]
+def table_rows(groups: Sequence[GroupSummary]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison: recipe, seeds, test mAP, test micro-F1 (or accuracy)
+    under the rule chosen on val, for multi-class tasks macro-F1 and worst-class F1, train time."""
+    multiclass = all(g.multiclass for g in groups)
+    header = ["recipe", "seeds", "test mAP", "test accuracy" if multiclass else "test micro-F1 (rule tuned on val)"]
+    header += ["test macro-F1", "worst-class F1"] if multiclass else []
+    rows = []
     for g in groups:
-        seeds = ", ".join(str(r.seed) for r in g.runs)
-        lines.append(f"| {g.name} | {seeds} | {g.spread('test_map')} | {g.spread('test_f1')} ({g.rules()}) | "
-                     f"{g.mean('train_seconds') / 60:.1f} min |")
+        row = [g.name, ", ".join(str(r.seed) for r in g.runs), g.spread("test_map"),
+               g.spread("test_f1") if multiclass else f"{g.spread('test_f1')} ({g.rules()})"]
+        row += [g.spread("macro_f1"), g.worst()] if multiclass else []
+        rows.append([*row, f"{g.mean('train_seconds') / 60:.1f} min"])
+    return [*header, "train time"], rows
+
+
+def markdown_table(groups: Sequence[GroupSummary]) -> str:
+    """The comparison (:func:`table_rows`) as a Markdown table."""
+    header, rows = table_rows(groups)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
