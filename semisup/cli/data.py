@@ -15,7 +15,7 @@ from semisup.cli.app import console, data_app, errors, fmt
 from semisup.data.samples import Dataset
 from semisup.errors import SemisupError
 
-FORMAT_HELP = "Layout: folder, demo, movienet or movieshots."
+FORMAT_HELP = "Layout: folder, demo, demo-shots, movienet or movieshots."
 # Typer renders help as rich markup, so recipe sections like [data] are escaped.
 RECIPE_HELP = escape("Take the layout, its options and the tasks from this recipe's [data] and [[tasks]].")
 
@@ -54,20 +54,25 @@ def demo(
     out: Path = typer.Argument(..., help="Folder to write (must not exist or be empty)."),
     seed: int = typer.Option(0, help="Same seed, same dataset."),
     scale: float = typer.Option(1.0, help="Multiply every split's size (0.1 for a tiny copy)."),
+    variant: str = typer.Option("genres", help="genres: trailers with genres; shots: shots with a shot scale "
+                                               "and a camera movement."),
 ) -> None:
-    """Write the built-in demo trailer dataset in the generic folder format."""
-    from semisup.data.demo import write_demo
+    """Write the built-in demo dataset in the generic folder format."""
+    from semisup.data.demo import VARIANTS, write_demo
 
     if scale <= 0:
         raise SemisupError(f"--scale: expected a positive number, got {scale}")
-    with errors.status("rendering demo trailers..."):
-        summary = write_demo(out, seed=seed, scale=scale)
-    table = Table(title=f"demo dataset: {summary.trailers} trailers, {summary.frames} frames")
-    table.add_column("genre")
-    table.add_column("trailers", justify="right")
-    for genre, count in summary.genre_counts.items():
-        table.add_row(genre, str(count))
-    console.print(table)
+    if variant not in VARIANTS:
+        raise SemisupError(f"--variant: expected one of {', '.join(VARIANTS)}, got {variant!r}")
+    with errors.status(f"rendering the demo's {variant}..."):
+        summary = write_demo(out, seed=seed, scale=scale, variant=variant)
+    for column, counts in summary.label_counts.items():
+        table = Table(title=f"demo dataset: {summary.trailers} samples, {summary.frames} frames: {column}")
+        table.add_column("label")
+        table.add_column("samples", justify="right")
+        for label, count in counts.items():
+            table.add_row(label, str(count))
+        console.print(table)
     console.print("splits: " + ", ".join(f"{k} {v}" for k, v in summary.splits.items()))
     console.print(f"written to [bold]{summary.root}[/]")
 
@@ -136,7 +141,7 @@ def split(
         splits = split_dataset(dataset.samples, dataset.tasks, plan)
     except ValueError as exc:
         raise SemisupError(f"--labeled/--labeled-fraction: {exc}") from None
-    if fmt_name in ("folder", "demo"):
+    if fmt_name in ("folder", "demo", "demo-shots"):
         target = Path(dataset.source)
         had = any(s.strip() for s in _column(target, "split"))
         if had and not force:

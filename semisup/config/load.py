@@ -319,7 +319,7 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
         raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")
     data: DataConfig = recipe.data
     root = data.root.expanduser()
-    if data.format != "demo" and not root.is_dir():
+    if data.format not in ("demo", "demo-shots") and not root.is_dir():
         what = "is a file, expected a folder" if root.exists() else "does not exist"
         raise SemisupError(f"{source}: data.root: {root} {what}")
     needed = {"folder": [("labels_file", data.labels_file)], "movieshots": [("annotations", data.annotations)],

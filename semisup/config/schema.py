@@ -47,8 +47,8 @@ class DataConfig:
     """``[data]``: where the samples are, in which layout, and how frames are taken."""
 
     root: Path = spec(doc="dataset folder")
-    format: Literal["folder", "demo", "movienet", "movieshots"] = spec(
-        "folder", doc='"folder" (labels.csv + frames/<id>/), "demo" (built at root on first use), '
+    format: Literal["folder", "demo", "demo-shots", "movienet", "movieshots"] = spec(
+        "folder", doc='"folder" (labels.csv + frames/<id>/), "demo" or "demo-shots" (built at root on first use), '
                       '"movienet" or "movieshots" (their own layouts)')
     labels_file: str = spec("labels.csv", doc="folder/demo: CSV file inside root")
     split_file: str = spec("", doc='movienet: "split.csv" by default; movieshots: the official '

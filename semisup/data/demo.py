@@ -13,7 +13,9 @@ distractors. All photos ship with scikit-image; nothing is downloaded.
 (a few dozen labeled train trailers, a pool of unlabeled ones several times
 larger, val and test) and ``labels_all.csv`` (the same trailers with the
 pool's hidden labels revealed, for "all labels" reference runs). See
-``datasets/demo.md``.
+``datasets/demo.md``. ``variant="shots"`` writes the shot variant instead
+(:mod:`semisup.data.demo_shots`): short shots labeled with shot scale and
+camera movement (columns ``scale`` and ``movement``).
 """
 
 from __future__ import annotations
@@ -53,18 +55,25 @@ FILLER_FRAME = 0.12   # chance a frame shows no genre at all
 DISTRACTOR = 0.35     # chance a frame holds an unrelated object
 
 
+VARIANTS = ("genres", "shots")
+
+
 @dataclass(frozen=True)
 class DemoSummary:
-    """What :func:`write_demo` wrote."""
+    """What :func:`write_demo` wrote.
+
+    Attributes:
+        label_counts: per CSV column (task), how many samples carry each label.
+    """
 
     root: Path
     trailers: int
     frames: int
     splits: dict[str, int]
-    genre_counts: dict[str, int]
+    label_counts: dict[str, dict[str, int]]
 
 
-def write_demo(root: Path, seed: int = 0, scale: float = 1.0) -> DemoSummary:
+def write_demo(root: Path, seed: int = 0, scale: float = 1.0, variant: str = "genres") -> DemoSummary:
     """Write the demo dataset into ``root`` (which must not exist yet).
 
     The folder is built next to ``root`` and renamed into place, so an
@@ -74,36 +83,55 @@ def write_demo(root: Path, seed: int = 0, scale: float = 1.0) -> DemoSummary:
         root: output folder.
         seed: the same seed gives byte-identical files.
         scale: multiplies every split's size (``0.1`` for a tiny copy in tests).
+        variant: ``genres`` (trailers with multi-label genres) or ``shots``
+            (shots with a shot scale and a camera movement).
 
     Raises:
         SemisupError: ``root`` exists and is not empty.
+        ValueError: an unknown variant.
     """
+    from semisup.data import demo_shots
+
+    if variant not in VARIANTS:
+        raise ValueError(f"demo variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     root = Path(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise SemisupError(f"{root}: already exists and is not an empty folder")
-    sizes = {split: max(2, round(n * scale)) for split, n in SPLIT_SIZES.items()}
+    shots = variant == "shots"
+    base = demo_shots.SPLIT_SIZES if shots else SPLIT_SIZES
+    sizes = {split: max(2, round(n * scale)) for split, n in base.items()}
+    columns = ({"scale": list(demo_shots.SCALES), "movement": list(demo_shots.MOVEMENTS)} if shots
+               else {"genres": [g for g, _, _ in GENRES]})
     with atomic_folder(root) as tmp:
         rows, n_frames = [], 0
         index = 0
         for split, count in sizes.items():
             for _ in range(count):
                 rng = np.random.default_rng([seed, index])
-                trailer_id = f"demo-{index:04d}"
-                genres = _draw_genres(rng)
-                frames = _render_trailer(genres, rng)
-                folder = tmp / "frames" / trailer_id
+                if shots:
+                    sample_id = f"shot-{index:04d}"
+                    shot_scale, movement = demo_shots.draw_labels(rng)
+                    frames, _ = demo_shots.render_shot(shot_scale, movement, rng, FRAME_SIZE, _assets())
+                    labels = {"scale": (shot_scale,), "movement": (movement,)}
+                else:
+                    sample_id = f"demo-{index:04d}"
+                    genres = _draw_genres(rng)
+                    frames = _render_trailer(genres, rng)
+                    labels = {"genres": genres}
+                folder = tmp / "frames" / sample_id
                 folder.mkdir(parents=True)
                 for j, frame in enumerate(frames):
                     frame.save(folder / f"{j:03d}.jpg", quality=88)
                 n_frames += len(frames)
-                rows.append((trailer_id, split, genres))
+                rows.append((sample_id, split, labels))
                 index += 1
-        order = [g for g, _, _ in GENRES]
-        _write_csv(tmp / "labels.csv", [(i, s, () if s == "unlabeled" else g) for i, s, g in rows], order)
-        _write_csv(tmp / "labels_all.csv", [(i, "train" if s == "unlabeled" else s, g) for i, s, g in rows], order)
-        counts = {g: sum(g in genres for _, _, genres in rows) for g in order}
-        summary = {"version": DEMO_VERSION, "seed": seed, "scale": scale, "splits": sizes,
-                   "frames": n_frames, "genre_counts": counts}
+        hidden = [(i, s, {} if s == "unlabeled" else labels) for i, s, labels in rows]
+        _write_csv(tmp / "labels.csv", hidden, columns)
+        _write_csv(tmp / "labels_all.csv", [(i, "train" if s == "unlabeled" else s, labels) for i, s, labels in rows],
+                   columns)
+        counts = {c: {v: sum(v in labels[c] for _, _, labels in rows) for v in order} for c, order in columns.items()}
+        summary = {"version": DEMO_VERSION, "variant": variant, "seed": seed, "scale": scale, "splits": sizes,
+                   "frames": n_frames, "label_counts": counts}
         (tmp / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     return DemoSummary(root, len(rows), n_frames, sizes, counts)
 
@@ -113,7 +141,7 @@ def demo_cache() -> Path:
     return Path("~/.cache/semisup").expanduser()
 
 
-def ensure_demo(root: Path, seed: int = 0) -> Path:
+def ensure_demo(root: Path, seed: int = 0, variant: str = "genres") -> Path:
     """Build the demo at ``root`` unless it is already there; return ``root``.
 
     The demo is built on first use only under :func:`demo_cache`
@@ -131,8 +159,11 @@ def ensure_demo(root: Path, seed: int = 0) -> Path:
     marker = root / "demo.json"
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if info.get("version") == DEMO_VERSION:
+        if info.get("version") == DEMO_VERSION and info.get("variant", "genres") == variant:
             return root
+        if info.get("version") == DEMO_VERSION:
+            raise SemisupError(f"{root}: holds the demo's {info.get('variant', 'genres')!r} variant, the recipe "
+                               f"asks for {variant!r}; point data.root at another folder")
         raise SemisupError(f"{root}: holds demo version {info.get('version')}, this semisup makes "
                            f"version {DEMO_VERSION}; delete the folder to rebuild it")
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
@@ -143,7 +174,7 @@ def ensure_demo(root: Path, seed: int = 0) -> Path:
                            f'{demo_cache()} (for your own data set data.format = "folder"; to build the demo '
                            f"there, run `semisup data demo {root}`)")
     try:
-        write_demo(root, seed)
+        write_demo(root, seed, variant=variant)
     except FileExistsError:  # pragma: no cover - another process built it meanwhile
         pass
     except OSError as exc:
@@ -152,12 +183,14 @@ def ensure_demo(root: Path, seed: int = 0) -> Path:
     return root
 
 
-def _write_csv(path: Path, rows: list, order: list[str]) -> None:
+def _write_csv(path: Path, rows: list, columns: dict[str, list[str]]) -> None:
+    """``id,split,<column>...`` rows; labels in vocabulary order, ``|``-separated; no labels: empty cells."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "split", "genres"])
-        for trailer_id, split, genres in rows:
-            writer.writerow([trailer_id, split, "|".join(sorted(genres, key=order.index))])
+        writer.writerow(["id", "split", *columns])
+        for sample_id, split, labels in rows:
+            writer.writerow([sample_id, split, *("|".join(sorted(labels.get(c, ()), key=order.index))
+                                                 for c, order in columns.items())])
 
 
 def _draw_genres(rng: np.random.Generator) -> tuple[str, ...]:

@@ -12,15 +12,15 @@ from semisup.data.movienet import read_movienet
 from semisup.data.movieshots import read_movieshots
 from semisup.data.samples import Dataset
 
-Format = Literal["folder", "demo", "movienet", "movieshots"]
-FORMATS: tuple[str, ...] = ("folder", "demo", "movienet", "movieshots")
+Format = Literal["folder", "demo", "demo-shots", "movienet", "movieshots"]
+FORMATS: tuple[str, ...] = ("folder", "demo", "demo-shots", "movienet", "movieshots")
 
 
 def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels_file: str = "labels.csv",
                  split_file: str = "", meta_dir: str = "meta", keyframes_dir: str = "keyframes",
                  annotations: str = "v1_full_trailer.json", clips_dir: str = "trailer",
                  ignore_split: bool = False) -> Dataset:
-    """Read a dataset in layout ``fmt`` (``demo`` is built at ``root`` on first use).
+    """Read a dataset in layout ``fmt`` (``demo`` and ``demo-shots`` are built at ``root`` on first use).
 
     Keyword options apply to the formats that use them: ``labels_file``
     (folder, demo), ``split_file`` (movienet: default ``split.csv``;
@@ -32,9 +32,9 @@ def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels
         SemisupError: the layout is unreadable (see each reader).
     """
     root = Path(root).expanduser()
-    if fmt == "demo":
-        ensure_demo(root)
-    if fmt in ("folder", "demo"):
+    if fmt in ("demo", "demo-shots"):
+        ensure_demo(root, variant="shots" if fmt == "demo-shots" else "genres")
+    if fmt in ("folder", "demo", "demo-shots"):
         return read_folder(root, tasks, labels_file, ignore_split)
     if fmt == "movienet":
         return read_movienet(root, tasks, meta_dir, keyframes_dir, split_file or "split.csv", ignore_split)
@@ -54,7 +54,7 @@ def default_tasks(fmt: Format, columns: Sequence[str] = ()) -> list[TaskColumn]:
 
     if fmt == "movienet":
         return [TaskColumn("genres", "genres")]
-    if fmt == "movieshots":
+    if fmt in ("movieshots", "demo-shots"):
         return [TaskColumn("scale", "scale", "multiclass", SCALE_CLASSES, unknown="error"),
                 TaskColumn("movement", "movement", "multiclass", MOVEMENT_CLASSES, unknown="error")]
     return [TaskColumn(c, c) for c in columns if c not in ("id", "split", "group")]
