@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from semisup.cli.app import app, console, errors, fmt
+from semisup.cli.app import app, console, errors, fmt, multiclass_table
 from semisup.errors import SemisupError
 
 OBJECTIVE_HELP = "What the sweep maximises on validation: micro-f1, macro-f1 or samples-f1."
@@ -129,14 +129,8 @@ def evaluate(
                               str(row["support"]))
             console.print(table)
         else:
-            table = Table(title=f"{split}: {task}  accuracy {fmt(values.get('accuracy'))}  macro-F1 "
-                                f"{fmt(values.get('macro_f1'))}  ({values['samples']} samples)")
-            for column in ("class", "precision", "recall", "F1", "AP", "support"):
-                table.add_column(column, justify="left" if column == "class" else "right")
-            for label, scores in values["per_class"].items():
-                table.add_row(label, fmt(scores["precision"]), fmt(scores["recall"]), fmt(scores["f1"]),
-                              fmt(values["ap"][label]), str(values["support"][label]))
-            console.print(table)
+            console.print(multiclass_table(f"{split}: {task}  accuracy {fmt(values.get('accuracy'))}  macro-F1 "
+                                           f"{fmt(values.get('macro_f1'))}  ({values['samples']} samples)", values))
         rule = values["stored_rule"]
         console.print(f"  decision rule {rule['rule']}: micro P {fmt(rule['micro']['precision'])} "
                       f"R {fmt(rule['micro']['recall'])} F1 {fmt(rule['micro']['f1'])}")

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from semisup.cli.app import app, console, errors, fmt
+from semisup.cli.app import app, console, errors, fmt, multiclass_table
 from semisup.errors import SemisupError
 
 
@@ -71,14 +71,8 @@ def print_report(report: dict[str, Any]) -> None:
     for task, metrics in report["splits"]["test"].items():
         where = f"({metrics['samples']} samples, checkpoint {report['checkpoint']} epoch {fmt(report.get('epoch'))})"
         if "accuracy" in metrics:  # multi-class
-            table = Table(title=f"test: {task}  accuracy {fmt(metrics['accuracy'])}  macro-F1 "
-                                f"{fmt(metrics['macro_f1'])}  {where}")
-            for column in ("class", "precision", "recall", "F1", "AP", "support"):
-                table.add_column(column, justify="left" if column == "class" else "right")
-            for label, scores in metrics["per_class"].items():
-                table.add_row(label, fmt(scores["precision"]), fmt(scores["recall"]), fmt(scores["f1"]),
-                              fmt(metrics["ap"][label]), str(metrics["support"][label]))
-            console.print(table)
+            console.print(multiclass_table(f"test: {task}  accuracy {fmt(metrics['accuracy'])}  macro-F1 "
+                                           f"{fmt(metrics['macro_f1'])}  {where}", metrics))
             continue
         table = Table(title=f"test: {task}  mAP {fmt(metrics['mAP'])}  {where}")
         table.add_column("rule")

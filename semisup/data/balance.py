@@ -94,7 +94,3 @@ class BalancedPasses:
         if len(order) < self.length:  # rounding in repeat-factor: top up, the length is a promise
             order = np.concatenate([order, rng.choice(order, self.length - len(order))])
         return rng.permutation(order)[:self.length]
-
-    def class_counts(self, targets: np.ndarray, index: int = 0) -> list[int]:
-        """How many of pass ``index``'s samples carry each label (for the log)."""
-        return np.asarray(targets, bool)[self(index)].sum(0).astype(int).tolist()

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from semisup.data import demo_shots
 from semisup.errors import SemisupError
 from semisup.io import atomic_folder
 
@@ -90,8 +91,6 @@ def write_demo(root: Path, seed: int = 0, scale: float = 1.0, variant: str = "ge
         SemisupError: ``root`` exists and is not empty.
         ValueError: an unknown variant.
     """
-    from semisup.data import demo_shots
-
     if variant not in VARIANTS:
         raise ValueError(f"demo variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     root = Path(root)

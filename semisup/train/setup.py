@@ -24,7 +24,8 @@ from semisup.data.labels import TaskColumn
 from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
                                   collate_clips, collate_packed, eval_picker, make_loader, ordered_picker,
                                   train_picker)
-from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
+from semisup.data.samples import (Dataset, Sample, TaskSpec, label_counts, labeled_pool, split_samples,
+                                  unlabeled_pool)
 from semisup.errors import SemisupError
 from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
 from semisup.models import Encoder, TrailerModel
@@ -81,8 +82,14 @@ def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
     """Whether a run cannot go without unlabeled samples: it has pretext tasks that may
     not use the labeled train frames (``train.pretext_on_labeled``), or a pretraining
     stage still to run."""
-    return (bool(recipe.pretext) and not recipe.train.pretext_on_labeled) or (recipe.pretrain is not None
-                                                                               and pretraining)
+    pretext = bool(recipe.pretext) and not recipe.train.pretext_on_labeled
+    return pretext or (recipe.pretrain is not None and pretraining)
+
+
+def labeled_reads_time(recipe: Recipe) -> bool:
+    """Whether a task's aggregator reads its frames in order: then the labeled stream
+    takes ordered clips, augmented once per clip."""
+    return any(get_aggregator(t.aggregator or recipe.model.pooling).order_sensitive for t in recipe.tasks)
 
 
 def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
@@ -117,10 +124,8 @@ def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Task
             losses[spec.name] = asl
             continue
         t = configs[spec.name]
-        counts = [0] * len(spec.labels)
-        for sample in labeled:
-            for label in sample.labels.get(spec.name) or ():
-                counts[spec.labels.index(label)] += 1
+        found = label_counts(labeled, spec.name)
+        counts = [found.get(label, 0) for label in spec.labels]
         weights = class_balanced_weights(counts, t.class_balance) if t.class_balance else None
         losses[spec.name] = MulticlassLoss(t.label_smoothing, t.focal_gamma, weights, t.logit_adjustment, counts)
     return losses
@@ -134,7 +139,7 @@ def build_augmentations(recipe: Recipe, model: TrailerModel) -> tuple[FrameAugme
     def per_clip(reads_time: bool) -> bool:
         return a.per_clip == "always" or (a.per_clip == "auto" and reads_time)
 
-    labeled_per_clip = per_clip(any(type(agg).order_sensitive for agg in model.aggregators.values()))
+    labeled_per_clip = per_clip(labeled_reads_time(recipe))
     pretext_per_clip = per_clip(any(type(task).reads_time for task in model.pretext.values()))
     common = {"degrees": a.rotation, "scale": (a.crop_scale_min, 1.0)}
     return (FrameAugment(size, mean, std, hflip=a.hflip, per_clip=labeled_per_clip, **common),
@@ -213,8 +218,7 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     """
     d, t, seed = recipe.data, recipe.train, recipe.run.seed
     labeled = labeled_pool(samples)
-    reads_time = any(get_aggregator(task.aggregator or recipe.model.pooling).order_sensitive for task in recipe.tasks)
-    pick = ordered_picker(d.max_frames) if reads_time else train_picker(d.max_frames)
+    pick = ordered_picker(d.max_frames) if labeled_reads_time(recipe) else train_picker(d.max_frames)
     labeled_set = TrailerFrames(labeled, specs, d.image_size, pick)
     plan = balanced_passes(recipe, labeled, specs)
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
