@@ -48,6 +48,8 @@ def test_shipped_recipes_are_valid(demo_root):
     ("pretext.transforms=three", "pretext.0.transforms: expected one of \"one\", \"all\", got 'three'"),
     ("pretext.name=sesemy", "unknown pretext task 'sesemy' (did you mean \"sesemi\"?)"),
     ("run.device=tpu", 'run.device: expected "auto", "cpu", "cuda" or "cuda:N", got \'tpu\''),
+    ("pretrain.epochs=0", "pretrain.epochs: expected a value >= 1, got 0"),  # inside an optional section
+    ("pretrain.epoch=3", 'pretrain.epoch: unknown key (did you mean "epochs"?)'),
 ])
 def test_bad_values_name_the_key(tiny_recipe, override, message):
     path = tiny_recipe()

@@ -12,12 +12,13 @@ from semisup.config.schema import (
     PretrainConfig,
     Recipe,
     RunConfig,
+    SyntheticMovesConfig,
     TaskConfig,
     TrainConfig,
 )
 
 __all__ = [
     "AugmentConfig", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "PretrainConfig", "Recipe",
-    "RunConfig", "TaskConfig", "TrainConfig", "apply_overrides", "load_recipe", "parse_recipe",
+    "RunConfig", "SyntheticMovesConfig", "TaskConfig", "TrainConfig", "apply_overrides", "load_recipe", "parse_recipe",
     "recipe_to_dict", "recipe_to_toml",
 ]

@@ -198,9 +198,10 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
     """Check ``value`` against type hint ``tp``; return it in the schema's type."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(tp):
-            if option is type(None):  # TOML has no null: an absent key is the None
-                continue
+        options = [o for o in typing.get_args(tp) if o is not type(None)]  # TOML has no null: absent is None
+        if len(options) == 1:  # an optional section: its own errors name the key at fault
+            return _coerce(options[0], value, key, source)
+        for option in options:
             try:
                 return _coerce(option, value, key, source)
             except SemisupError:
@@ -297,6 +298,41 @@ def _check_balance(recipe: Recipe, source: str) -> None:
                            "for multi-label tasks)")
 
 
+def _check_synthetic_moves(recipe: Recipe, source: str) -> None:
+    from semisup.data.synthetic import MOVE_KINDS
+
+    m = recipe.synthetic_moves
+    if m is None:
+        return
+    where = f"{source}: synthetic_moves"
+    names = ", ".join(t.name for t in recipe.tasks)
+    task = next((t for t in recipe.tasks if t.name == m.task), None)
+    if task is None:
+        raise SemisupError(f"{where}.task: no task {m.task!r} (tasks: {names})")
+    if task.kind != "multiclass":
+        raise SemisupError(f"{where}.task: {m.task!r} is {task.kind}; camera moves label a multiclass task")
+    if not m.moves:
+        raise SemisupError(f'{where}.moves: expected at least one class, e.g. {{Push = "push", Pull = "pull"}}')
+    for name, kind in m.moves.items():
+        if kind not in MOVE_KINDS:
+            raise SemisupError(f"{where}.moves.{name}: expected one of {', '.join(MOVE_KINDS)}, got {kind!r}")
+    if not m.sources:
+        raise SemisupError(f'{where}.sources: expected at least one class, e.g. ["Static"]')
+    both = sorted(set(m.sources) & set(m.moves))
+    if both:
+        raise SemisupError(f"{where}: class {both[0]!r} is both a source and a move")
+    classes = [*m.sources, *m.moves]
+    unknown = [c for c in classes if task.labels and c not in task.labels]
+    if unknown:
+        raise SemisupError(f"{where}: {unknown[0]!r} is not a label of task {m.task!r} "
+                           f"(labels: {', '.join(task.labels)})")
+    if len(m.zoom) != 2 or not 1.0 <= m.zoom[0] <= m.zoom[1] <= 4.0:
+        raise SemisupError(f"{where}.zoom: expected [low, high] with 1 <= low <= high <= 4, got {list(m.zoom)}")
+    for name in m.keep_labels:
+        if name == m.task or name not in {t.name for t in recipe.tasks}:
+            raise SemisupError(f"{where}.keep_labels: {name!r} is not another task (tasks: {names})")
+
+
 def _check_semantics(recipe: Recipe, source: str) -> None:
     """Checks that span several keys, or touch the file system."""
     if not recipe.tasks:
@@ -314,6 +350,7 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
                 raise SemisupError(f"{source}: tasks.{i}.{key}: only for multiclass tasks (multi-label tasks use "
                                    "Asymmetric Loss, set in [loss])")
     _check_balance(recipe, source)
+    _check_synthetic_moves(recipe, source)
     twice = _first_repeat(p.name for p in recipe.pretext)
     if twice is not None:
         raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")

@@ -235,6 +235,23 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class SyntheticMovesConfig:
+    """``[synthetic_moves]``: film labeled clips of a source class (Static) again as pushes,
+    pulls or pans with a virtual camera, labelled with the move's class, mixed into the
+    labeled stream (see :mod:`semisup.data.synthetic`). Off unless the section is present."""
+
+    task: str = spec(doc="the multiclass movement task whose label a move sets, e.g. movement")
+    moves: dict[str, str] = spec(doc='class -> camera move (push, pull or motion), e.g. {Push = "push", '
+                                     'Pull = "pull"}; a converted clip becomes one of them, drawn uniformly')
+    sources: tuple[str, ...] = spec(("Static",), doc="classes of the task whose clips are filmed again")
+    rate: float = spec(0.3, ge=0.0, le=1.0, doc="chance that a source clip is converted, each time it is drawn")
+    zoom: tuple[float, ...] = spec((1.4, 2.0), doc="range of a push's or pull's zoom (start / end window width)")
+    drift: float = spec(0.08, ge=0.0, le=0.5, doc="how far a zoom's centre drifts, a share of the frame")
+    keep_labels: tuple[str, ...] = spec((), doc="other tasks whose labels a move leaves valid (e.g. genres); "
+                                                "a converted clip's other labels are left out of the loss")
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """``[eval]``: decision rules reported at the end of a run."""
 
@@ -256,4 +273,5 @@ class Recipe:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    synthetic_moves: SyntheticMovesConfig | None = None
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -21,11 +21,13 @@ from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from semisup.data.frames import even_frames, fixed_frames, random_frames, strided_frames
 from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import Sample, TaskSpec
+from semisup.data.synthetic import SyntheticMoves
 from semisup.data.video import VideoError, probe, read_frames
 
 FramePicker = Callable[[int, np.random.Generator], np.ndarray]
@@ -73,13 +75,18 @@ def _even_picker(n: int, rng: np.random.Generator, k: int) -> np.ndarray:
 
 @dataclass
 class TrailerItem:
-    """One decoded trailer: frames ``(T, S, S, 3)`` uint8 and multi-hot targets."""
+    """One decoded trailer: frames ``(T, S, S, 3)`` uint8 and multi-hot targets.
+
+    ``synthetic`` names the class of a synthetic camera move the clip was
+    turned into (see :mod:`semisup.data.synthetic`), else ``None``.
+    """
 
     index: int
     frames: np.ndarray
     targets: dict[str, np.ndarray]
     has_label: dict[str, bool]
     bad_frames: list[str]
+    synthetic: str | None = None
 
 
 class TrailerFrames(Dataset):
@@ -97,14 +104,18 @@ class TrailerFrames(Dataset):
         tasks: tasks whose targets to encode.
         image_size: side of the square frames.
         pick: frame picker.
+        synthetic: turns some clips of a source class into synthetic camera
+            moves (labeled training only); the decision and the move are drawn
+            from the item's seed, apart from the frame picks.
     """
 
     def __init__(self, samples: Sequence[Sample], tasks: Sequence[TaskSpec], image_size: int,
-                 pick: FramePicker) -> None:
+                 pick: FramePicker, synthetic: SyntheticMoves | None = None) -> None:
         self.samples = list(samples)
         self.tasks = list(tasks)
         self.image_size = image_size
         self.pick = pick
+        self.synthetic = synthetic
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -113,44 +124,62 @@ class TrailerFrames(Dataset):
         index, seed = key
         sample = self.samples[index]
         rng = np.random.default_rng(seed)
+        labels, size = sample.labels, self.image_size
+        move, move_rng = None, None
+        if self.synthetic is not None:
+            move_rng = np.random.default_rng([seed, 1])  # apart from the frame picks
+            move = self.synthetic.draw(labels, move_rng)
+        decode_size = round(size * self.synthetic.decode_scale) if move else size
         if sample.video is not None:
-            frames, bad = self._from_video(sample.video, rng)
+            frames, bad = self._from_video(sample.video, rng, decode_size)
         else:
-            frames, bad = self._from_images(sample.frames, rng)
-        size = self.image_size
+            frames, bad = self._from_images(sample.frames, rng, decode_size)
         stacked = np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
-        targets = {t.name: t.encode(sample.labels.get(t.name)) for t in self.tasks}
-        has_label = {t.name: sample.labels.get(t.name) is not None for t in self.tasks}
-        return TrailerItem(index, stacked, targets, has_label, bad)
+        if move and len(stacked) < 2:  # a move needs frames to move over: keep the clip as it is
+            stacked, move = _resize(stacked, size), None
+        if move:
+            stacked, labels = self.synthetic.film(stacked, move, size, move_rng), self.synthetic.relabel(labels, move)
+        targets = {t.name: t.encode(labels.get(t.name)) for t in self.tasks}
+        has_label = {t.name: labels.get(t.name) is not None for t in self.tasks}
+        return TrailerItem(index, stacked, targets, has_label, bad, move)
 
-    def _from_images(self, paths: Sequence, rng: np.random.Generator) -> tuple[list[np.ndarray], list[str]]:
+    def _from_images(self, paths: Sequence, rng: np.random.Generator,
+                     size: int) -> tuple[list[np.ndarray], list[str]]:
         picked = self.pick(len(paths), rng)
-        frames, bad = self._decode([paths[i] for i in picked])
+        frames, bad = self._decode([paths[i] for i in picked], size)
         if not frames:  # every picked frame is broken: take the first readable other one
             skip = set(picked.tolist())
             for path in (p for i, p in enumerate(paths) if i not in skip):
-                more, more_bad = self._decode([path])
+                more, more_bad = self._decode([path], size)
                 bad += more_bad
                 if more:
                     return more, bad
         return frames, bad
 
-    def _from_video(self, path, rng: np.random.Generator) -> tuple[list[np.ndarray], list[str]]:
+    def _from_video(self, path, rng: np.random.Generator, size: int) -> tuple[list[np.ndarray], list[str]]:
         try:
             picked = self.pick(max(1, probe(path).frames), rng)
-            frames = read_frames(path, picked, self.image_size)
+            frames = read_frames(path, picked, size)
         except VideoError:
             return [], [str(path)]
         return frames, ([] if len(frames) == len(picked) else [f"{path} (ends early)"])
 
-    def _decode(self, paths: Sequence) -> tuple[list[np.ndarray], list[str]]:
+    @staticmethod
+    def _decode(paths: Sequence, size: int) -> tuple[list[np.ndarray], list[str]]:
         frames, bad = [], []
         for path in paths:
             try:
-                frames.append(load_frame(path, self.image_size))
+                frames.append(load_frame(path, size))
             except DECODE_ERRORS:
                 bad.append(str(path))
         return frames, bad
+
+
+def _resize(frames: np.ndarray, size: int) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8 frames resized to ``(T, size, size, 3)``."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in frames])
 
 
 # ------------------------------------------------------------------ batches
@@ -168,6 +197,7 @@ class PackedBatch:
         has_label: per task ``(B,)`` bool, the trailer is labeled for the task.
         bad_frames: unreadable frame files met while building the batch.
         unreadable: dataset indices of the trailers left out: none of their frames decoded.
+        synthetic: how many trailers of the batch are synthetic camera moves.
     """
 
     frames: torch.Tensor
@@ -177,6 +207,7 @@ class PackedBatch:
     has_label: dict[str, torch.Tensor]
     bad_frames: list[str]
     unreadable: list[int]
+    synthetic: int = 0
 
     @property
     def num_trailers(self) -> int:
@@ -212,6 +243,7 @@ def collate_packed(items: Sequence[TrailerItem]) -> PackedBatch:
         has_label={n: torch.tensor([item.has_label[n] for item in items], dtype=torch.bool) for n in names},
         bad_frames=bad,
         unreadable=unreadable,
+        synthetic=sum(item.synthetic is not None for item in items),
     )
 
 

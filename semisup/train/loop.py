@@ -252,6 +252,10 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     if streams.labeled_sampler.epochs.plan is not None:
         progress.message(f"labeled stream re-balanced ({recipe.train.balance}): "
                          f"{streams.labeled_sampler.epochs.plan.length} trailers per pass, drawn afresh each pass")
+    if recipe.synthetic_moves is not None:
+        m = recipe.synthetic_moves
+        progress.message(f"synthetic camera moves: {m.rate:.0%} of {', '.join(m.sources)} clips become "
+                         f"{', '.join(m.moves)}")
     streams.labeled_sampler.start_batch = state.epoch * steps + state.batch  # one labeled batch per step
     val_loader = build_eval_loader(split_samples(samples, "val"), specs, size, recipe.data.eval_frames,
                                    recipe.train.eval_batch_size, recipe.data.num_workers, pin)
@@ -320,6 +324,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
 
                 state.batch += 1
                 state.add(steps=1, loss=supervised.item(), images=len(labeled.frames) + encoded,
+                          synthetic=labeled.synthetic,
                           seconds=time.perf_counter() - tic,
                           **{f"{n}_loss": out.loss.item() for n, out in pretext.items()},
                           **{f"{n}_acc": out.accuracy.item() for n, out in pretext.items()})
@@ -346,6 +351,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 "val": val, "val_score": score,
                 "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
                 "images_per_s": state.images_per_s(), "corrupt_frames": len(state.bad_frames),
+                "synthetic_clips": int(state.sums.get("synthetic", 0)),
                 "unreadable_trailers": {**{n: len(t.unreadable) for n, t in tallies.items()},
                                         "val": len(val_predictions.unreadable)},
                 "elapsed_s": round(checkpointer.elapsed(), 1)}

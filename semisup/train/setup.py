@@ -26,6 +26,7 @@ from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, Traile
                                   train_picker)
 from semisup.data.samples import (Dataset, Sample, TaskSpec, label_counts, labeled_pool, split_samples,
                                   unlabeled_pool)
+from semisup.data.synthetic import SyntheticMoves
 from semisup.errors import SemisupError
 from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
 from semisup.models import Encoder, TrailerModel
@@ -219,7 +220,7 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     d, t, seed = recipe.data, recipe.train, recipe.run.seed
     labeled = labeled_pool(samples)
     pick = ordered_picker(d.max_frames) if labeled_reads_time(recipe) else train_picker(d.max_frames)
-    labeled_set = TrailerFrames(labeled, specs, d.image_size, pick)
+    labeled_set = TrailerFrames(labeled, specs, d.image_size, pick, synthetic_moves(recipe, specs))
     plan = balanced_passes(recipe, labeled, specs)
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
                                           rank=rank, world_size=world_size, plan=plan)
@@ -234,6 +235,24 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
                                 drop_last=True, rank=rank, world_size=world_size)
     loader = make_loader(pool_set, sampler, collate_clips, d.num_workers, pin_memory)
     return Streams(labeled_loader, labeled_sampler, loader, sampler, len(sampler))
+
+
+def synthetic_moves(recipe: Recipe, specs: Sequence[TaskSpec]) -> SyntheticMoves | None:
+    """The synthetic camera moves ``[synthetic_moves]`` asks for (None: off).
+
+    Raises:
+        SemisupError: a source or move class is not in the task's vocabulary
+            (read from the data when the recipe lists no labels).
+    """
+    m = recipe.synthetic_moves
+    if m is None:
+        return None
+    vocabulary = next(s.labels for s in specs if s.name == m.task)
+    for name in (*m.sources, *m.moves):
+        if name not in vocabulary:
+            raise SemisupError(f"synthetic_moves: {name!r} is not a label of task {m.task!r} in the data "
+                               f"(labels: {', '.join(vocabulary)})")
+    return SyntheticMoves(m.task, m.sources, dict(m.moves), m.rate, (m.zoom[0], m.zoom[1]), m.drift, m.keep_labels)
 
 
 def balanced_passes(recipe: Recipe, labeled: Sequence[Sample], specs: Sequence[TaskSpec]) -> BalancedPasses | None:
