@@ -71,6 +71,17 @@ def test_identical_runs_give_identical_results(tiny_recipe, tmp_path):
     assert epoch_records(third.run_dir) != epoch_records(first.run_dir)
 
 
+# A tiny SESEMI run's epoch losses in fp32 (supervised ASL, SESEMI cross-entropy), pinned on 2026-12-01
+# before the loop became a loop over objectives (issue 11): restructuring must not change what it computes.
+PINNED_LOSSES = [1.0819342, 1.8111089, 1.0103441, 1.8014491]  # epoch 1 (supervised, sesemi), epoch 2
+
+
+def test_a_tiny_sesemi_run_computes_the_pinned_losses(tiny_recipe, tmp_path):
+    run = start_run(tiny_recipe(), ["run.precision=fp32"], tmp_path / "run")
+    losses = [x for r in epoch_records(run.run_dir) for x in (r["loss"], r["pretext"]["sesemi"]["loss"])]
+    assert losses == pytest.approx(PINNED_LOSSES, rel=1e-4)
+
+
 def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_root):
     recipe = load_recipe(tiny_recipe())
     specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True).tasks
