@@ -29,10 +29,16 @@ class FrameAugment(nn.Module):
         degrees: maximum absolute rotation (0: none).
         scale: area range of the random resized crop (``(1, 1)``: no crop).
         per_clip: draw parameters per clip (see :meth:`forward`), not per frame.
+        strong: add FixMatch's strong photometric operations after the geometric
+            ones (RandAugment-style: colour jitter, posterize, solarize, sharpness,
+            equalize, grayscale, each with its own probability) and random erasing
+            (Cutout) after normalisation; geometric operations stay the weak ones,
+            so a clip's motion is not distorted.
     """
 
     def __init__(self, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], hflip: float = 0.5,
-                 degrees: float = 15.0, scale: tuple[float, float] = (0.8, 1.0), per_clip: bool = False) -> None:
+                 degrees: float = 15.0, scale: tuple[float, float] = (0.8, 1.0), per_clip: bool = False,
+                 strong: bool = False) -> None:
         super().__init__()
         steps: list[nn.Module] = []
         if scale[0] < 1:
@@ -41,7 +47,13 @@ class FrameAugment(nn.Module):
             steps.append(K.RandomRotation(degrees, p=1.0))
         if hflip > 0:
             steps.append(K.RandomHorizontalFlip(p=hflip))
+        if strong:
+            steps += [K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomPosterize(bits=(4, 8), p=0.3),
+                      K.RandomSolarize(0.1, 0.1, p=0.2), K.RandomSharpness(0.5, p=0.3), K.RandomEqualize(p=0.2),
+                      K.RandomGrayscale(p=0.2)]
         steps.append(K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std)))
+        if strong:
+            steps.append(K.RandomErasing(scale=(0.02, 0.25), p=0.7))
         self.pipeline = K.AugmentationSequential(*steps)
         self.per_clip = per_clip
 
@@ -122,6 +134,7 @@ class ContrastiveViews(nn.Module):
         self.pipeline = K.AugmentationSequential(*steps)
 
     @torch.no_grad()
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``(N, 3, S, S)`` -> one augmented, normalised float view ``(N, 3, S, S)``."""
+    def forward(self, frames: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 ``(N, 3, S, S)`` -> one augmented, normalised float view ``(N, 3, S, S)``
+        (every frame its own draw; ``owner`` is accepted like :class:`FrameAugment`'s and unused)."""
         return self.pipeline(frames.float().div_(255))

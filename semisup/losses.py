@@ -53,6 +53,9 @@ class AsymmetricLoss(nn.Module):
             raise ValueError(f'reduction must be "batchmean" or "mean", got {reduction!r}')
         self.asl = AsymmetricLossMultiLabel(gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, eps=eps,
                                             reduction=reduction)
+        self.per_label = AsymmetricLossMultiLabel(gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, eps=eps,
+                                                  reduction="none")
+        self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor,
                 labeled: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,6 +70,24 @@ class AsymmetricLoss(nn.Module):
                 return logits.float().sum() * 0.0
             logits, targets = logits[labeled], targets[labeled]
         return self.asl(logits.float(), targets.float())
+
+    def masked(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Loss over the labels where ``mask (B, C)`` is 1 (pseudo-labels: confident ones only).
+
+        Reduced like the labeled loss over all ``B`` rows (``batchmean``: sum over
+        labels, mean over rows; ``mean``: also over labels), so a masked-out label
+        counts as zero, as FixMatch averages over the whole unlabeled batch.
+
+        Example:
+            >>> loss = AsymmetricLoss()
+            >>> x, y = torch.zeros(2, 3), torch.tensor([[1., 0, 0], [0, 1, 1]])
+            >>> bool(torch.isclose(loss.masked(x, y, torch.ones(2, 3)), loss(x, y)))
+            True
+            >>> loss.masked(x, y, torch.zeros(2, 3)).item()
+            0.0
+        """
+        per_label = self.per_label(logits.float(), targets.float()) * mask
+        return per_label.sum() / (logits.shape[0] * (logits.shape[1] if self.reduction == "mean" else 1))
 
 
 def class_balanced_weights(counts: Sequence[int], beta: float) -> torch.Tensor:
@@ -144,6 +165,26 @@ class MulticlassLoss(nn.Module):
         if self.class_weights is None:
             return focal.mean()
         return focal.sum() / self.class_weights[classes].sum()  # the weighted mean, as cross_entropy takes it
+
+    def masked(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Loss over the rows where ``mask (B,)`` is 1, summed and divided by ``B`` (FixMatch's
+        mean over the whole unlabeled batch), with the task's imbalance options.
+
+        Example:
+            >>> loss = MulticlassLoss()
+            >>> x, y = torch.zeros(2, 4), torch.eye(4)[:2]
+            >>> round(loss.masked(x, y, torch.tensor([1., 0])).item(), 4)  # log(4) / 2
+            0.6931
+        """
+        logits, classes = logits.float(), targets.argmax(1)
+        if self.tau:
+            logits = logits + self.tau * self.log_prior
+        per_sample = F.cross_entropy(logits, classes, weight=self.class_weights,
+                                     label_smoothing=self.label_smoothing, reduction="none")
+        if self.focal_gamma:
+            p_true = torch.softmax(logits, 1).gather(1, classes[:, None]).squeeze(1)
+            per_sample = (1 - p_true).pow(self.focal_gamma) * per_sample
+        return (per_sample * mask).sum() / logits.shape[0]
 
     def extra_repr(self) -> str:
         return (f"label_smoothing={self.label_smoothing}, focal_gamma={self.focal_gamma}, "

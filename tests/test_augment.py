@@ -56,7 +56,8 @@ def test_per_clip_follows_what_reads_time(tiny_recipe, task_aggregator, pretext,
                                          f'augment.per_clip="{per_clip}"', "augment.hflip=0.2",
                                          "pretext.frames_per_trailer=3"])
     model = build_model(recipe, [TaskSpec("genres", ("a", "b"))])
-    labeled, pretext_aug = build_augmentations(recipe, model)
+    views = build_augmentations(recipe, model)
+    labeled, pretext_aug = views["labeled"], views["pretext"]
     assert (labeled.per_clip, pretext_aug.per_clip) == expected
     flips = [type(step).__name__ for step in pretext_aug.pipeline.children()]
     assert "RandomHorizontalFlip" not in flips  # never for pretext frames

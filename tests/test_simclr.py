@@ -35,10 +35,12 @@ def test_loss_and_projection_head_are_lightlys():
     import lightly.loss
     import lightly.models.modules
 
-    from semisup.train import simclr
+    from semisup.objectives import SimCLR
 
-    assert simclr.NTXentLoss is lightly.loss.NTXentLoss
-    assert simclr.SimCLRProjectionHead is lightly.models.modules.SimCLRProjectionHead
+    objective = SimCLR(feature_dim=16, hidden=32, out_dim=8, temperature=0.2)
+    assert isinstance(objective.criterion, lightly.loss.NTXentLoss) and objective.criterion.temperature == 0.2
+    assert isinstance(objective.head, lightly.models.modules.SimCLRProjectionHead)
+    assert objective.head(torch.randn(4, 16)).shape == (4, 8)
 
 
 def test_two_views_of_a_frame_differ_and_are_images():
@@ -72,9 +74,9 @@ def test_pretraining_lowers_the_loss_and_fine_tuning_starts_from_its_encoder(tin
     seen = {}
     original = loop.build_optimizers
 
-    def spy(recipe, model):  # called right after fit() has built the model and loaded the encoder
+    def spy(recipe, objectives, model):  # called right after fit() has built the model and loaded the encoder
         seen["encoder"] = {k: v.clone() for k, v in model.encoder.model.state_dict().items()}
-        return original(recipe, model)
+        return original(recipe, objectives, model)
 
     monkeypatch.setattr(loop, "build_optimizers", spy)
     result = start_run(tiny_recipe(extra=PRETRAIN), ["pretrain.epochs=5", "train.epochs=1"], tmp_path / "run")

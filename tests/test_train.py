@@ -17,7 +17,7 @@ from semisup.evaluate.predictions import Predictions
 from semisup.train.checkpoints import load_checkpoint
 from semisup.train.logs import read_metrics
 from semisup.train.run import resume_run, start_run
-from semisup.train.setup import build_model, build_optimizers, load_data
+from semisup.train.setup import build_model, build_objectives, build_optimizers, load_data
 
 from conftest import run_cli
 
@@ -84,9 +84,10 @@ def test_a_tiny_sesemi_run_computes_the_pinned_losses(tiny_recipe, tmp_path):
 
 def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_root):
     recipe = load_recipe(tiny_recipe())
-    specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True).tasks
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    specs = dataset.tasks
     model = build_model(recipe, specs)
-    optimizers = build_optimizers(recipe, model)
+    optimizers = build_optimizers(recipe, build_objectives(recipe, dataset.samples, specs), model)
     assert set(optimizers) == {"supervised", "pretext/sesemi"}
     ids = lambda opt: {id(p) for g in opt.param_groups for p in g["params"]}  # noqa: E731
     sup, pre = ids(optimizers["supervised"]), ids(optimizers["pretext/sesemi"])
@@ -94,7 +95,8 @@ def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_ro
     assert encoder <= sup and encoder <= pre  # both update the shared encoder ...
     assert {id(p) for p in model.heads.parameters()} <= sup - pre  # ... each its own head only
     assert {id(p) for p in model.pretext.parameters()} <= pre - sup
-    joint = build_optimizers(load_recipe(tiny_recipe(), ["optim.mode=joint", "pretext.lr=0.01"]), model)
+    joint_recipe = load_recipe(tiny_recipe(), ["optim.mode=joint", "pretext.lr=0.01"])
+    joint = build_optimizers(joint_recipe, build_objectives(joint_recipe, dataset.samples, specs), model)
     assert set(joint) == {"joint"}
     assert ids(joint["joint"]) == sup | pre
     assert [g["lr"] for g in joint["joint"].param_groups] == [1e-3, 0.01]
@@ -103,10 +105,11 @@ def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_ro
 def test_a_pretext_step_does_not_touch_the_task_heads(tiny_recipe):
     """One separate-mode step each: the pretext optimiser moves the encoder but no task head."""
     recipe = load_recipe(tiny_recipe(), ["optim.lr=0.01"])
-    specs = load_data(recipe.data, recipe.tasks, needs_unlabeled=True).tasks
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    specs = dataset.tasks
     torch.manual_seed(0)
     model = build_model(recipe, specs)
-    optimizers = build_optimizers(recipe, model)
+    optimizers = build_optimizers(recipe, build_objectives(recipe, dataset.samples, specs), model)
     heads = [p.detach().clone() for p in model.heads.parameters()]
     encoder = [p.detach().clone() for p in model.encoder.parameters()]
     out = model.pretext["sesemi"](torch.randn(2, 2, 3, 32, 32), model.encoder)
@@ -125,7 +128,7 @@ def test_joint_mode_and_supervised_only_runs(tiny_recipe, tmp_path):
     assert set(state["optimizers"]) == {"joint"}
     supervised = start_run(tiny_recipe(pretext=False), [], tmp_path / "sup")
     records = read_metrics(supervised.run_dir / "metrics.jsonl")
-    assert records[0]["pretext"] == {} and len(records) == 2
+    assert "pretext" not in records[0] and "consistency" not in records[0] and len(records) == 2
 
 
 def test_corrupt_frames_are_skipped_and_counted(tiny_recipe, demo_root, tmp_path):
@@ -151,10 +154,22 @@ def _wait_for(predicate, timeout=300.0):
     return False
 
 
-@pytest.mark.parametrize("every_step", [False, True], ids=["epoch-checkpoint", "mid-epoch-checkpoint"])
-def test_sigkill_during_second_epoch_then_resume(tiny_recipe, tmp_path, every_step):
-    """A killed run resumes and ends exactly where an uninterrupted run does."""
-    extra = "\n[optim]\nlr = 0.002\n"
+FIXMATCH_EMA = """
+[[consistency]]
+name = "fixmatch"
+threshold = "cap"
+teacher = "ema"
+frames_per_trailer = 2
+warmup_epochs = 0.5
+"""
+
+
+@pytest.mark.parametrize("every_step, consistency", [(False, ""), (True, ""), (True, FIXMATCH_EMA)],
+                         ids=["epoch-checkpoint", "mid-epoch-checkpoint", "mid-epoch-fixmatch-ema"])
+def test_sigkill_during_second_epoch_then_resume(tiny_recipe, tmp_path, every_step, consistency):
+    """A killed run resumes and ends exactly where an uninterrupted run does (with FixMatch
+    too: its thresholds' memory and the EMA teacher are in last.pt)."""
+    extra = "\n[optim]\nlr = 0.002\n" + consistency
     sets = ["train.epochs=3"] + (["train.checkpoint_minutes=0.00001"] if every_step else [])
     reference = start_run(tiny_recipe(extra=extra), sets, tmp_path / "reference")
 

@@ -3,7 +3,9 @@
 from semisup.config.load import apply_overrides, load_recipe, parse_recipe, recipe_to_dict, recipe_to_toml
 from semisup.config.schema import (
     AugmentConfig,
+    ConsistencyConfig,
     DataConfig,
+    EmaConfig,
     EvalConfig,
     LossConfig,
     ModelConfig,
@@ -18,7 +20,7 @@ from semisup.config.schema import (
 )
 
 __all__ = [
-    "AugmentConfig", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "PretrainConfig", "Recipe",
+    "AugmentConfig", "ConsistencyConfig", "DataConfig", "EmaConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimConfig", "PretextConfig", "PretrainConfig", "Recipe",
     "RunConfig", "SyntheticMovesConfig", "TaskConfig", "TrainConfig", "apply_overrides", "load_recipe", "parse_recipe",
     "recipe_to_dict", "recipe_to_toml",
 ]

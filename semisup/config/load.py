@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import tomli_w
 
-from semisup.config.schema import DataConfig, PretextConfig, Recipe, TaskConfig
+from semisup.config.schema import ConsistencyConfig, DataConfig, PretextConfig, Recipe, TaskConfig
 from semisup.errors import SemisupError
 
 if sys.version_info >= (3, 11):
@@ -126,7 +126,7 @@ def _build(cls: type, table: Any, where: str, source: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     own, extra = dict(table), {}
-    if cls is PretextConfig:
+    if cls in (PretextConfig, ConsistencyConfig):  # a plug-in's own options sit beside the common keys
         extra = {k: own.pop(k) for k in list(own) if k not in fields or k == "options"}
     for key in own:
         if key not in fields:
@@ -146,6 +146,8 @@ def _build(cls: type, table: Any, where: str, source: str) -> Any:
         values[name] = value
     if cls is PretextConfig:
         values["options"] = _pretext_options(values, extra, where, source, fields)
+    if cls is ConsistencyConfig:
+        values["options"] = _consistency_options(values, extra, where, source, fields)
     if cls is TaskConfig and values.get("aggregator"):
         values["aggregator_options"] = _aggregator_options(values, where, source)
     elif cls is TaskConfig and values.get("aggregator_options") is not None:
@@ -177,6 +179,17 @@ def _pretext_options(values: dict, extra: dict, where: str, source: str, fields:
         if key not in option_fields:
             raise _unknown_key(source, where, key, {**fields, **option_fields}, omit={"options"})
     return _build(task_cls.Options, extra, where, source)
+
+
+def _consistency_options(values: dict, extra: dict, where: str, source: str, fields: dict) -> Any:
+    from semisup.objectives import get_consistency
+
+    method = get_consistency(values["name"], where=f"{source}: {where}.name")
+    option_fields = {f.name: f for f in dataclasses.fields(method.Options)}
+    for key in extra:
+        if key not in option_fields:
+            raise _unknown_key(source, where, key, {**fields, **option_fields}, omit={"options"})
+    return _build(method.Options, extra, where, source)
 
 
 def _aggregator_options(values: dict, where: str, source: str) -> Any:
@@ -354,6 +367,9 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
     twice = _first_repeat(p.name for p in recipe.pretext)
     if twice is not None:
         raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")
+    twice = _first_repeat(c.name for c in recipe.consistency)
+    if twice is not None:
+        raise SemisupError(f"{source}: consistency: method {twice!r} is listed twice")
     data: DataConfig = recipe.data
     root = data.root.expanduser()
     if data.format not in ("demo", "demo-shots") and not root.is_dir():
@@ -392,7 +408,7 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
             out = {}
             for f in dataclasses.fields(value):
                 item = getattr(value, f.name)
-                if f.name == "options" and isinstance(value, PretextConfig):
+                if f.name == "options" and isinstance(value, (PretextConfig, ConsistencyConfig)):
                     out.update(plain(item) if item is not None else {})
                 elif item is not None:
                     out[f.name] = plain(item)

@@ -133,6 +133,34 @@ class PretextConfig:
 
 
 @dataclass(frozen=True)
+class ConsistencyConfig:
+    """``[[consistency]]``: one consistency objective on unlabeled clips, through the task heads
+    (FixMatch, Mean Teacher, a plug-in).
+
+    Keys other than the ones below are the method's own options (for
+    ``fixmatch``: ``threshold``, ``positive``, ``negative``, ``keep``,
+    ``memory``, ``momentum``, ``teacher``), validated against its ``Options``.
+    """
+
+    name: str = spec(doc="fixmatch, mean-teacher, an installed plug-in or package.module:Class")
+    weight: float = spec(1.0, ge=0.0, doc="the unlabeled loss weight (lambda_u), in both optimiser modes")
+    warmup_epochs: float = spec(0.0, ge=0.0, doc="the weight ramps up linearly from 0 over this many epochs")
+    lr: float = spec(0.0, ge=0.0, doc="its own Adam's learning rate in separate mode; 0 means optim.lr")
+    frames_per_trailer: int = spec(4, ge=1, doc="frames of each unlabeled clip")
+    options: Any = spec(None, doc="method-specific options (filled in by the loader)")
+
+
+@dataclass(frozen=True)
+class EmaConfig:
+    """``[ema]``: an exponential moving average of the model's weights, the teacher of Mean
+    Teacher and of FixMatch with ``teacher = "ema"`` (kept with defaults when they need it)."""
+
+    decay: float = spec(0.999, gt=0.0, lt=1.0, doc="the EMA decay once ramped up (min(decay, 1 - 1/(step + 1)))")
+    evaluate: bool = spec(True, doc="validate, keep as best.pt and evaluate the teacher's weights, as the "
+                                    "papers do")
+
+
+@dataclass(frozen=True)
 class LossConfig:
     """``[loss]``: Asymmetric Loss for multi-label tasks (Ben-Baruch et al. 2021).
 
@@ -268,6 +296,8 @@ class Recipe:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     pretext: tuple[PretextConfig, ...] = ()
+    consistency: tuple[ConsistencyConfig, ...] = ()
+    ema: EmaConfig | None = None
     pretrain: PretrainConfig | None = None
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -89,12 +89,13 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
 
 
 def plot_training(records: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Training loss, pretext losses and validation scores per epoch (from metrics.jsonl)."""
+    """Training losses (supervised, pretext, consistency) and validation scores per epoch (from metrics.jsonl)."""
     epochs = [r["epoch"] for r in records]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.plot(epochs, [r["loss"] for r in records], "-o", ms=3, label="supervised loss")
-    for name in records[0].get("pretext", {}) if records else ():
-        left.plot(epochs, [r["pretext"][name]["loss"] for r in records], "-s", ms=3, label=f"{name} loss")
+    for group in ("pretext", "consistency"):
+        for name in records[0].get(group, {}) if records else ():
+            left.plot(epochs, [r[group][name]["loss"] for r in records], "-s", ms=3, label=f"{name} loss")
     left.set(xlabel="epoch", title="training losses")
     for task in records[0].get("val", {}) if records else ():
         for metric in records[0]["val"][task]:

@@ -6,16 +6,14 @@ component it builds takes explicit arguments.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from semisup.augment import FrameAugment
+from semisup.augment import ContrastiveViews, FrameAugment
 from semisup.config import DataConfig, Recipe, TaskConfig
 from semisup.config.load import balance_task
 from semisup.data.balance import BalancedPasses
@@ -31,10 +29,13 @@ from semisup.errors import SemisupError
 from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
 from semisup.models import Encoder, TrailerModel
 from semisup.models.aggregators import build_aggregator, get_aggregator
+from semisup.models.ema import EmaTeacher
+from semisup.objectives import Objective, Pretext, SimCLR, Supervised, get_consistency
 from semisup.pretext import get_pretext_task, pretext_key
+from semisup.train.engine import Streams, build_optimizers as optimizers_for
 
 # Stream ids keep the random draws of the streams independent of each other.
-LABELED_STREAM, UNLABELED_STREAM = 1, 2
+LABELED_STREAM, UNLABELED_STREAM, PRETRAIN_STREAM = 1, 2, 3
 
 
 def task_columns(tasks: Sequence[TaskConfig]) -> list[TaskColumn]:
@@ -80,11 +81,11 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
 
 
 def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
-    """Whether a run cannot go without unlabeled samples: it has pretext tasks that may
-    not use the labeled train frames (``train.pretext_on_labeled``), or a pretraining
-    stage still to run."""
-    pretext = bool(recipe.pretext) and not recipe.train.pretext_on_labeled
-    return pretext or (recipe.pretrain is not None and pretraining)
+    """Whether a run cannot go without unlabeled samples: it has pretext tasks or consistency
+    objectives that may not use the labeled train frames (``train.pretext_on_labeled``),
+    or a pretraining stage still to run."""
+    unlabeled_objectives = bool(recipe.pretext or recipe.consistency) and not recipe.train.pretext_on_labeled
+    return unlabeled_objectives or (recipe.pretrain is not None and pretraining)
 
 
 def labeled_reads_time(recipe: Recipe) -> bool:
@@ -132,90 +133,85 @@ def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Task
     return losses
 
 
-def build_augmentations(recipe: Recipe, model: TrailerModel) -> tuple[FrameAugment, FrameAugment]:
-    """The training augmentation of labeled frames and of pretext frames (never flipped:
-    SESEMI's targets include flips), per clip where ``augment.per_clip`` says so."""
+def build_augmentations(recipe: Recipe, model: TrailerModel) -> dict[str, FrameAugment]:
+    """The training views objectives ask for, by name (kornia, on the device):
+
+    * ``labeled``: labeled frames (``[augment]``: crop, rotation, flip);
+    * ``pretext``: the same without flips (SESEMI's targets include flips);
+    * ``weak`` and ``strong``: unlabeled clips for the consistency objectives,
+      the labeled view and the same plus FixMatch's strong operations.
+
+    Each is drawn once per clip where ``augment.per_clip`` says so (the labeled
+    and consistency views when a task's aggregator reads time order, the
+    pretext view when a pretext task does).
+    """
     a, size, mean, std = recipe.augment, recipe.data.image_size, model.encoder.mean, model.encoder.std
 
     def per_clip(reads_time: bool) -> bool:
         return a.per_clip == "always" or (a.per_clip == "auto" and reads_time)
 
-    labeled_per_clip = per_clip(labeled_reads_time(recipe))
-    pretext_per_clip = per_clip(any(type(task).reads_time for task in model.pretext.values()))
+    tasks_per_clip = per_clip(labeled_reads_time(recipe))
     common = {"degrees": a.rotation, "scale": (a.crop_scale_min, 1.0)}
-    return (FrameAugment(size, mean, std, hflip=a.hflip, per_clip=labeled_per_clip, **common),
-            FrameAugment(size, mean, std, hflip=0.0, per_clip=pretext_per_clip, **common))
+    views = {"labeled": FrameAugment(size, mean, std, hflip=a.hflip, per_clip=tasks_per_clip, **common),
+             "pretext": FrameAugment(size, mean, std, hflip=0.0, per_clip=per_clip(
+                 any(type(task).reads_time for task in model.pretext.values())), **common)}
+    if recipe.consistency:
+        views["weak"] = views["labeled"]
+        views["strong"] = FrameAugment(size, mean, std, hflip=a.hflip, per_clip=tasks_per_clip, strong=True,
+                                       **common)
+    return views
 
 
-def build_optimizers(recipe: Recipe, model: TrailerModel) -> dict[str, torch.optim.Optimizer]:
-    """Adam optimisers by name: ``supervised`` and ``pretext/<name>`` each, or one ``joint``.
+def class_priors(samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> dict[str, torch.Tensor]:
+    """Per task, each class's share among the labeled train samples labeled for it
+    (multi-label: the positive rate of each label)."""
+    labeled = labeled_pool(samples)
+    priors = {}
+    for spec in specs:
+        counts = label_counts(labeled, spec.name)
+        n = max(1, sum(s.labels.get(spec.name) is not None for s in labeled))
+        priors[spec.name] = torch.tensor([counts.get(label, 0) / n for label in spec.labels])
+    return priors
 
-    Every parameter group remembers its ``initial_lr`` for the schedule.
-    """
+
+def build_objectives(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> list[Objective]:
+    """The recipe's objectives in step order: supervised, each pretext task, each consistency method."""
+    losses = build_losses(recipe, samples, specs)
+    objectives: list[Objective] = [Supervised(losses)]
+    objectives += [Pretext(pretext_key(p.name), p.weight, p.lr) for p in recipe.pretext]
+    priors = class_priors(samples, specs)
+    for c in recipe.consistency:
+        method = get_consistency(c.name)
+        objectives.append(method(c.options, specs, dict(losses), priors, c.weight, c.warmup_epochs, c.lr))
+    return objectives
+
+
+def build_optimizers(recipe: Recipe, objectives: Sequence[Objective],
+                     model: TrailerModel) -> dict[str, torch.optim.Optimizer]:
+    """Adam optimisers by objective name, or one ``joint`` (``[optim]``; see
+    :func:`semisup.train.engine.build_optimizers`)."""
     o = recipe.optim
-    lrs = {pretext_key(p.name): p.lr or o.lr for p in recipe.pretext}
-    if o.mode == "joint" or not model.pretext:
-        groups = [{"params": model.supervised_parameters(), "lr": o.lr}]
-        groups += [{"params": list(model.pretext[name].parameters()), "lr": lr} for name, lr in lrs.items()]
-        optimizers = {"joint" if model.pretext else "supervised": torch.optim.Adam(groups, weight_decay=o.weight_decay)}
-    else:
-        optimizers = {"supervised": torch.optim.Adam(model.supervised_parameters(), lr=o.lr,
-                                                     weight_decay=o.weight_decay)}
-        for name, lr in lrs.items():
-            optimizers[f"pretext/{name}"] = torch.optim.Adam(model.pretext_parameters(name), lr=lr,
-                                                             weight_decay=o.weight_decay)
-    for optimizer in optimizers.values():
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-    return optimizers
+    return optimizers_for(list(objectives), model, o.mode, o.lr, o.weight_decay)
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then constant or cosine to zero."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-@dataclass
-class Streams:
-    """The training streams of a run.
-
-    Attributes:
-        labeled: endless loader of labeled :class:`~semisup.data.loaders.PackedBatch`.
-        unlabeled: loader of unlabeled :class:`~semisup.data.loaders.ClipBatch` for one
-            epoch (None without pretext tasks); call :meth:`unlabeled_epoch`.
-        steps_per_epoch: one pass over the unlabeled trailers, or over the labeled ones.
-    """
-
-    labeled: DataLoader
-    labeled_sampler: CyclingBatchSampler
-    unlabeled: DataLoader | None
-    unlabeled_sampler: EpochBatchSampler | None
-    steps_per_epoch: int
-
-    def unlabeled_epoch(self, epoch: int, start_batch: int) -> Iterator:
-        """Unlabeled batches of ``epoch`` from ``start_batch`` on (``None`` forever without pretext)."""
-        if self.unlabeled is None:
-            while True:
-                yield None
-        self.unlabeled_sampler.set_epoch(epoch, start_batch)
-        yield from self.unlabeled
+def build_teacher(recipe: Recipe, model: TrailerModel) -> EmaTeacher | None:
+    """The EMA teacher when ``[ema]`` is set or a consistency method needs one (with ``[ema]``'s defaults)."""
+    needed = any(get_consistency(c.name).needs_teacher(c.options) for c in recipe.consistency)
+    if recipe.ema is None and not needed:
+        return None
+    decay = recipe.ema.decay if recipe.ema is not None else 0.999
+    return EmaTeacher(model, decay)
 
 
 def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec],
                   pin_memory: bool = False, rank: int = 0, world_size: int = 1) -> Streams:
-    """Loaders of the labeled and unlabeled training trailers.
+    """Loaders of the labeled and unlabeled training trailers of fine-tuning.
 
     Labeled trailers give ``data.max_frames`` random frames each (in time
     order), or, when a task's aggregator reads time order, an evenly spaced
-    clip of that many frames with a random start.
-
-    A resumed run sets ``labeled_sampler.start_batch`` before iterating, so
-    the labeled stream skips straight to the batch of the step it resumes at.
+    clip of that many frames with a random start. Unlabeled trailers (for
+    pretext and consistency objectives) give clips of the largest
+    ``frames_per_trailer`` any of them asks for.
     """
     d, t, seed = recipe.data, recipe.train, recipe.run.seed
     labeled = labeled_pool(samples)
@@ -225,16 +221,39 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
                                           rank=rank, world_size=world_size, plan=plan)
     labeled_loader = make_loader(labeled_set, labeled_sampler, collate_packed, d.num_workers, pin_memory)
-    per_pass = len(labeled_sampler.epochs)
-    if not recipe.pretext:
-        return Streams(labeled_loader, labeled_sampler, None, None, per_pass)
+    frames = max([p.frames_per_trailer for p in recipe.pretext] + [c.frames_per_trailer for c in recipe.consistency],
+                 default=0)
+    if not frames:
+        return Streams(labeled_loader, labeled_sampler)
     pool = unlabeled_pool(samples, include_labeled=t.pretext_on_labeled)
-    frames = max(p.frames_per_trailer for p in recipe.pretext)
     pool_set = TrailerFrames(pool, (), d.image_size, clip_picker(frames))
     sampler = EpochBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, shuffle=True,
                                 drop_last=True, rank=rank, world_size=world_size)
-    loader = make_loader(pool_set, sampler, collate_clips, d.num_workers, pin_memory)
-    return Streams(labeled_loader, labeled_sampler, loader, sampler, len(sampler))
+    return Streams(labeled_loader, labeled_sampler, make_loader(pool_set, sampler, collate_clips, d.num_workers,
+                                                                pin_memory), sampler)
+
+
+def build_pretrain_streams(recipe: Recipe, samples: Sequence[Sample], pin_memory: bool = False) -> Streams:
+    """The pretraining stage's one stream: clips of ``pretrain.frames_per_trailer`` frames of
+    the unlabeled trailers (and, by option, the labeled train ones, without labels), about
+    ``pretrain.batch_size`` frames per step."""
+    cfg, d = recipe.pretrain, recipe.data
+    pool = unlabeled_pool(samples, include_labeled=cfg.include_labeled)
+    per_step = max(2, cfg.batch_size // cfg.frames_per_trailer)
+    sampler = EpochBatchSampler(len(pool), per_step, recipe.run.seed, PRETRAIN_STREAM, drop_last=True)
+    loader = make_loader(TrailerFrames(pool, (), d.image_size, clip_picker(cfg.frames_per_trailer)), sampler,
+                         collate_clips, d.num_workers, pin_memory)
+    return Streams(unlabeled=loader, unlabeled_sampler=sampler, names={"unlabeled": "pretraining"})
+
+
+def build_pretrain_objective(recipe: Recipe, model: TrailerModel) -> tuple[SimCLR, dict[str, ContrastiveViews]]:
+    """SimCLR and its two-view augmentation (``[pretrain]``)."""
+    cfg = recipe.pretrain
+    objective = SimCLR(model.encoder.num_features, cfg.projection_hidden, cfg.projection_dim, cfg.temperature,
+                       cfg.lr)
+    views = ContrastiveViews(recipe.data.image_size, model.encoder.mean, model.encoder.std, cfg.crop_scale_min,
+                             cfg.color_jitter, cfg.grayscale, cfg.blur)
+    return objective, {"contrastive": views}
 
 
 def synthetic_moves(recipe: Recipe, specs: Sequence[TaskSpec]) -> SyntheticMoves | None:

@@ -13,33 +13,25 @@ Everything this stage writes sits in ``RUN_DIR/pretrain/``: ``metrics.jsonl``,
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from lightly.loss import NTXentLoss
-from lightly.models.modules import SimCLRProjectionHead
+from torch import nn
 
-from semisup.augment import ContrastiveViews, FrameNormalize
+from semisup.augment import FrameNormalize
 from semisup.config import Recipe
-from semisup.data.health import ReadTally
-from semisup.data.loaders import EpochBatchSampler, TrailerFrames, clip_picker, collate_clips, make_loader
-from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
-from semisup.device import autocast, needs_grad_scaler, resolve_device, resolve_precision
+from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples
+from semisup.device import resolve_device, resolve_precision
 from semisup.evaluate.inference import embed, mean_frame_features
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
-from semisup.models import Encoder
-from semisup.train.checkpoints import load_checkpoint, save_encoder, set_rng_state
-from semisup.train.logs import RunLogger
-from semisup.train.loop import Checkpointer, TrainState, optimiser_step, set_lr
+from semisup.models import Encoder, TrailerModel
+from semisup.train.checkpoints import save_encoder
+from semisup.train.engine import LoopSettings, Stage, build_optimizers, train_stage
 from semisup.train.progress import NullProgress
-from semisup.train.setup import build_eval_loader, lr_factor
-
-PRETRAIN_STREAM = 3
+from semisup.train.setup import build_eval_loader, build_pretrain_objective, build_pretrain_streams
 
 
 def encoder_path(run_dir: Path) -> Path:
@@ -88,95 +80,28 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
         resume: continue from ``run_dir/pretrain/checkpoints/last.pt``.
         progress: progress display.
     """
-    cfg, m, d = recipe.pretrain, recipe.model, recipe.data
-    progress = progress or NullProgress()
-    out = run_dir / "pretrain"
+    cfg, m = recipe.pretrain, recipe.model
     device = resolve_device(recipe.run.device)
-    amp_dtype = resolve_precision(device, recipe.run.precision)
+    settings = LoopSettings(cfg.epochs, device, resolve_precision(device, recipe.run.precision), cfg.schedule,
+                            cfg.warmup_epochs, 0.0, cfg.checkpoint_minutes, recipe.data.max_unreadable)
     torch.manual_seed(recipe.run.seed)
     stages = m.trainable_stages if cfg.trainable_stages == "auto" else cfg.trainable_stages
-    encoder = Encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last).to(device)
-    encoder.check_image_size(d.image_size)
-    head = SimCLRProjectionHead(encoder.num_features, cfg.projection_hidden, cfg.projection_dim).to(device)
-    criterion = NTXentLoss(temperature=cfg.temperature)
-    views = ContrastiveViews(d.image_size, encoder.mean, encoder.std, cfg.crop_scale_min, cfg.color_jitter,
-                             cfg.grayscale, cfg.blur).to(device)
-    optimizer = torch.optim.Adam(encoder.trainable_parameters() + list(head.parameters()), lr=cfg.lr,
-                                 weight_decay=cfg.weight_decay)
-    for group in optimizer.param_groups:
-        group["initial_lr"] = group["lr"]
-    optimizers = {"simclr": optimizer}
-    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
-
-    state, saved = TrainState(), {}
-    if resume:
-        saved = load_checkpoint(out / "checkpoints" / "last.pt")
-        encoder.load_state_dict(saved["encoder"])
-        head.load_state_dict(saved["head"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scaler.load_state_dict(saved["scaler"])
-        state = TrainState.from_dict(saved["state"])
-        set_rng_state(saved["rng"])
-
-    pool = unlabeled_pool(samples, include_labeled=cfg.include_labeled)
-    per_step = max(2, cfg.batch_size // cfg.frames_per_trailer)
-    sampler = EpochBatchSampler(len(pool), per_step, recipe.run.seed, PRETRAIN_STREAM, drop_last=True)
-    loader = make_loader(TrailerFrames(pool, (), d.image_size, clip_picker(cfg.frames_per_trailer)), sampler,
-                         collate_clips, d.num_workers, pin_memory=device.type == "cuda")
+    encoder = Encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last)
+    encoder.check_image_size(recipe.data.image_size)
+    model = TrailerModel(encoder, {}, {}, head_hidden=1, head_dropout=0.0).to(device)  # the encoder alone
+    simclr, views = build_pretrain_objective(recipe, model)
+    simclr.to(device)
     knn_train, knn_val = labeled_pool(samples), [s for s in split_samples(samples, "val") if s.is_labeled()]
-    steps, epochs = len(sampler), cfg.epochs
-    reads = ReadTally("pretraining", pool, d.max_unreadable)
-    if "reads" in saved:
-        reads.load_state_dict(saved["reads"])
-    logger = RunLogger(out, resume_epoch=state.epoch if resume else None, resume_step=state.epoch * steps + state.batch)
-    checkpointer = Checkpointer(out / "checkpoints" / "last.pt", lambda: {
-        "encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
-        "scaler": scaler.state_dict(), "reads": reads.state_dict()}, state, cfg.checkpoint_minutes)
 
-    if state.epoch == 0 and state.batch == 0:  # where the encoder starts: the baseline for the probe
-        logger.log_epoch({"stage": "pretrain", "epoch": 0, "loss": None,
-                          "knn": knn_probe(encoder, knn_train, knn_val, specs, recipe, device, amp_dtype, cfg.knn_k)},
-                         step=0)
-    progress.start(epochs * steps, state.epoch * steps + state.batch)
-    try:
-        while state.epoch < epochs:
-            encoder.train()
-            head.train()
-            progress.start_epoch(state.epoch, epochs, steps, state.batch)
-            sampler.set_epoch(state.epoch, state.batch)
-            for batch in loader:
-                tic = time.perf_counter()
-                state.bad_frames.update(batch.bad_frames)
-                reads.add(batch.indices.tolist(), batch.unreadable)
-                reads.check_early()
-                set_lr(optimizers, lr_factor(state.epoch * steps + state.batch, epochs * steps,
-                                             round(cfg.warmup_epochs * steps), cfg.schedule))
-                frames = batch.frames.to(device, non_blocking=True).flatten(0, 1)
-                loss = torch.zeros((), device=device)
-                if len(frames) > 1:  # NT-Xent needs two frames (none: every trailer was unreadable)
-                    first, second = views(frames), views(frames)          # two random views of every frame
-                    with autocast(device, amp_dtype):
-                        z1, z2 = head(encoder(first)), head(encoder(second))
-                    loss = criterion(z1.float(), z2.float())
-                    optimiser_step(loss, optimizer, scaler)
-                state.batch += 1
-                state.add(steps=1, loss=loss.item(), images=2 * len(frames), seconds=time.perf_counter() - tic)
-                progress.advance({"nt-xent": state.mean("loss"), "img/s": state.images_per_s()})
-                checkpointer.save_if_due()
-            reads.check()
-            record: dict[str, Any] = {
-                "stage": "pretrain", "epoch": state.epoch + 1, "loss": state.mean("loss"),
-                "knn": knn_probe(encoder, knn_train, knn_val, specs, recipe, device, amp_dtype, cfg.knn_k),
-                "lr": optimizer.param_groups[0]["lr"], "images_per_s": state.images_per_s(),
-                "corrupt_frames": len(state.bad_frames), "unreadable_trailers": len(reads.unreadable),
-                "elapsed_s": round(checkpointer.elapsed(), 1)}
-            logger.log_epoch(record, step=(state.epoch + 1) * steps)
-            progress.end_epoch(record)
-            state.next_epoch()
-            checkpointer.save()
-    finally:
-        progress.close(failed=sys.exc_info()[0] is not None)
-        logger.close()
+    def validate(evaluated: nn.Module) -> tuple[dict[str, Any], None]:
+        return {"knn": knn_probe(evaluated.encoder, knn_train, knn_val, specs, recipe, device, settings.amp_dtype,
+                                 cfg.knn_k)}, None
+
+    stage = Stage(model, [simclr], build_optimizers([simclr], model, "separate", cfg.lr, cfg.weight_decay),
+                  build_pretrain_streams(recipe, samples, pin_memory=device.type == "cuda"),
+                  {name: view.to(device) for name, view in views.items()}, validate, validate_first=True,
+                  record={"stage": "pretrain"})
+    train_stage(stage, settings, run_dir / "pretrain", resume, progress)
     path = encoder_path(run_dir)
     save_encoder(path, m.encoder, encoder.model.state_dict())
     return path

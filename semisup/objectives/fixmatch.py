@@ -1,0 +1,135 @@
+"""FixMatch for multi-label and multi-class tasks, with fixed, class-distribution-aware
+(CAP) or self-adaptive (FreeMatch) thresholds.
+
+For every unlabeled clip the teacher (the model itself without gradient, or
+its EMA, ``teacher = "ema"``) scores a weak view (crop, flip); the confident
+part of its probabilities becomes per-class targets
+(:mod:`semisup.objectives.pseudo`), and the student's predictions on a
+strong view (colour, posterize, solarize, ... and random erasing) learn them
+with the task's own loss: Asymmetric Loss over the confident labels of
+multi-label tasks, cross-entropy over the confident clips of multi-class
+ones. Sohn et al., "FixMatch", NeurIPS 2020; Xie et al., "Class-Distribution-
+Aware Pseudo-Labeling for Semi-Supervised Multi-Label Learning", NeurIPS 2023;
+Wang et al., "FreeMatch", ICLR 2023.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from semisup.objectives.base import ObjectiveOutput, StepBatch, StepContext
+from semisup.objectives.consistency import ConsistencyObjective, activation, register_consistency
+from semisup.objectives.pseudo import Thresholds, build_thresholds
+
+if TYPE_CHECKING:
+    from semisup.data.samples import TaskSpec
+    from semisup.models import TrailerModel
+
+
+@register_consistency("fixmatch")
+class FixMatch(ConsistencyObjective):
+    """Pseudo-labels from a weak view, learned on a strong view, per task."""
+
+    @dataclass(frozen=True)
+    class Options:
+        """FixMatch's options.
+
+        Attributes:
+            threshold: ``fixed``, ``cap`` (class-distribution-aware) or ``freematch`` (self-adaptive).
+            positive: fixed: the probability of a confident positive (multi-class: of the top class).
+            negative: fixed, multi-label: the score at or below which a label is a confident negative.
+            keep: cap: the share of the expected positives and negatives kept (1 = every label, as CAP).
+            memory: cap: how many recent clips the per-class quantiles come from.
+            momentum: freematch: the EMA momentum of the confidences.
+            teacher: ``self`` (the model's own weak-view predictions) or ``ema`` (the EMA teacher, ``[ema]``).
+        """
+
+        threshold: Literal["fixed", "cap", "freematch"] = "cap"
+        positive: float = 0.95
+        negative: float = 0.05
+        keep: float = 1.0
+        memory: int = 256
+        momentum: float = 0.999
+        teacher: Literal["self", "ema"] = "self"
+
+        def __post_init__(self) -> None:
+            if not 0 < self.negative < self.positive < 1:
+                raise ValueError(f"expected 0 < negative < positive < 1, got {self.negative}, {self.positive}")
+            if not 0 < self.keep <= 1 or self.memory < 1 or not 0 <= self.momentum < 1:
+                raise ValueError("expected 0 < keep <= 1, memory >= 1 and 0 <= momentum < 1")
+
+    @classmethod
+    def needs_teacher(cls, options: "FixMatch.Options") -> bool:
+        return options.teacher == "ema"
+
+    def __init__(self, options: "FixMatch.Options", tasks: Sequence["TaskSpec"], losses: dict[str, nn.Module],
+                 priors: dict[str, torch.Tensor], weight: float = 1.0, warmup_epochs: float = 0.0,
+                 lr: float = 0.0) -> None:
+        super().__init__(options, tasks, losses, priors, weight, warmup_epochs, lr)
+        o = options
+        self.thresholds = nn.ModuleDict({t.name: build_thresholds(o.threshold, t.kind, priors[t.name], o.positive,
+                                                                  o.negative, o.memory, o.keep, o.momentum)
+                                         for t in self.tasks})
+
+    def forward(self, batch: StepBatch, model: "TrailerModel", context: StepContext) -> ObjectiveOutput:
+        weak, strong = batch.view("weak"), batch.view("strong")
+        teacher = context.teacher if self.options.teacher == "ema" else model
+        if teacher is None:
+            raise RuntimeError("fixmatch with teacher = \"ema\" needs the run's EMA teacher")
+        with torch.no_grad(), context.autocast():
+            teacher_logits = teacher(weak, batch.owner, batch.num_trailers)
+        with context.autocast():
+            student_logits = model(strong, batch.owner, batch.num_trailers)
+        loss, logs = torch.zeros((), device=weak.device), {}
+        for task in self.tasks:
+            probs = activation(teacher_logits[task.name], task.kind)
+            rule: Thresholds = self.thresholds[task.name]
+            rule.observe(probs)
+            targets, mask = rule.decide(probs)
+            loss = loss + self.losses[task.name].masked(student_logits[task.name], targets, mask)
+            logs[f"{task.name}_mask_rate"] = mask.mean().item()
+        ramp = context.ramp(self.warmup_epochs)
+        return ObjectiveOutput(self.unlabeled_weight * ramp * loss, logs, 2 * len(weak))
+
+    @torch.no_grad()
+    def pseudo_label_quality(self, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+                             labeled: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+        """How the current thresholds would pseudo-label the validation clips, per task:
+        ``mask_rate`` (share of confident entries), ``precision`` (share of them that are right)
+        and, for multi-label tasks, ``positive_precision`` (share of confident positives that are
+        true labels: negatives are easy and dominate ``precision``).
+
+        Args:
+            scores, targets, labeled: per task, validation probabilities ``(N, C)``, targets ``(N, C)``
+                and which samples are labeled ``(N,)``.
+        """
+        out = {}
+        for task in self.tasks:
+            rule: Thresholds = self.thresholds[task.name]
+            keep = labeled[task.name]
+            probs = torch.as_tensor(scores[task.name][keep], dtype=torch.float32, device=rule_device(rule))
+            truth = torch.as_tensor(targets[task.name][keep], dtype=torch.float32, device=probs.device)
+            if not len(probs):
+                continue
+            pseudo, mask = rule.decide(probs)
+            right = (pseudo == truth).float() if task.kind == "multilabel" else (pseudo.argmax(1) == truth.argmax(1)).float()
+            out[task.name] = {"mask_rate": float(mask.mean()), "precision": _share(right, mask)}
+            if task.kind == "multilabel":
+                out[task.name]["positive_precision"] = _share(truth, pseudo * mask)
+        return out
+
+
+def _share(hits: torch.Tensor, where: torch.Tensor) -> float:
+    """The mean of ``hits`` over the entries ``where`` marks (nan when none)."""
+    total = float(where.sum())
+    return float((hits * where).sum() / total) if total else float("nan")
+
+
+def rule_device(rule: Thresholds) -> torch.device:
+    """Where a rule's buffers live."""
+    return next(iter(rule.buffers())).device

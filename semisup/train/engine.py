@@ -1,0 +1,425 @@
+"""The training loop, written once for every stage and objective.
+
+:func:`train_stage` runs a :class:`Stage` (a model, its objectives and
+optimisers, its streams, how to validate) for a number of epochs. Each step:
+
+1. takes the next labeled and unlabeled batches and counts what was unreadable;
+2. runs every objective on its stream's batch (each augmented view made once
+   and shared) and, in separate mode, steps that objective's own Adam;
+   in joint mode steps one Adam on the weighted sum of the losses;
+3. moves the EMA teacher, if the stage has one.
+
+After each epoch the stage validates (the teacher, when it is evaluated),
+``best.pt`` is saved when the score improved, and ``last.pt`` always; ``last.pt``
+is also saved inside an epoch every ``checkpoint_minutes``. A resumed run
+restarts at exactly the saved step with the same random state, so it ends
+where an uninterrupted run would.
+
+Fine-tuning (:func:`semisup.train.loop.fit`) and contrastive pretraining
+(:func:`semisup.train.simclr.pretrain`) are both a :class:`Stage` handed to
+:func:`train_stage`.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from semisup.data.health import ReadTally
+from semisup.device import autocast, needs_grad_scaler
+from semisup.models.ema import EmaTeacher
+from semisup.objectives import Augment, Objective, StepBatch, StepContext
+from semisup.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from semisup.train.logs import RunLogger
+from semisup.train.progress import NullProgress
+
+
+@dataclass
+class FitResult:
+    """Where training ended up."""
+
+    best_epoch: int
+    """1-based: the epoch after which best.pt was saved (0: the stage keeps no best.pt)."""
+    best_score: float
+    epochs: int
+    seconds: float
+    """Wall time of training, summed over every session of a resumed run."""
+
+
+@dataclass
+class TrainState:
+    """Everything besides weights and optimisers that a resumed run needs.
+
+    Attributes:
+        epoch, batch: the next step to run (``epoch`` = epochs completed).
+        best_score, best_epoch: best validation score so far and the 1-based epoch that reached it.
+        sums: running sums of the current epoch's statistics.
+        bad_frames: unreadable frame files met so far.
+        elapsed: training seconds of earlier sessions.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    bad_frames: set[str] = field(default_factory=set)
+    elapsed: float = 0.0
+
+    def add(self, **values: float) -> None:
+        """Add to the epoch's running sums."""
+        for key, value in values.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value)
+
+    def mean(self, key: str) -> float:
+        """Mean of a summed statistic over the epoch's steps so far."""
+        return self.sums.get(key, 0.0) / max(1.0, self.sums.get("steps", 0.0))
+
+    def images_per_s(self) -> float:
+        return self.sums.get("images", 0.0) / max(self.sums.get("seconds", 0.0), 1e-9)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch": self.batch, "best_score": self.best_score,
+                "best_epoch": self.best_epoch, "sums": dict(self.sums), "bad_frames": sorted(self.bad_frames),
+                "elapsed": self.elapsed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainState":
+        return cls(data["epoch"], data["batch"], data["best_score"], data["best_epoch"], dict(data["sums"]),
+                   set(data["bad_frames"]), data["elapsed"])
+
+    def next_epoch(self) -> None:
+        """Move to the first step of the next epoch, with fresh running sums."""
+        self.epoch, self.batch, self.sums = self.epoch + 1, 0, {}
+
+
+class Checkpointer:
+    """Saves a loop's ``last.pt`` and keeps its wall time across resumed sessions.
+
+    ``payload`` returns what to save besides the random state and the
+    :class:`TrainState` (weights, optimisers, scalers); :meth:`save` adds both.
+    """
+
+    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float):
+        self.path, self.payload, self.state, self.interval = path, payload, state, minutes * 60
+        self.session_start = self.last_save = time.monotonic()
+        self.elapsed_before = state.elapsed
+
+    def elapsed(self) -> float:
+        """Training seconds so far, earlier sessions included."""
+        return self.elapsed_before + time.monotonic() - self.session_start
+
+    def save(self) -> None:
+        self.state.elapsed = self.elapsed()
+        save_checkpoint(self.path, {**self.payload(), "rng": rng_state(), "state": self.state.to_dict()})
+        self.last_save = time.monotonic()
+
+    def save_if_due(self) -> None:
+        """Save inside an epoch once ``minutes`` have passed since the last save."""
+        if time.monotonic() - self.last_save > self.interval:
+            self.save()
+
+
+def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   grad_clip: float = 0.0) -> None:
+    """zero_grad -> backward (scaled for fp16) -> optional gradient clipping -> step."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
+    """Learning-rate multiplier at ``step``: linear warm-up, then constant or cosine to zero."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def set_lr(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
+    """Scale every parameter group's ``initial_lr`` by the schedule's ``factor``."""
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+
+def build_optimizers(objectives: list[Objective], model: nn.Module, mode: str, lr: float,
+                     weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
+    """Adam optimisers by objective name (``mode = "separate"``), or one named ``joint``.
+
+    In separate mode each objective's Adam steps the parameters it trains (the
+    shared trainable encoder plus its own heads) at its own learning rate (or
+    ``lr``). In joint mode one Adam holds them all, a parameter group per
+    objective for the parameters it adds. A stage with a single objective gets
+    that objective's optimiser either way. Every group remembers its
+    ``initial_lr`` for the schedule.
+    """
+    if mode == "joint" and len(objectives) > 1:
+        groups, seen = [], set()
+        for objective in objectives:
+            params = [p for p in objective.trained_parameters(model) if id(p) not in seen]
+            seen.update(id(p) for p in params)
+            if params:
+                groups.append({"params": params, "lr": objective.lr or lr})
+        optimizers = {"joint": torch.optim.Adam(groups, weight_decay=weight_decay)}
+    else:
+        optimizers = {o.objective_name: torch.optim.Adam(o.trained_parameters(model), lr=o.lr or lr,
+                                                         weight_decay=weight_decay) for o in objectives}
+    for optimizer in optimizers.values():
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+    return optimizers
+
+
+class Streams:
+    """The batches a stage reads: labeled (cycling forever) and unlabeled (one pass per epoch).
+
+    Either may be None. ``steps_per_epoch`` is one pass over the unlabeled
+    stream when there is one, else over the labeled one. Each stream carries a
+    :class:`~semisup.data.health.ReadTally` under its ``names`` entry.
+
+    Args:
+        labeled, labeled_sampler: loader of :class:`~semisup.data.loaders.PackedBatch` and its
+            :class:`~semisup.data.loaders.CyclingBatchSampler`.
+        unlabeled, unlabeled_sampler: loader of :class:`~semisup.data.loaders.ClipBatch` and its
+            :class:`~semisup.data.loaders.EpochBatchSampler`.
+        names: what each stream is called in messages, e.g. ``{"labeled": "labeled train"}``.
+    """
+
+    def __init__(self, labeled=None, labeled_sampler=None, unlabeled=None, unlabeled_sampler=None,
+                 names: dict[str, str] | None = None) -> None:
+        self.labeled, self.labeled_sampler = labeled, labeled_sampler
+        self.unlabeled, self.unlabeled_sampler = unlabeled, unlabeled_sampler
+        self.names = {"labeled": "labeled train", "unlabeled": "unlabeled", **(names or {})}
+        self.steps_per_epoch = len(unlabeled_sampler) if unlabeled is not None else len(labeled_sampler.epochs)
+
+    def labeled_batches(self, start_step: int) -> Iterator:
+        """Labeled batches from global step ``start_step`` on (``None`` forever without a labeled stream)."""
+        if self.labeled is None:
+            while True:
+                yield None
+        self.labeled_sampler.start_batch = start_step  # one labeled batch per step
+        yield from self.labeled
+
+    def unlabeled_epoch(self, epoch: int, start_batch: int) -> Iterator:
+        """Unlabeled batches of ``epoch`` from ``start_batch`` on (``None`` forever without one)."""
+        if self.unlabeled is None:
+            while True:
+                yield None
+        self.unlabeled_sampler.set_epoch(epoch, start_batch)
+        yield from self.unlabeled
+
+    def tallies(self, max_unreadable: float, saved: dict[str, Any]) -> dict[str, ReadTally]:
+        """A :class:`ReadTally` per stream, restored from a checkpoint's ``reads``."""
+        tallies = {name: ReadTally(self.names[name], loader.dataset.samples, max_unreadable)
+                   for name, loader in (("labeled", self.labeled), ("unlabeled", self.unlabeled)) if loader is not None}
+        for name, tally in tallies.items():
+            if name in saved:
+                tally.load_state_dict(saved[name])
+        return tallies
+
+
+@dataclass
+class Stage:
+    """What one training stage trains and how it is judged.
+
+    Attributes:
+        model: the network; its ``state_dict`` is what ``last.pt`` and ``best.pt`` hold.
+        objectives: run in this order each step.
+        optimizers: from :func:`build_optimizers`.
+        streams: the stage's batches.
+        augmentations: the views objectives may ask for, by name.
+        validate: scores the model (or its teacher) after each epoch: returns the
+            epoch record's fields and the score that picks ``best.pt`` (None: keep no best.pt).
+        teacher: the EMA teacher, updated after every step, or None.
+        evaluate_teacher: validate (and keep as ``best.pt``) the teacher's weights.
+        validate_first: log a validation of the untrained model as epoch 0 (pretraining's kNN baseline).
+        record: fixed fields of every epoch record, e.g. ``{"stage": "pretrain"}``.
+    """
+
+    model: nn.Module
+    objectives: list[Objective]
+    optimizers: dict[str, torch.optim.Optimizer]
+    streams: Streams
+    augmentations: dict[str, Augment]
+    validate: Callable[[nn.Module], tuple[dict[str, Any], float | None]]
+    teacher: EmaTeacher | None = None
+    evaluate_teacher: bool = False
+    validate_first: bool = False
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How long and how a stage trains (from the recipe's ``[train]``, ``[optim]``, ``[run]``)."""
+
+    epochs: int
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    grad_clip: float = 0.0
+    checkpoint_minutes: float = 10.0
+    max_unreadable: float = 0.2
+
+
+def step_batch(batch: Any, device: torch.device, augmentations: dict[str, Augment]) -> StepBatch | None:
+    """A loader's batch on the device, ready for the objectives (None when it holds no readable trailer)."""
+    if batch is None or not len(batch.frames):
+        return None
+    if hasattr(batch, "owner"):  # a PackedBatch of labeled trailers
+        return StepBatch(batch.frames.to(device, non_blocking=True), batch.owner.to(device), batch.num_trailers,
+                         augmentations, {n: t.to(device) for n, t in batch.targets.items()},
+                         {n: m.to(device) for n, m in batch.has_label.items()})
+    b, t = batch.frames.shape[:2]  # a ClipBatch: B clips of T frames
+    return StepBatch(batch.frames.to(device, non_blocking=True).flatten(0, 1),
+                     torch.arange(b, device=device).repeat_interleave(t), b, augmentations, frames_per_trailer=t)
+
+
+def epoch_logs(state: TrainState, objectives: list[Objective]) -> dict[str, Any]:
+    """The objectives' epoch means as record fields: a top-level objective's under ``loss``,
+    the others under ``record[group][short name]``."""
+    fields: dict[str, Any] = {}
+    for objective in objectives:
+        name = objective.objective_name
+        logs = {key[len(name) + 1:]: state.mean(key) for key in state.sums if key.startswith(f"{name}:")}
+        if objective.group:
+            fields.setdefault(objective.group, {})[objective.short_name] = logs
+        else:
+            fields.update(logs)
+    return fields
+
+
+def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = False,
+                progress: NullProgress | None = None) -> FitResult:
+    """Train ``stage`` for ``settings.epochs`` epochs, writing logs and checkpoints under ``out``.
+
+    ``out`` receives ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/last.pt``
+    and (when the stage validates with a score) ``checkpoints/best.pt``.
+    """
+    progress = progress or NullProgress()
+    model, objectives, optimizers, streams = stage.model, stage.objectives, stage.optimizers, stage.streams
+    device, amp_dtype = settings.device, settings.amp_dtype
+    scalers = {name: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
+               for name in optimizers}
+    joint, ckpt_dir = "joint" in optimizers, out / "checkpoints"
+
+    # Where to start: from scratch, or exactly where last.pt stopped.
+    state, saved = TrainState(), {}
+    if resume:
+        saved = load_checkpoint(ckpt_dir / "last.pt")
+        model.load_state_dict(saved["model"])
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(saved["optimizers"][name])
+            scalers[name].load_state_dict(saved["scalers"][name])
+        for objective in objectives:
+            objective.load_state_dict(saved["objectives"][objective.objective_name])
+        if stage.teacher is not None:
+            stage.teacher.load_state_dict(saved["teacher"])
+        state = TrainState.from_dict(saved["state"])
+        set_rng_state(saved["rng"])
+
+    steps, epochs = streams.steps_per_epoch, settings.epochs
+    total_steps, warmup_steps = epochs * steps, round(settings.warmup_epochs * steps)
+    tallies = streams.tallies(settings.max_unreadable, saved.get("reads", {}))
+    logger = RunLogger(out, resume_epoch=state.epoch if resume else None, resume_step=state.epoch * steps + state.batch)
+    checkpointer = Checkpointer(ckpt_dir / "last.pt", lambda: {
+        "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+        "scalers": {n: s.state_dict() for n, s in scalers.items()},
+        "objectives": {o.objective_name: o.state_dict() for o in objectives},
+        "teacher": stage.teacher.state_dict() if stage.teacher is not None else None,
+        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes)
+    evaluated = stage.teacher.module if stage.evaluate_teacher and stage.teacher is not None else model
+
+    labeled_batches = streams.labeled_batches(state.epoch * steps + state.batch)
+    progress.start(total_steps, state.epoch * steps + state.batch)
+    reported_bad = len(state.bad_frames)
+    try:
+        if stage.validate_first and state.epoch == 0 and state.batch == 0:
+            logger.log_epoch({**stage.record, "epoch": 0, "loss": None, **stage.validate(evaluated)[0]}, step=0)
+        while state.epoch < epochs:
+            model.train()
+            progress.start_epoch(state.epoch, epochs, steps, state.batch)
+            unlabeled_batches = streams.unlabeled_epoch(state.epoch, state.batch)
+            while state.batch < steps:
+                tic, step = time.perf_counter(), state.epoch * steps + state.batch
+                set_lr(optimizers, lr_factor(step, total_steps, warmup_steps, settings.schedule))
+                loaded = {"labeled": next(labeled_batches), "unlabeled": next(unlabeled_batches)}
+                for name, batch in loaded.items():  # count what was unreadable; stop a run on garbage
+                    if batch is not None:
+                        state.bad_frames.update(batch.bad_frames)
+                        tallies[name].add(batch.indices.tolist(), batch.unreadable)
+                        tallies[name].check_early()
+                batches = {name: step_batch(b, device, stage.augmentations) for name, b in loaded.items()}
+                context = StepContext(step, steps, total_steps, stage.teacher.module if stage.teacher else None,
+                                      lambda: autocast(device, amp_dtype))
+
+                # Every objective on its stream's batch; separate mode steps each one's own Adam.
+                outputs = {}
+                for objective in objectives:
+                    if batches[objective.stream] is None:  # every trailer of the batch was unreadable
+                        continue
+                    out_ = outputs[objective.objective_name] = objective(batches[objective.stream], model, context)
+                    if not joint:
+                        optimiser_step(out_.loss, optimizers[objective.objective_name],
+                                       scalers[objective.objective_name], settings.grad_clip)
+                if joint and outputs:  # joint mode: one step on the weighted sum
+                    total = sum(o.weight * outputs[o.objective_name].loss for o in objectives
+                                if o.objective_name in outputs)
+                    if total.requires_grad:
+                        optimiser_step(total, optimizers["joint"], scalers["joint"], settings.grad_clip)
+                if stage.teacher is not None:
+                    stage.teacher.update(model, step)
+
+                state.batch += 1
+                state.add(steps=1, images=sum(o.images for o in outputs.values()), seconds=time.perf_counter() - tic,
+                          synthetic=getattr(loaded["labeled"], "synthetic", 0),
+                          **{f"{name}:{key}": value for name, o in outputs.items()
+                             for key, value in {"loss": o.loss.item(), **o.logs}.items()})
+                progress.advance({**{o.short_name: state.mean(f"{o.objective_name}:loss") for o in objectives},
+                                  "img/s": state.images_per_s()})
+                checkpointer.save_if_due()
+
+            # End of epoch: check what was unreadable, validate, log, checkpoint.
+            for tally in tallies.values():
+                tally.check()
+            fields, score = stage.validate(evaluated)
+            unreadable_eval = fields.pop("unreadable", {})
+            improved = score is not None and score > state.best_score
+            if improved:
+                state.best_score, state.best_epoch = score, state.epoch + 1
+                save_checkpoint(ckpt_dir / "best.pt", {"model": evaluated.state_dict(), "epoch": state.epoch + 1,
+                                                       "score": score})
+            record: dict[str, Any] = {
+                **stage.record, "epoch": state.epoch + 1, **epoch_logs(state, objectives), **fields,
+                "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
+                "images_per_s": state.images_per_s(), "corrupt_frames": len(state.bad_frames),
+                "synthetic_clips": int(state.sums.get("synthetic", 0)),
+                "unreadable_trailers": {**{n: len(t.unreadable) for n, t in tallies.items()}, **unreadable_eval},
+                "elapsed_s": round(checkpointer.elapsed(), 1)}
+            logger.log_epoch(record, step=(state.epoch + 1) * steps)
+            progress.end_epoch(record)
+            if len(state.bad_frames) > reported_bad:
+                progress.message(f"warning: skipped {len(state.bad_frames)} unreadable frames so far, "
+                                 f"e.g. {sorted(state.bad_frames)[0]}")
+                reported_bad = len(state.bad_frames)
+            state.next_epoch()
+            checkpointer.save()
+    finally:
+        progress.close(failed=sys.exc_info()[0] is not None)
+        logger.close()
+    return FitResult(state.best_epoch, state.best_score, epochs, checkpointer.elapsed())

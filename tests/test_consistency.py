@@ -1,0 +1,219 @@
+"""Consistency objectives: pseudo-label thresholds, the EMA teacher, FixMatch and Mean Teacher steps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from semisup.config import load_recipe
+from semisup.data.samples import TaskSpec
+from semisup.errors import SemisupError
+from semisup.losses import AsymmetricLoss, MulticlassLoss
+from semisup.models.ema import EmaTeacher
+from semisup.objectives import StepBatch, StepContext, get_consistency
+from semisup.objectives.pseudo import CapThresholds, FixedThresholds, FreeMatchThresholds
+
+
+def test_fixed_thresholds_keep_confident_positives_and_negatives_and_ignore_the_rest():
+    probs = torch.tensor([[0.97, 0.50, 0.02], [0.94, 0.06, 0.95]])
+    targets, mask = FixedThresholds("multilabel", 3, positive=0.95, negative=0.05).decide(probs)
+    assert targets.tolist() == [[1, 0, 0], [0, 0, 1]]
+    assert mask.tolist() == [[1, 0, 1], [0, 0, 1]]  # 0.94 and 0.06 are in neither band
+    targets, mask = FixedThresholds("multiclass", 3, positive=0.8).decide(
+        torch.tensor([[0.9, 0.05, 0.05], [0.5, 0.3, 0.2]]))
+    assert targets.tolist() == [[1, 0, 0], [1, 0, 0]] and mask.tolist() == [1, 0]
+
+
+def test_cap_thresholds_reproduce_the_labeled_priors_on_unlabeled_scores():
+    generator = torch.Generator().manual_seed(0)
+    prior = torch.tensor([0.05, 0.2, 0.5])
+    rule = CapThresholds("multilabel", prior, memory=4000)
+    scores = torch.rand(4000, 3, generator=generator) ** torch.tensor([3.0, 1.0, 0.3])  # any shapes of scores
+    rule.observe(scores)
+    targets, mask = rule.decide(scores)
+    assert torch.allclose(targets.mean(0), prior, atol=0.01)  # the pseudo-positive rate is the labeled prior
+    assert mask.mean().item() == pytest.approx(1.0, abs=0.01)  # keep = 1: every label decided, as CAP
+    half = CapThresholds("multilabel", prior, memory=4000, keep=0.5)
+    half.observe(scores)
+    targets, mask = half.decide(scores)
+    assert torch.allclose(targets.mean(0), prior * 0.5, atol=0.01)
+    assert torch.allclose(((1 - targets) * mask).mean(0), (1 - prior) * 0.5, atol=0.01)
+
+
+def test_cap_thresholds_cap_each_class_share_for_multiclass_tasks():
+    prior = torch.tensor([0.6, 0.3, 0.1])
+    rule = CapThresholds("multiclass", prior, memory=1000)
+    logits = torch.randn(1000, 3, generator=torch.Generator().manual_seed(1)) + torch.tensor([0.0, 1.0, 0.5])
+    probs = torch.softmax(logits, 1)
+    rule.observe(probs)
+    targets, mask = rule.decide(probs)
+    kept = (targets * mask[:, None]).sum(0) / len(probs)
+    predicted = torch.bincount(probs.argmax(1), minlength=3) / len(probs)
+    assert torch.all(kept <= prior + 0.01)  # no class takes more than its labeled share ...
+    assert torch.allclose(kept, torch.minimum(prior, predicted), atol=0.01)  # ... and each takes all it may
+    assert mask.sum() < len(probs)
+
+
+def test_cap_memory_is_a_ring_of_the_latest_scores():
+    rule = CapThresholds("multilabel", torch.tensor([0.5]), memory=3)
+    for value in (0.1, 0.2, 0.3, 0.4):
+        rule.observe(torch.tensor([[value]]))
+    assert sorted(rule.memory[:, 0].tolist()) == pytest.approx([0.2, 0.3, 0.4]) and int(rule.filled) == 3
+
+
+def test_freematch_thresholds_follow_the_teachers_confidence():
+    rule = FreeMatchThresholds("multiclass", 2, momentum=0.5)
+    assert rule.positive_thresholds().tolist() == [0.5, 0.5]  # 1 / C at the start
+    for _ in range(20):
+        rule.observe(torch.tensor([[0.95, 0.05], [0.9, 0.1]]))
+    thresholds = rule.positive_thresholds()
+    assert thresholds[0] == pytest.approx(0.925, abs=1e-3)  # the mean top confidence ...
+    assert thresholds[1] < 0.2  # ... scaled down for the class the teacher rarely predicts
+    multilabel = FreeMatchThresholds("multilabel", 1, momentum=0.0)
+    scores = torch.tensor([[0.6], [0.4], [0.95], [0.05]])  # mean confidence 0.775, half the mass positive
+    multilabel.observe(scores)
+    targets, mask = multilabel.decide(scores)
+    assert targets[:, 0].tolist() == [0, 0, 1, 0] and mask[:, 0].tolist() == [0, 0, 1, 1]
+    rare = FreeMatchThresholds("multilabel", 1, momentum=0.0)
+    rare.observe(torch.tensor([[0.1], [0.1], [0.1], [0.9]]))  # a rare label: its positives need only win
+    assert rare.positive_thresholds().item() == 0.5 and rare.negative_thresholds().item() == pytest.approx(0.1)
+
+
+def test_the_ema_teacher_moves_towards_the_student_with_the_mean_teacher_ramp():
+    student = nn.Linear(2, 1)
+    teacher = EmaTeacher(student, decay=0.9)
+    with torch.no_grad():
+        student.weight.fill_(1.0)
+    teacher.update(student, step=0)  # decay min(0.9, 1 - 1/1) = 0: a copy
+    assert torch.equal(teacher.module.weight, student.weight)
+    with torch.no_grad():
+        student.weight.fill_(3.0)
+    teacher.update(student, step=1)  # decay min(0.9, 1 - 1/2) = 0.5
+    assert torch.allclose(teacher.module.weight, torch.full((1, 2), 2.0))
+    teacher.update(student, step=100)  # decay 0.9
+    assert torch.allclose(teacher.module.weight, torch.full((1, 2), 2.1))
+    assert not teacher.module.training
+
+
+class TinyModel(nn.Module):
+    """A TrailerModel stand-in: mean-pooled linear features of packed frames, one head per task."""
+
+    def __init__(self, sizes: dict[str, int]) -> None:
+        super().__init__()
+        self.body = nn.Linear(3 * 8 * 8, 16)
+        self.heads = nn.ModuleDict({name: nn.Linear(16, size) for name, size in sizes.items()})
+
+    def forward(self, frames, owner, num_trailers):
+        x = torch.relu(self.body(frames.flatten(1)))
+        pooled = torch.zeros(num_trailers, 16).index_add_(0, owner, x) / torch.bincount(owner)[:, None]
+        return {name: head(pooled) for name, head in self.heads.items()}
+
+    def supervised_parameters(self):
+        return list(self.parameters())
+
+
+def unlabeled_batch(seed: int, trailers: int = 16, frames: int = 2) -> StepBatch:
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randint(0, 256, (trailers * frames, 3, 8, 8), dtype=torch.uint8, generator=generator)
+
+    def weak(x, owner):
+        return x.float() / 255
+
+    def strong(x, owner):
+        return (x.float() / 255 + 0.1 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+
+    return StepBatch(pixels, torch.arange(trailers).repeat_interleave(frames), trailers,
+                     {"weak": weak, "strong": strong}, frames_per_trailer=frames)
+
+
+TASKS = [TaskSpec("genres", ("a", "b", "c"), "multilabel"), TaskSpec("scale", ("LS", "MS", "CS"), "multiclass")]
+PRIORS = {"genres": torch.tensor([0.5, 0.3, 0.2]), "scale": torch.tensor([0.5, 0.3, 0.2])}
+
+
+@pytest.mark.parametrize("threshold", ["fixed", "cap", "freematch"])
+def test_fixmatch_steps_lower_its_loss_on_the_same_clips(threshold):
+    """With the teacher held still (an EMA teacher that is not updated) the pseudo-labels are
+    fixed, and steps on the strong views must fit them."""
+    torch.manual_seed(0)
+    model, teacher = TinyModel({"genres": 3, "scale": 3}), TinyModel({"genres": 3, "scale": 3})
+    method = get_consistency("fixmatch")
+    options = method.Options(threshold=threshold, positive=0.55, negative=0.45, teacher="ema")
+    objective = method(options, TASKS, {"genres": AsymmetricLoss(), "scale": MulticlassLoss()}, PRIORS)
+    optimizer = torch.optim.Adam(objective.trained_parameters(model), lr=0.01)
+    context = StepContext(step=10, steps_per_epoch=10, total_steps=100, teacher=teacher,
+                          autocast=lambda: torch.autocast("cpu", enabled=False))
+
+    def loss_on(seed):
+        return objective(unlabeled_batch(seed), model, context)
+
+    first = loss_on(0)
+    assert first.images == 64 and {"genres_mask_rate", "scale_mask_rate"} <= set(first.logs)
+    losses = []
+    for _ in range(30):
+        out = loss_on(0)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(out.loss.item())
+    assert losses[-1] < losses[0] * 0.7, losses
+
+
+def test_fixmatch_learns_only_confident_targets_and_warms_up():
+    model = TinyModel({"scale": 3})
+    with torch.no_grad():  # a teacher sure of class 0 for every clip
+        model.heads["scale"].weight.zero_()
+        model.heads["scale"].bias.copy_(torch.tensor([5.0, 0.0, 0.0]))
+    method = get_consistency("fixmatch")
+    objective = method(method.Options(threshold="fixed", positive=0.95), TASKS[1:], {"scale": MulticlassLoss()},
+                       PRIORS, weight=2.0, warmup_epochs=1.0)
+    context = StepContext(step=4, steps_per_epoch=10, total_steps=100, teacher=None,
+                          autocast=lambda: torch.autocast("cpu", enabled=False))
+    out = objective(unlabeled_batch(0), model, context)
+    p0 = torch.softmax(torch.tensor([5.0, 0.0, 0.0]), 0)[0]
+    assert out.logs["scale_mask_rate"] == 1.0
+    assert out.loss.item() == pytest.approx(2.0 * 0.5 * -torch.log(p0).item(), rel=1e-4)  # weight * ramp * CE
+    sure_of_nothing = method(method.Options(threshold="fixed", positive=0.999), TASKS[1:], {"scale": MulticlassLoss()},
+                             PRIORS)
+    assert sure_of_nothing(unlabeled_batch(0), model, context).loss.item() == 0.0
+
+
+def test_mean_teacher_pulls_the_student_towards_the_teacher():
+    torch.manual_seed(0)
+    student, other = TinyModel({"genres": 3, "scale": 3}), TinyModel({"genres": 3, "scale": 3})
+    teacher = EmaTeacher(other, decay=0.99)
+    method = get_consistency("mean-teacher")
+    objective = method(method.Options(), TASKS, {}, PRIORS)
+    batch = unlabeled_batch(0)
+    batch.augmentations["weak"] = lambda x, owner: x.float() / 255
+    context = StepContext(step=50, steps_per_epoch=10, total_steps=100, teacher=teacher.module,
+                          autocast=lambda: torch.autocast("cpu", enabled=False))
+    optimizer = torch.optim.Adam(objective.trained_parameters(student), lr=0.01)
+    gaps = []
+    for _ in range(30):
+        out = objective(batch, student, context)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        gaps.append(out.logs["genres_gap"] + out.logs["scale_gap"])
+    assert gaps[-1] < gaps[0] * 0.2
+    assert method.needs_teacher(method.Options())
+    with pytest.raises(RuntimeError, match="needs the run's EMA teacher"):
+        objective(batch, student, StepContext(0, 10, 100, None, lambda: torch.autocast("cpu", enabled=False)))
+
+
+SESEMI = "recipes/sesemi.toml"
+
+
+@pytest.mark.parametrize("table, message", [
+    ('{name = "fixmach"}', 'unknown consistency method \'fixmach\' (did you mean "fixmatch"?)'),
+    ('{name = "fixmatch", threshold = "adaptive"}', 'consistency.0.threshold: expected one of "fixed", "cap", '
+                                                    '"freematch"'),
+    ('{name = "fixmatch", thresold = "cap"}', 'consistency.0.thresold: unknown key (did you mean "threshold"?)'),
+    ('{name = "fixmatch", positive = 0.3, negative = 0.5}', "expected 0 < negative < positive < 1"),
+    ('{name = "mean-teacher", weight = -1}', "consistency.0.weight: expected a value >= 0"),
+])
+def test_bad_consistency_tables_name_the_key(table, message):
+    with pytest.raises(SemisupError) as error:
+        load_recipe(SESEMI, [f"consistency=[{table}]"])
+    assert message in str(error.value) and "\n" not in str(error.value)
