@@ -173,6 +173,10 @@ def test_fixmatch_learns_only_confident_targets_and_warms_up():
     p0 = torch.softmax(torch.tensor([5.0, 0.0, 0.0]), 0)[0]
     assert out.logs["scale_mask_rate"] == 1.0
     assert out.loss.item() == pytest.approx(2.0 * 0.5 * -torch.log(p0).item(), rel=1e-4)  # weight * ramp * CE
+    late = method(method.Options(), TASKS[1:], {"scale": MulticlassLoss()}, PRIORS, warmup_epochs=1.0,
+                  start_epoch=2.0)
+    assert not late.active(context) and late.active(StepContext(20, 10, 100, None, context.autocast))
+    assert late.weight_now(StepContext(24, 10, 100, None, context.autocast)) == pytest.approx(0.5)
     sure_of_nothing = method(method.Options(threshold="fixed", positive=0.999), TASKS[1:], {"scale": MulticlassLoss()},
                              PRIORS)
     assert sure_of_nothing(unlabeled_batch(0), model, context).loss.item() == 0.0

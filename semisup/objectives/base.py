@@ -110,11 +110,16 @@ class StepContext:
     teacher: "TrailerModel | None"
     autocast: Callable[[], object]
 
-    def ramp(self, warmup_epochs: float) -> float:
-        """A linear ramp from 0 to 1 over the first ``warmup_epochs`` epochs (1 when 0)."""
+    @property
+    def epoch(self) -> float:
+        """Epochs done, fractional: 1.5 is half-way through the second epoch."""
+        return self.step / self.steps_per_epoch
+
+    def ramp(self, warmup_epochs: float, start_epoch: float = 0.0) -> float:
+        """A linear ramp from 0 to 1 over ``warmup_epochs`` epochs from ``start_epoch`` (1 when 0)."""
         if warmup_epochs <= 0:
             return 1.0
-        return min(1.0, (self.step + 1) / (warmup_epochs * self.steps_per_epoch))
+        return min(1.0, (self.step + 1 - start_epoch * self.steps_per_epoch) / (warmup_epochs * self.steps_per_epoch))
 
 
 class Objective(nn.Module, abc.ABC):
@@ -138,6 +143,10 @@ class Objective(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, batch: StepBatch, model: "TrailerModel", context: StepContext) -> ObjectiveOutput:
         """The loss of one step on ``batch``."""
+
+    def active(self, context: StepContext) -> bool:
+        """Whether the objective runs this step (e.g. not before a supervised warm-up ends)."""
+        return True
 
     @abc.abstractmethod
     def trained_parameters(self, model: "TrailerModel") -> list[nn.Parameter]:

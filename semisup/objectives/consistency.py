@@ -8,7 +8,8 @@ with a ``[[consistency]]`` table::
     [[consistency]]
     name = "fixmatch"          # built-in: fixmatch, mean-teacher; a plug-in; or package.module:Class
     weight = 1.0               # the unlabeled loss weight (lambda_u), in both optimiser modes
-    warmup_epochs = 1.0        # the weight ramps up linearly from 0 over these epochs
+    start_epoch = 2            # epochs of supervised training before it starts
+    warmup_epochs = 1.0        # then the weight ramps up linearly from 0 over these epochs
     frames_per_trailer = 4     # frames of each unlabeled clip
     threshold = "cap"          # the method's own options (its Options dataclass)
 
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar, Sequence
 import torch
 from torch import nn
 
-from semisup.objectives.base import Objective
+from semisup.objectives.base import Objective, StepContext
 from semisup.registry import CatalogueEntry, Registry
 
 if TYPE_CHECKING:
@@ -42,8 +43,11 @@ class ConsistencyObjective(Objective):
         losses: each task's loss (with ``masked(logits, targets, mask)``).
         priors: per task, ``(C,)`` each class's share among the labeled train samples.
         weight: the unlabeled loss weight.
-        warmup_epochs: epochs over which the weight ramps up from 0.
+        warmup_epochs: epochs over which the weight ramps up from 0 (after ``start_epoch``).
         lr: the learning rate of its own Adam in separate mode (0: optim.lr).
+        start_epoch: epochs of training before the objective starts (the teacher
+            first learns from the labels: CAP and FixMatch-style methods start
+            from a supervised warm-up).
     """
 
     stream = "unlabeled"
@@ -60,13 +64,20 @@ class ConsistencyObjective(Objective):
 
     def __init__(self, options: "ConsistencyObjective.Options", tasks: Sequence["TaskSpec"],
                  losses: dict[str, nn.Module], priors: dict[str, torch.Tensor], weight: float = 1.0,
-                 warmup_epochs: float = 0.0, lr: float = 0.0) -> None:
+                 warmup_epochs: float = 0.0, lr: float = 0.0, start_epoch: float = 0.0) -> None:
         super().__init__(f"consistency/{type(self).name}", weight=1.0, lr=lr, group="consistency")
         self.options, self.tasks = options, list(tasks)
         self.losses = nn.ModuleDict(losses)
-        self.unlabeled_weight, self.warmup_epochs = weight, warmup_epochs
+        self.unlabeled_weight, self.warmup_epochs, self.start_epoch = weight, warmup_epochs, start_epoch
         for name, prior in priors.items():
             self.register_buffer(f"prior_{name}", torch.as_tensor(prior, dtype=torch.float32))
+
+    def active(self, context: StepContext) -> bool:
+        return context.epoch >= self.start_epoch
+
+    def weight_now(self, context: StepContext) -> float:
+        """The unlabeled loss weight at this step: ``weight`` times the warm-up ramp."""
+        return self.unlabeled_weight * context.ramp(self.warmup_epochs, self.start_epoch)
 
     def trained_parameters(self, model: "TrailerModel") -> list[nn.Parameter]:
         """The task heads and aggregators and the trainable encoder: what the supervised loss trains."""

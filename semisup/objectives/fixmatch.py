@@ -69,8 +69,8 @@ class FixMatch(ConsistencyObjective):
 
     def __init__(self, options: "FixMatch.Options", tasks: Sequence["TaskSpec"], losses: dict[str, nn.Module],
                  priors: dict[str, torch.Tensor], weight: float = 1.0, warmup_epochs: float = 0.0,
-                 lr: float = 0.0) -> None:
-        super().__init__(options, tasks, losses, priors, weight, warmup_epochs, lr)
+                 lr: float = 0.0, start_epoch: float = 0.0) -> None:
+        super().__init__(options, tasks, losses, priors, weight, warmup_epochs, lr, start_epoch)
         o = options
         self.thresholds = nn.ModuleDict({t.name: build_thresholds(o.threshold, t.kind, priors[t.name], o.positive,
                                                                   o.negative, o.memory, o.keep, o.momentum)
@@ -93,8 +93,7 @@ class FixMatch(ConsistencyObjective):
             targets, mask = rule.decide(probs)
             loss = loss + self.losses[task.name].masked(student_logits[task.name], targets, mask)
             logs[f"{task.name}_mask_rate"] = mask.mean().item()
-        ramp = context.ramp(self.warmup_epochs)
-        return ObjectiveOutput(self.unlabeled_weight * ramp * loss, logs, 2 * len(weak))
+        return ObjectiveOutput(self.weight_now(context) * loss, logs, 2 * len(weak))
 
     @torch.no_grad()
     def pseudo_label_quality(self, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],

@@ -49,5 +49,4 @@ class MeanTeacher(ConsistencyObjective):
             gap = (activation(student_logits[task.name], task.kind) - target).pow(2).sum(1).mean()
             loss = loss + gap
             logs[f"{task.name}_gap"] = gap.item()
-        return ObjectiveOutput(self.unlabeled_weight * context.ramp(self.warmup_epochs) * loss, logs,
-                               2 * len(teacher_view))
+        return ObjectiveOutput(self.weight_now(context) * loss, logs, 2 * len(teacher_view))

@@ -290,13 +290,19 @@ def step_batch(batch: Any, device: torch.device, augmentations: dict[str, Augmen
                      torch.arange(b, device=device).repeat_interleave(t), b, augmentations, frames_per_trailer=t)
 
 
+def objective_mean(state: TrainState, name: str, key: str = "loss") -> float:
+    """The mean of objective ``name``'s log ``key`` over the steps it ran this epoch."""
+    return state.sums.get(f"{name}:{key}", 0.0) / max(1.0, state.sums.get(f"{name}#steps", 0.0))
+
+
 def epoch_logs(state: TrainState, objectives: list[Objective]) -> dict[str, Any]:
-    """The objectives' epoch means as record fields: a top-level objective's under ``loss``,
-    the others under ``record[group][short name]``."""
+    """The objectives' means over the steps each ran this epoch, as record fields: a
+    top-level objective's under ``loss``, the others under ``record[group][short name]``."""
     fields: dict[str, Any] = {}
     for objective in objectives:
         name = objective.objective_name
-        logs = {key[len(name) + 1:]: state.mean(key) for key in state.sums if key.startswith(f"{name}:")}
+        logs = {key[len(name) + 1:]: objective_mean(state, name, key[len(name) + 1:])
+                for key in state.sums if key.startswith(f"{name}:")}
         if objective.group:
             fields.setdefault(objective.group, {})[objective.short_name] = logs
         else:
@@ -371,8 +377,8 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
                 # Every objective on its stream's batch; separate mode steps each one's own Adam.
                 outputs = {}
                 for objective in objectives:
-                    if batches[objective.stream] is None:  # every trailer of the batch was unreadable
-                        continue
+                    if batches[objective.stream] is None or not objective.active(context):
+                        continue  # every trailer of the batch was unreadable, or not its time yet
                     out_ = outputs[objective.objective_name] = objective(batches[objective.stream], model, context)
                     if not joint:
                         optimiser_step(out_.loss, optimizers[objective.objective_name],
@@ -388,9 +394,10 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
                 state.batch += 1
                 state.add(steps=1, images=sum(o.images for o in outputs.values()), seconds=time.perf_counter() - tic,
                           synthetic=getattr(loaded["labeled"], "synthetic", 0),
+                          **{f"{name}#steps": 1 for name in outputs},
                           **{f"{name}:{key}": value for name, o in outputs.items()
                              for key, value in {"loss": o.loss.item(), **o.logs}.items()})
-                progress.advance({**{o.short_name: state.mean(f"{o.objective_name}:loss") for o in objectives},
+                progress.advance({**{o.short_name: objective_mean(state, o.objective_name) for o in objectives},
                                   "img/s": state.images_per_s()})
                 checkpointer.save_if_due()
 

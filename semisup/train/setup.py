@@ -182,7 +182,8 @@ def build_objectives(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[
     priors = class_priors(samples, specs)
     for c in recipe.consistency:
         method = get_consistency(c.name)
-        objectives.append(method(c.options, specs, dict(losses), priors, c.weight, c.warmup_epochs, c.lr))
+        objectives.append(method(c.options, specs, dict(losses), priors, c.weight, c.warmup_epochs, c.lr,
+                                 c.start_epoch))
     return objectives
 
 
