@@ -50,8 +50,8 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
     from semisup.models import Encoder
     from semisup.models.encoder import load_exact
     from semisup.predict import input_sample
-    from semisup.train.checkpoints import load_encoder_state
-    from semisup.train.setup import build_eval_loader, read_recipe_data
+    from semisup.checkpoints import load_encoder_state
+    from semisup.build import build_eval_loader, read_recipe_data
     from semisup.train.simclr import encoder_path
 
     run = RunDir.open(run_dir)

@@ -211,3 +211,14 @@ def refuse_existing(path: Path, force: bool, what: str = "output", option: str =
     if not force and any(path.iterdir()):
         raise SemisupError(f"{path}: already exists and is not empty (use --force to write into it, "
                            f"or choose another {option})")
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (a torn last line is ignored)."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

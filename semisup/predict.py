@@ -67,7 +67,7 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
     Raises:
         SemisupError: bad run directory, checkpoint or input.
     """
-    from semisup.train.setup import build_eval_loader
+    from semisup.build import build_eval_loader
     from semisup.device import autocast
     from semisup.evaluate.inference import probabilities
 

@@ -50,7 +50,8 @@ def test_every_part_can_be_off():
 ])
 def test_per_clip_follows_what_reads_time(tiny_recipe, task_aggregator, pretext, per_clip, expected):
     from semisup.data.samples import TaskSpec
-    from semisup.train.setup import build_augmentations, build_model
+    from semisup.build import build_model
+    from semisup.train.setup import build_augmentations
 
     recipe = load_recipe(tiny_recipe(), [f'tasks.aggregator="{task_aggregator}"', f'pretext.name="{pretext}"',
                                          f'augment.per_clip="{per_clip}"', "augment.hflip=0.2",

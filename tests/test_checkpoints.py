@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from semisup.errors import SemisupError
-from semisup.train.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from semisup.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 
 def test_round_trip_and_no_temporary_files_left(tmp_path):

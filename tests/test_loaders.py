@@ -44,7 +44,8 @@ def test_strided_frames_are_ordered_clips_with_a_random_start():
 
 def test_a_temporal_aggregator_gets_ordered_clips(tiny_recipe):
     from semisup.config import load_recipe
-    from semisup.train.setup import build_streams, load_data
+    from semisup.build import load_data
+    from semisup.train.setup import build_streams
 
     for aggregator, expected in (("mean", "_random_picker"), ("gru", "_strided_picker")):
         recipe = load_recipe(tiny_recipe(), [f'tasks.aggregator="{aggregator}"'])

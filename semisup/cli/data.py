@@ -34,7 +34,7 @@ def read_for_command(root: Optional[Path], fmt_name: Optional[str], recipe: Opti
 
     if recipe is not None:
         from semisup.config import load_recipe
-        from semisup.train.setup import read_recipe_data
+        from semisup.build import read_recipe_data
 
         loaded = load_recipe(recipe)
         return read_recipe_data(loaded.data, loaded.tasks, ignore_split), loaded.data.format, loaded.data.root

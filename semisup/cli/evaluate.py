@@ -32,6 +32,7 @@ def threshold_sweep(
     """Tune decision rules on validation, report them on test; write sweep.json, sweep.csv and plots."""
     from semisup.evaluate.predictions import Predictions
     from semisup.evaluate.runs import RunDir, store_rules
+    from semisup.evaluate.plots import plot_sweeps
     from semisup.evaluate.sweep import OBJECTIVES, sweep, write_sweep
     from semisup.io import refuse_existing
 
@@ -55,7 +56,7 @@ def threshold_sweep(
     if apply:
         refuse_existing(run.decision, force, "decision", option="--apply")
     sweeps = sweep(val_predictions, test_predictions, objective)
-    written = write_sweep(sweeps, out, val_predictions, test_predictions)
+    written = write_sweep(sweeps, out) + plot_sweeps(sweeps, out, val_predictions, test_predictions)
     for task, result in sweeps.items():
         maps = f"mAP val {fmt(result.map_val)} test {fmt(result.map_test)}"
         table = Table(title=f"{task}: decision rules tuned on validation by {objective}  ({maps})")
@@ -90,7 +91,7 @@ def evaluate(
     from semisup.evaluate.runs import RunDir, per_class_table, score_checkpoint, stored_rules
     from semisup.io import refuse_existing
     from semisup.io import write_json
-    from semisup.train.setup import read_recipe_data
+    from semisup.build import read_recipe_data
 
     run = RunDir.open(run_dir)
     recipe = run.recipe()

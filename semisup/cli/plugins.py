@@ -1,4 +1,5 @@
-"""``semisup pretext list`` and ``semisup aggregator list``: what the plug-in registries hold."""
+"""``semisup pretext list``, ``semisup aggregator list``, ``semisup consistency list``: what the
+plug-in registries hold."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ pretext_app = typer.Typer(help="Pretext tasks: built-in and plug-ins.", no_args_
 app.add_typer(pretext_app, name="pretext")
 aggregator_app = typer.Typer(help="Temporal aggregators: built-in and plug-ins.", no_args_is_help=True)
 app.add_typer(aggregator_app, name="aggregator")
+consistency_app = typer.Typer(help="Consistency methods (FixMatch, Mean Teacher): built-in and plug-ins.",
+                              no_args_is_help=True)
+app.add_typer(consistency_app, name="consistency")
 
 
 @pretext_app.command("list")
@@ -31,6 +35,15 @@ def list_aggregators() -> None:
 
     print_catalogue("temporal aggregators (use a name, or a package.module:Class path, as a task's aggregator)",
                     AGGREGATORS.catalogue())
+
+
+@consistency_app.command("list")
+def list_consistency() -> None:
+    """Every consistency method found: built-ins and installed plug-ins (entry points)."""
+    from semisup.objectives import consistency_catalogue
+
+    print_catalogue("consistency methods (use a name, or a package.module:Class path, in [[consistency]] name)",
+                    consistency_catalogue())
 
 
 def print_catalogue(title: str, entries: list[CatalogueEntry]) -> None:

@@ -57,7 +57,7 @@ def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "
     """
     from semisup.evaluate.plots import plot_pretraining, plot_training, sweep_plots
     from semisup.evaluate.sweep import sweep
-    from semisup.train.logs import read_metrics
+    from semisup.io import read_metrics
 
     run = RunDir.open(run_dir)
     report_path = run.path / "report.json"

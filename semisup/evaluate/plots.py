@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from semisup.evaluate.metrics import average_precision, precision_recall_curve  # noqa: E402
+from semisup.evaluate.predictions import Predictions  # noqa: E402
 from semisup.evaluate.sweep import TaskSweep  # noqa: E402
 from semisup.io import atomic_write  # noqa: E402
 
@@ -149,3 +150,16 @@ def plot_pretraining(records: Sequence[dict[str, Any]], path: Path) -> Path:
         axis.grid(alpha=0.3)
     right.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_sweeps(sweeps: dict[str, TaskSweep], out_dir: Path, val: Predictions,
+                test: Predictions | None = None) -> list[Path]:
+    """Every task's sweep plots (:func:`sweep_plots`) into ``out_dir``, with test curves when ``test`` is given."""
+    written = []
+    for task, result in sweeps.items():
+        targets = scores = None
+        if test is not None:
+            keep = test.labeled[task]
+            targets, scores = test.targets[task][keep], test.scores[task][keep]
+        written += sweep_plots(result, targets, scores, val.labels[task], out_dir)
+    return written

@@ -115,8 +115,8 @@ def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path) -> L
     """
     from semisup.augment import FrameNormalize
     from semisup.device import resolve_device, resolve_precision
-    from semisup.train.checkpoints import load_checkpoint
-    from semisup.train.setup import build_model
+    from semisup.checkpoints import load_checkpoint
+    from semisup.build import build_model
 
     device = resolve_device(recipe.run.device)
     state = load_checkpoint(checkpoint)
@@ -139,7 +139,7 @@ def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits:
             split with more than ``data.max_unreadable`` of its samples unreadable.
     """
     from semisup.evaluate.inference import predict
-    from semisup.train.setup import build_eval_loader
+    from semisup.build import build_eval_loader
 
     for split in splits:
         if split not in SPLITS:

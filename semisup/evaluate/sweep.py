@@ -167,12 +167,10 @@ def sweep_rows(sweeps: dict[str, TaskSweep]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_sweep(sweeps: dict[str, TaskSweep], out_dir: Path, val: Predictions,
-                test: Predictions | None = None) -> list[Path]:
-    """Write ``sweep.json``, ``sweep.csv`` and the plots of every task into ``out_dir``."""
+def write_sweep(sweeps: dict[str, TaskSweep], out_dir: Path) -> list[Path]:
+    """Write ``sweep.json`` and ``sweep.csv`` into ``out_dir`` (the plots: :func:`~semisup.evaluate.plots.plot_sweeps`)."""
     import csv
 
-    from semisup.evaluate.plots import sweep_plots
     from semisup.io import atomic_write, write_json
 
     write_json(out_dir / "sweep.json", {t: s.to_dict() for t, s in sweeps.items()})
@@ -181,11 +179,4 @@ def write_sweep(sweeps: dict[str, TaskSweep], out_dir: Path, val: Predictions,
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["task"])
         writer.writeheader()
         writer.writerows(rows)
-    written = [out_dir / "sweep.json", out_dir / "sweep.csv"]
-    for task, result in sweeps.items():
-        targets = scores = None
-        if test is not None:
-            keep = test.labeled[task]
-            targets, scores = test.targets[task][keep], test.scores[task][keep]
-        written += sweep_plots(result, targets, scores, val.labels[task], out_dir)
-    return written
+    return [out_dir / "sweep.json", out_dir / "sweep.csv"]

@@ -26,7 +26,7 @@ class EmaTeacher(nn.Module):
         >>> teacher = EmaTeacher(student, decay=0.5)
         >>> with torch.no_grad():
         ...     _ = student.weight.fill_(1.0)
-        ...     teacher.module.weight.fill_(0.0)
+        ...     _ = teacher.module.weight.fill_(0.0)
         ...     teacher.update(student, step=10)          # ramped up: decay 0.5
         >>> teacher.module.weight.item()
         0.5

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from semisup.io import json_safe, write_text
+from semisup.io import json_safe, read_metrics, write_text
 
 
 class RunLogger:
@@ -57,17 +57,6 @@ class RunLogger:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` (a torn last line is ignored)."""
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

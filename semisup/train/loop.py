@@ -29,11 +29,11 @@ from semisup.evaluate.metrics import mean_average_precision
 from semisup.evaluate.predictions import Predictions
 from semisup.models.encoder import load_exact
 from semisup.objectives import Objective
-from semisup.train.checkpoints import load_encoder_state
+from semisup.checkpoints import load_encoder_state
 from semisup.train.engine import FitResult, LoopSettings, Stage, train_stage
 from semisup.train.progress import NullProgress
-from semisup.train.setup import (build_augmentations, build_eval_loader, build_model, build_objectives,
-                                 build_optimizers, build_streams, build_teacher)
+from semisup.build import build_eval_loader, build_model
+from semisup.train.setup import build_augmentations, build_objectives, build_optimizers, build_streams, build_teacher
 
 
 def loop_settings(recipe: Recipe, epochs: int, schedule: str, warmup_epochs: float,

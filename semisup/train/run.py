@@ -37,12 +37,13 @@ from semisup.evaluate.decisions import default_rules
 from semisup.evaluate.report import split_metrics
 from semisup.io import remove_stale_partials, write_json, write_text
 from semisup.models.encoder import create_backbone, load_exact
-from semisup.train.checkpoints import load_checkpoint, load_encoder_state, save_encoder
-from semisup.train.logs import read_metrics
+from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
+from semisup.io import read_metrics
 from semisup.train.loop import fit
 from semisup.train.simclr import encoder_path, pretrain
 from semisup.train.progress import NullProgress
-from semisup.train.setup import load_data, unlabeled_needed
+from semisup.build import load_data
+from semisup.train.setup import unlabeled_needed
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""Turn a recipe into components: data, model, optimisers, loaders.
+"""Turn a recipe into training components: losses, objectives, optimisers, augmentations, streams.
 
-This is the one place that reads recipe objects on the training side; every
-component it builds takes explicit arguments.
+This is the one place that reads recipe objects on the training side (the
+dataset, the model and evaluation loaders come from :mod:`semisup.build`,
+shared with evaluation); every component it builds takes explicit arguments.
 """
 
 from __future__ import annotations
@@ -11,73 +12,27 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from semisup.augment import ContrastiveViews, FrameAugment
-from semisup.config import DataConfig, Recipe, TaskConfig
+from semisup.build import labeled_reads_time
+from semisup.config import Recipe
 from semisup.config.load import balance_task
 from semisup.data.balance import BalancedPasses
-from semisup.data.formats import read_dataset
-from semisup.data.labels import TaskColumn
 from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
-                                  collate_clips, collate_packed, eval_picker, make_loader, ordered_picker,
+                                  collate_clips, collate_packed, make_loader, ordered_picker,
                                   train_picker)
-from semisup.data.samples import (Dataset, Sample, TaskSpec, label_counts, labeled_pool, split_samples,
-                                  unlabeled_pool)
+from semisup.data.samples import Sample, TaskSpec, label_counts, labeled_pool, unlabeled_pool
 from semisup.data.synthetic import SyntheticMoves
 from semisup.errors import SemisupError
 from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
-from semisup.models import Encoder, TrailerModel
-from semisup.models.aggregators import build_aggregator, get_aggregator
+from semisup.models import TrailerModel
 from semisup.models.ema import EmaTeacher
 from semisup.objectives import Objective, Pretext, SimCLR, Supervised, get_consistency
-from semisup.pretext import get_pretext_task, pretext_key
+from semisup.pretext import pretext_key
 from semisup.train.engine import Streams, build_optimizers as optimizers_for
 
 # Stream ids keep the random draws of the streams independent of each other.
 LABELED_STREAM, UNLABELED_STREAM, PRETRAIN_STREAM = 1, 2, 3
-
-
-def task_columns(tasks: Sequence[TaskConfig]) -> list[TaskColumn]:
-    """The data layer's view of the recipe's tasks."""
-    return [TaskColumn(t.name, t.csv_column, t.kind, t.labels, t.separator, t.unknown_labels, t.top_labels,
-                       t.rename) for t in tasks]
-
-
-def read_recipe_data(data: DataConfig, tasks: Sequence[TaskConfig], ignore_split: bool = False) -> Dataset:
-    """Read the dataset a recipe's ``[data]`` section points at, problems and all."""
-    return read_dataset(data.format, data.root, task_columns(tasks), labels_file=data.labels_file,
-                        split_file=data.split_file, meta_dir=data.meta_dir, keyframes_dir=data.keyframes_dir,
-                        annotations=data.annotations, clips_dir=data.clips_dir, ignore_split=ignore_split)
-
-
-def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool) -> Dataset:
-    """Read the recipe's dataset (building the demo on first use) and check it can be trained on.
-
-    Non-fatal problems (a trailer without metadata, ...) stay in
-    ``Dataset.problems`` for the caller to show.
-
-    Raises:
-        SemisupError: the first fatal problem, or a split the run needs is empty.
-    """
-    dataset = read_recipe_data(data, tasks)
-    fatal = dataset.fatal()
-    if fatal:
-        more = (f" (and {len(fatal) - 1} more problems: `semisup data inspect {data.root} "
-                f"--format {data.format}` lists them)") if len(fatal) > 1 else ""
-        raise SemisupError(fatal[0].message + more)
-    samples, where = dataset.samples, dataset.source
-    if not labeled_pool(samples):
-        raise SemisupError(f"{where}: no labeled train samples (split 'train' with labels)")
-    for split in ("val", "test"):
-        if not any(s.is_labeled() for s in split_samples(samples, split)):
-            raise SemisupError(f"{where}: no labeled samples in split {split!r} "
-                               "(the data needs train, val and test samples; `semisup data split` writes them)")
-    if needs_unlabeled and not unlabeled_pool(samples):
-        raise SemisupError(f"{where}: the recipe has pretext tasks or a [pretrain] stage but there are no "
-                           "unlabeled samples (split 'unlabeled', or train samples without labels); "
-                           "train.pretext_on_labeled = true lets pretext tasks use the labeled train frames")
-    return dataset
 
 
 def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
@@ -86,30 +41,6 @@ def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
     or a pretraining stage still to run."""
     unlabeled_objectives = bool(recipe.pretext or recipe.consistency) and not recipe.train.pretext_on_labeled
     return unlabeled_objectives or (recipe.pretrain is not None and pretraining)
-
-
-def labeled_reads_time(recipe: Recipe) -> bool:
-    """Whether a task's aggregator reads its frames in order: then the labeled stream
-    takes ordered clips, augmented once per clip."""
-    return any(get_aggregator(t.aggregator or recipe.model.pooling).order_sensitive for t in recipe.tasks)
-
-
-def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
-    """The encoder, each task's aggregator and head, and the pretext tasks of a recipe."""
-    m = recipe.model
-    encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last)
-    encoder.check_image_size(recipe.data.image_size)
-    configs = {t.name: t for t in recipe.tasks}
-    aggregators = {s.name: build_aggregator(configs[s.name].aggregator or m.pooling,
-                                            configs[s.name].aggregator_options, encoder.num_features)
-                   for s in specs}
-    pretext = {}
-    for p in recipe.pretext:
-        task_cls = get_pretext_task(p.name)
-        pretext[pretext_key(p.name)] = task_cls(p.options, encoder.num_features, p.head_hidden, p.head_dropout,
-                                                p.frames_per_trailer)
-    return TrailerModel(encoder, aggregators, {s.name: len(s.labels) for s in specs}, m.head_hidden,
-                        m.head_dropout, pretext)
 
 
 def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> dict[str, nn.Module]:
@@ -287,9 +218,3 @@ def balanced_passes(recipe: Recipe, labeled: Sequence[Sample], specs: Sequence[T
                           recipe.train.repeat_threshold)
 
 
-def build_eval_loader(samples: Sequence[Sample], specs: Sequence[TaskSpec], image_size: int, eval_frames: int,
-                      batch_size: int, num_workers: int, pin_memory: bool = False) -> DataLoader:
-    """Loader of evenly spaced frames of ``samples``, in order."""
-    dataset = TrailerFrames(samples, specs, image_size, eval_picker(eval_frames))
-    sampler = EpochBatchSampler(len(samples), batch_size, seed=0, stream=0, shuffle=False)
-    return make_loader(dataset, sampler, collate_packed, num_workers, pin_memory)

@@ -28,10 +28,11 @@ from semisup.evaluate.inference import embed, mean_frame_features
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.models import Encoder, TrailerModel
-from semisup.train.checkpoints import save_encoder
+from semisup.checkpoints import save_encoder
 from semisup.train.engine import LoopSettings, Stage, build_optimizers, train_stage
 from semisup.train.progress import NullProgress
-from semisup.train.setup import build_eval_loader, build_pretrain_objective, build_pretrain_streams
+from semisup.build import build_eval_loader
+from semisup.train.setup import build_pretrain_objective, build_pretrain_streams
 
 
 def encoder_path(run_dir: Path) -> Path:
