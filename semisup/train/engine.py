@@ -32,11 +32,11 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from semisup.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from semisup.data.health import ReadTally
 from semisup.device import autocast, needs_grad_scaler
 from semisup.models.ema import EmaTeacher
 from semisup.objectives import Augment, Objective, StepBatch, StepContext
-from semisup.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
 

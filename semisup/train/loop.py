@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from semisup.augment import FrameNormalize
+from semisup.build import build_eval_loader, build_model
+from semisup.checkpoints import load_encoder_state
 from semisup.config import Recipe
 from semisup.data.health import check_split
 from semisup.data.samples import Sample, TaskSpec, split_samples
@@ -29,11 +31,10 @@ from semisup.evaluate.metrics import mean_average_precision
 from semisup.evaluate.predictions import Predictions
 from semisup.models.encoder import load_exact
 from semisup.objectives import Objective
-from semisup.checkpoints import load_encoder_state
 from semisup.train.engine import FitResult, LoopSettings, Stage, train_stage
 from semisup.train.progress import NullProgress
-from semisup.build import build_eval_loader, build_model
-from semisup.train.setup import build_augmentations, build_objectives, build_optimizers, build_streams, build_teacher
+from semisup.train.setup import (build_augmentations, build_objectives, build_optimizers, build_streams,
+                                 build_teacher)
 
 
 def loop_settings(recipe: Recipe, epochs: int, schedule: str, warmup_epochs: float,

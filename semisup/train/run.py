@@ -28,6 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
+from semisup.build import load_data
+from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
 from semisup.config import Recipe, load_recipe, recipe_to_toml
 from semisup.data.inspect import problem_summary
 from semisup.data.samples import Dataset, TaskSpec
@@ -36,14 +38,12 @@ from semisup.errors import SemisupError
 from semisup.evaluate.decisions import default_rules
 from semisup.evaluate.report import split_metrics
 from semisup.io import remove_stale_partials, write_json, write_text
-from semisup.models.encoder import create_backbone, load_exact
-from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
 from semisup.io import read_metrics
+from semisup.models.encoder import create_backbone, load_exact
 from semisup.train.loop import fit
-from semisup.train.simclr import encoder_path, pretrain
 from semisup.train.progress import NullProgress
-from semisup.build import load_data
 from semisup.train.setup import unlabeled_needed
+from semisup.train.simclr import encoder_path, pretrain
 
 
 @dataclass

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from semisup.augment import FrameNormalize
+from semisup.build import build_eval_loader
+from semisup.checkpoints import save_encoder
 from semisup.config import Recipe
 from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples
 from semisup.device import resolve_device, resolve_precision
@@ -28,10 +30,8 @@ from semisup.evaluate.inference import embed, mean_frame_features
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.models import Encoder, TrailerModel
-from semisup.checkpoints import save_encoder
 from semisup.train.engine import LoopSettings, Stage, build_optimizers, train_stage
 from semisup.train.progress import NullProgress
-from semisup.build import build_eval_loader
 from semisup.train.setup import build_pretrain_objective, build_pretrain_streams
 
 
