@@ -22,7 +22,8 @@ def test_tiny_recipe_loads_with_defaults(tiny_recipe):
 
 
 def test_shipped_recipes_are_valid(demo_root):
-    for name in ("sesemi.toml", "supervised.toml", "simclr.toml", "sesemi-arrow.toml"):
+    for name in ("sesemi.toml", "supervised.toml", "simclr.toml", "sesemi-arrow.toml", "fixmatch.toml",
+                 "sesemi-fixmatch.toml", "mean-teacher.toml"):
         path = Path(__file__).parents[1] / "recipes" / name
         recipe = load_recipe(path, [f"data.root={demo_root}"])
         assert recipe.model.encoder == "resnet18"

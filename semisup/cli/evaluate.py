@@ -1,4 +1,4 @@
-"""``semisup threshold-sweep``, ``evaluate``, ``predict``, ``embed`` and ``report``."""
+"""``semisup threshold-sweep``, ``evaluate``, ``predict``, ``embed``, ``pseudo-label`` and ``report``."""
 
 from __future__ import annotations
 
@@ -194,6 +194,31 @@ def embed(
     with errors.status("embedding..."):
         path, count, width = embed_run(run_dir, inputs or [], splits, checkpoint, out, force, task)
     console.print(f"{count} trailers x {width} features written to [bold]{path}[/]")
+
+
+@app.command("pseudo-label")
+def pseudo_label(
+    run_dir: Path = typer.Argument(..., help="A finished run directory (the teacher)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the new folder-format dataset."),
+    checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
+    min_confidence: float = typer.Option(0.0, "--min-confidence",
+                                         help="Leave trailers less sure than this unlabeled (0-1; see the docs)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier pseudo-label folder at --out."),
+) -> None:
+    """Label the unlabeled trailers with a trained run: a folder-format dataset for a student (self-training)."""
+    from semisup.pseudo_label import pseudo_label as label_unlabeled
+
+    with errors.status("pseudo-labeling..."):
+        result = label_unlabeled(run_dir, out, checkpoint, min_confidence, force)
+    table = Table(title=f"pseudo-labels: {result.labeled} of {result.scored} unlabeled trailers"
+                        + (f" ({result.unreadable} unreadable)" if result.unreadable else ""))
+    table.add_column("task")
+    table.add_column("trailers per class")
+    for task, counts in result.counts.items():
+        table.add_row(task, ", ".join(f"{label} {n}" for label, n in counts.items()))
+    console.print(table)
+    console.print(f"dataset written to [bold]{result.out}[/]; train a student with "
+                  f"`semisup run RECIPE --set data.format=folder --set data.root={result.out}`")
 
 
 @app.command()

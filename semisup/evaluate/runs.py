@@ -138,23 +138,33 @@ def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits:
         SemisupError: an unknown or empty split, an unreadable checkpoint, or a
             split with more than ``data.max_unreadable`` of its samples unreadable.
     """
-    from semisup.evaluate.inference import predict
-    from semisup.build import build_eval_loader
-
     for split in splits:
         if split not in SPLITS:
             raise SemisupError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
         if not split_samples(dataset.samples, split):
             raise SemisupError(f"{dataset.source}: split {split!r} has no samples")
     loaded = load_model(recipe, dataset.tasks, checkpoint)
-    out = {}
-    for split in splits:
-        samples = split_samples(dataset.samples, split)
-        loader = build_eval_loader(samples, dataset.tasks, recipe.data.image_size, recipe.data.eval_frames,
-                                   recipe.train.eval_batch_size, recipe.data.num_workers)
-        out[split] = predict(loaded.model, loader, loaded.normalize, dataset.tasks, loaded.device, loaded.amp_dtype)
-        check_split(split, samples, out[split].unreadable, recipe.data.max_unreadable)
-    return out
+    return {split: score_samples(recipe, dataset.tasks, checkpoint, split_samples(dataset.samples, split), split,
+                                 loaded) for split in splits}
+
+
+def score_samples(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path, samples: Sequence[Any],
+                  name: str = "unlabeled", loaded: LoadedModel | None = None) -> Predictions:
+    """Predictions of a checkpoint on ``samples`` (evenly spaced ``data.eval_frames`` frames each).
+
+    Raises:
+        SemisupError: an unreadable checkpoint, or more than ``data.max_unreadable``
+            of the samples unreadable (``name`` says which in the message).
+    """
+    from semisup.build import build_eval_loader
+    from semisup.evaluate.inference import predict
+
+    loaded = loaded or load_model(recipe, tasks, checkpoint)
+    loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames,
+                               recipe.train.eval_batch_size, recipe.data.num_workers)
+    predictions = predict(loaded.model, loader, loaded.normalize, tasks, loaded.device, loaded.amp_dtype)
+    check_split(name, samples, predictions.unreadable, recipe.data.max_unreadable)
+    return predictions
 
 
 def recipe_tasks(recipe: Recipe) -> list[TaskSpec]:
