@@ -80,6 +80,9 @@ def write_html_report(run_dir: Path, out: Path | None = None, objective: str = "
                 ("encoder", f"{m.encoder}, pretrained={m.pretrained}, trainable stages {m.trainable_stages}"),
                 ("frames", f"{d.image_size} px, {d.max_frames} per labeled trailer, {d.eval_frames} in evaluation"),
                 ("pretext", ", ".join(p.name for p in recipe.pretext) or "none"),
+                ("consistency", ", ".join(f"{c.name} (weight {c.weight:g})" for c in recipe.consistency) or "none"),
+                ("teacher", f"EMA, decay {recipe.ema.decay:g}, evaluated: {recipe.ema.evaluate}" if recipe.ema
+                 else "none"),
                 ("pretraining", f"{recipe.pretrain.method}, {recipe.pretrain.epochs} epochs" if recipe.pretrain
                  else "none"),
                 ("optimisation", f"{recipe.optim.mode}, Adam lr {recipe.optim.lr:g}, {recipe.optim.schedule}, "
