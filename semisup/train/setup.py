@@ -143,7 +143,8 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     order), or, when a task's aggregator reads time order, an evenly spaced
     clip of that many frames with a random start. Unlabeled trailers (for
     pretext and consistency objectives) give clips of the largest
-    ``frames_per_trailer`` any of them asks for.
+    ``frames_per_trailer`` any of them asks for (evenly spaced from a random
+    start when a consistency method feeds them to a task that reads time).
     """
     d, t, seed = recipe.data, recipe.train, recipe.run.seed
     labeled = labeled_pool(samples)
@@ -158,7 +159,10 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     if not frames:
         return Streams(labeled_loader, labeled_sampler)
     pool = unlabeled_pool(samples, include_labeled=t.pretext_on_labeled)
-    pool_set = TrailerFrames(pool, (), d.image_size, clip_picker(frames))
+    # consistency methods feed unlabeled clips to the task heads: ordered clips, as the labeled ones, for
+    # tasks that read time; otherwise (and for pretext tasks alone) random frames, each clip exactly `frames`
+    ordered = bool(recipe.consistency) and labeled_reads_time(recipe)
+    pool_set = TrailerFrames(pool, (), d.image_size, ordered_picker(frames) if ordered else clip_picker(frames))
     sampler = EpochBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, shuffle=True,
                                 drop_last=True, rank=rank, world_size=world_size)
     return Streams(labeled_loader, labeled_sampler, make_loader(pool_set, sampler, collate_clips, d.num_workers,
