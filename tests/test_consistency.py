@@ -221,3 +221,46 @@ def test_bad_consistency_tables_name_the_key(table, message):
     with pytest.raises(SemisupError) as error:
         load_recipe(SESEMI, [f"consistency=[{table}]"])
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+PLUGIN = '''
+from dataclasses import dataclass
+
+import torch
+
+from semisup.objectives import ConsistencyObjective, ObjectiveOutput
+
+
+class Entropy(ConsistencyObjective):
+    """Entropy minimisation: confident predictions on unlabeled clips."""
+
+    @dataclass(frozen=True)
+    class Options:
+        scale: float = 1.0
+
+    def forward(self, batch, model, context):
+        with context.autocast():
+            logits = model(batch.view("weak"), batch.owner, batch.num_trailers)
+        p = torch.sigmoid(logits["genres"].float()).clamp(1e-6, 1 - 1e-6)
+        entropy = -(p * p.log() + (1 - p) * (1 - p).log()).sum(1).mean()
+        return ObjectiveOutput(self.options.scale * self.weight_now(context) * entropy,
+                               {"entropy": entropy.item()}, len(batch.frames))
+'''
+
+
+@pytest.mark.slow
+def test_a_consistency_plug_in_by_module_path_trains_beside_sesemi(tiny_recipe, tmp_path, monkeypatch):
+    from semisup.io import read_metrics
+    from semisup.train.run import start_run
+
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "__init__.py").write_text("")
+    (tmp_path / "plugins" / "entropy.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extra = '\n[[consistency]]\nname = "plugins.entropy:Entropy"\nscale = 0.5\nframes_per_trailer = 2\n'
+    result = start_run(tiny_recipe(extra=extra), ["train.epochs=1"], tmp_path / "run")
+    record = read_metrics(result.run_dir / "metrics.jsonl")[0]
+    assert set(record["consistency"]) == {"plugins.entropy:Entropy"} and "sesemi" in record["pretext"]
+    assert record["consistency"]["plugins.entropy:Entropy"]["entropy"] > 0
+    with pytest.raises(SemisupError, match="consistency.0.scal: unknown key"):
+        load_recipe(tiny_recipe(extra=extra.replace("scale", "scal"), name="bad.toml"))
