@@ -36,7 +36,7 @@ from semisup.checkpoints import load_checkpoint, rng_state, save_checkpoint, set
 from semisup.data.health import ReadTally
 from semisup.device import autocast, needs_grad_scaler
 from semisup.models.ema import EmaTeacher
-from semisup.objectives import Augment, Objective, StepBatch, StepContext
+from semisup.objectives import Augment, Objective, ObjectiveOutput, StepBatch, StepContext
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
 
@@ -310,6 +310,44 @@ def epoch_logs(state: TrainState, objectives: list[Objective]) -> dict[str, Any]
     return fields
 
 
+def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path) -> tuple[TrainState, dict]:
+    """Load ``last.pt`` into the stage (weights, optimisers, scalers, objectives' state, teacher,
+    random state); return the loop's position and the checkpoint."""
+    saved = load_checkpoint(path)
+    stage.model.load_state_dict(saved["model"])
+    for name, optimizer in stage.optimizers.items():
+        optimizer.load_state_dict(saved["optimizers"][name])
+        scalers[name].load_state_dict(saved["scalers"][name])
+    for objective in stage.objectives:
+        objective.load_state_dict(saved["objectives"][objective.objective_name])
+    if stage.teacher is not None:
+        stage.teacher.load_state_dict(saved["teacher"])
+    set_rng_state(saved["rng"])
+    return TrainState.from_dict(saved["state"]), saved
+
+
+def step_objectives(stage: Stage, batches: dict[str, StepBatch | None], context: StepContext,
+                    scalers: dict[str, torch.amp.GradScaler], grad_clip: float) -> dict[str, ObjectiveOutput]:
+    """One training step: every active objective on its stream's batch, each stepping its own
+    optimiser (separate mode) or one step on the weighted sum (joint mode); then the teacher moves."""
+    joint = "joint" in stage.optimizers
+    outputs: dict[str, ObjectiveOutput] = {}
+    for objective in stage.objectives:
+        batch, name = batches[objective.stream], objective.objective_name
+        if batch is None or not objective.active(context):
+            continue  # every trailer of the batch was unreadable, or not its time yet
+        outputs[name] = objective(batch, stage.model, context)
+        if not joint:
+            optimiser_step(outputs[name].loss, stage.optimizers[name], scalers[name], grad_clip)
+    if joint and outputs:
+        total = sum(o.weight * outputs[o.objective_name].loss for o in stage.objectives if o.objective_name in outputs)
+        if total.requires_grad:
+            optimiser_step(total, stage.optimizers["joint"], scalers["joint"], grad_clip)
+    if stage.teacher is not None:
+        stage.teacher.update(stage.model, context.step)
+    return outputs
+
+
 def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = False,
                 progress: NullProgress | None = None) -> FitResult:
     """Train ``stage`` for ``settings.epochs`` epochs, writing logs and checkpoints under ``out``.
@@ -318,26 +356,13 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
     and (when the stage validates with a score) ``checkpoints/best.pt``.
     """
     progress = progress or NullProgress()
-    model, objectives, optimizers, streams = stage.model, stage.objectives, stage.optimizers, stage.streams
+    model, objectives, optimizers, streams, teacher = (stage.model, stage.objectives, stage.optimizers,
+                                                        stage.streams, stage.teacher)
     device, amp_dtype = settings.device, settings.amp_dtype
     scalers = {name: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
                for name in optimizers}
-    joint, ckpt_dir = "joint" in optimizers, out / "checkpoints"
-
-    # Where to start: from scratch, or exactly where last.pt stopped.
-    state, saved = TrainState(), {}
-    if resume:
-        saved = load_checkpoint(ckpt_dir / "last.pt")
-        model.load_state_dict(saved["model"])
-        for name, optimizer in optimizers.items():
-            optimizer.load_state_dict(saved["optimizers"][name])
-            scalers[name].load_state_dict(saved["scalers"][name])
-        for objective in objectives:
-            objective.load_state_dict(saved["objectives"][objective.objective_name])
-        if stage.teacher is not None:
-            stage.teacher.load_state_dict(saved["teacher"])
-        state = TrainState.from_dict(saved["state"])
-        set_rng_state(saved["rng"])
+    ckpt_dir = out / "checkpoints"
+    state, saved = restore(stage, scalers, ckpt_dir / "last.pt") if resume else (TrainState(), {})
 
     steps, epochs = streams.steps_per_epoch, settings.epochs
     total_steps, warmup_steps = epochs * steps, round(settings.warmup_epochs * steps)
@@ -347,9 +372,9 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
         "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
         "scalers": {n: s.state_dict() for n, s in scalers.items()},
         "objectives": {o.objective_name: o.state_dict() for o in objectives},
-        "teacher": stage.teacher.state_dict() if stage.teacher is not None else None,
+        "teacher": teacher.state_dict() if teacher is not None else None,
         "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes)
-    evaluated = stage.teacher.module if stage.evaluate_teacher and stage.teacher is not None else model
+    evaluated = teacher.module if stage.evaluate_teacher and teacher is not None else model
 
     labeled_batches = streams.labeled_batches(state.epoch * steps + state.batch)
     progress.start(total_steps, state.epoch * steps + state.batch)
@@ -371,25 +396,9 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
                         tallies[name].add(batch.indices.tolist(), batch.unreadable)
                         tallies[name].check_early()
                 batches = {name: step_batch(b, device, stage.augmentations) for name, b in loaded.items()}
-                context = StepContext(step, steps, total_steps, stage.teacher.module if stage.teacher else None,
+                context = StepContext(step, steps, total_steps, teacher.module if teacher else None,
                                       lambda: autocast(device, amp_dtype))
-
-                # Every objective on its stream's batch; separate mode steps each one's own Adam.
-                outputs = {}
-                for objective in objectives:
-                    if batches[objective.stream] is None or not objective.active(context):
-                        continue  # every trailer of the batch was unreadable, or not its time yet
-                    out_ = outputs[objective.objective_name] = objective(batches[objective.stream], model, context)
-                    if not joint:
-                        optimiser_step(out_.loss, optimizers[objective.objective_name],
-                                       scalers[objective.objective_name], settings.grad_clip)
-                if joint and outputs:  # joint mode: one step on the weighted sum
-                    total = sum(o.weight * outputs[o.objective_name].loss for o in objectives
-                                if o.objective_name in outputs)
-                    if total.requires_grad:
-                        optimiser_step(total, optimizers["joint"], scalers["joint"], settings.grad_clip)
-                if stage.teacher is not None:
-                    stage.teacher.update(model, step)
+                outputs = step_objectives(stage, batches, context, scalers, settings.grad_clip)
 
                 state.batch += 1
                 state.add(steps=1, images=sum(o.images for o in outputs.values()), seconds=time.perf_counter() - tic,
