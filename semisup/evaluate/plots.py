@@ -96,7 +96,8 @@ def plot_training(records: Sequence[dict[str, Any]], path: Path) -> Path:
     left.plot(epochs, [r["loss"] for r in records], "-o", ms=3, label="supervised loss")
     for group in ("pretext", "consistency"):
         for name in records[0].get(group, {}) if records else ():
-            left.plot(epochs, [r[group][name]["loss"] for r in records], "-s", ms=3, label=f"{name} loss")
+            losses = [r.get(group, {}).get(name, {}).get("loss", float("nan")) for r in records]  # nan: not yet started
+            left.plot(epochs, losses, "-s", ms=3, label=f"{name} loss")
     left.set(xlabel="epoch", title="training losses")
     for task in records[0].get("val", {}) if records else ():
         for metric in records[0]["val"][task]:
