@@ -101,6 +101,13 @@ def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_ro
     assert set(joint) == {"joint"}
     assert ids(joint["joint"]) == sup | pre
     assert [g["lr"] for g in joint["joint"].param_groups] == [1e-3, 0.01]
+    fixmatch = load_recipe(tiny_recipe(extra=FIXMATCH_EMA, name="fm.toml"))
+    objectives = build_objectives(fixmatch, dataset.samples, specs)
+    assert [o.objective_name for o in objectives] == ["supervised", "consistency/fixmatch", "pretext/sesemi"]
+    assert set(build_optimizers(fixmatch, objectives, model)) == {"supervised", "pretext/sesemi"}  # L_s + w L_u
+    own = load_recipe(tiny_recipe(extra=FIXMATCH_EMA + "own_optimizer = true\n", name="own.toml"))
+    assert set(build_optimizers(own, build_objectives(own, dataset.samples, specs), model)) == {
+        "supervised", "consistency/fixmatch", "pretext/sesemi"}
 
 
 def test_a_pretext_step_does_not_touch_the_task_heads(tiny_recipe):

@@ -143,11 +143,14 @@ class ConsistencyConfig:
     """
 
     name: str = spec(doc="fixmatch, mean-teacher, an installed plug-in or package.module:Class")
-    weight: float = spec(1.0, ge=0.0, doc="the unlabeled loss weight (lambda_u), in both optimiser modes")
+    weight: float = spec(1.0, ge=0.0, doc="the unlabeled loss weight (lambda_u): its loss joins the supervised "
+                                          "loss times this")
     start_epoch: float = spec(0.0, ge=0.0, doc="epochs of training before it starts (a supervised warm-up "
                                                "gives the teacher something to teach)")
     warmup_epochs: float = spec(0.0, ge=0.0, doc="then the weight ramps up linearly from 0 over this many epochs")
-    lr: float = spec(0.0, ge=0.0, doc="its own Adam's learning rate in separate mode; 0 means optim.lr")
+    own_optimizer: bool = spec(False, doc="separate mode: step its loss with its own Adam instead of adding it "
+                                          "to the supervised loss (Adam would then undo its weight)")
+    lr: float = spec(0.0, ge=0.0, doc="own_optimizer: its Adam's learning rate; 0 means optim.lr")
     frames_per_trailer: int = spec(4, ge=1, doc="frames of each unlabeled clip")
     options: Any = spec(None, doc="method-specific options (filled in by the loader)")
 

@@ -132,13 +132,20 @@ class Objective(nn.Module, abc.ABC):
         lr: its Adam learning rate in separate mode (0: ``optim.lr``).
         group: where its logs go in ``metrics.jsonl``: ``""`` (top level,
             e.g. ``loss``), ``"pretext"`` or ``"consistency"`` (``record[group][short name]``).
+        optimizer: the name of the optimiser that steps its loss in separate mode: its own
+            (its name, the default), or another objective's whose parameters it trains too
+            (a consistency method shares ``supervised``: its losses are summed, so its weight
+            and warm-up really scale its share of each step, which Adam's per-optimiser
+            normalisation would otherwise undo).
     """
 
     stream: ClassVar[Stream] = "unlabeled"
 
-    def __init__(self, name: str, weight: float = 1.0, lr: float = 0.0, group: str = "") -> None:
+    def __init__(self, name: str, weight: float = 1.0, lr: float = 0.0, group: str = "",
+                 optimizer: str = "") -> None:
         super().__init__()
         self.objective_name, self.weight, self.lr, self.group = name, weight, lr, group
+        self.optimizer = optimizer or name
 
     @abc.abstractmethod
     def forward(self, batch: StepBatch, model: "TrailerModel", context: StepContext) -> ObjectiveOutput:

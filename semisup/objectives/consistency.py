@@ -7,7 +7,7 @@ with a ``[[consistency]]`` table::
 
     [[consistency]]
     name = "fixmatch"          # built-in: fixmatch, mean-teacher; a plug-in; or package.module:Class
-    weight = 1.0               # the unlabeled loss weight (lambda_u), in both optimiser modes
+    weight = 1.0               # the unlabeled loss weight (lambda_u), added to the supervised loss
     start_epoch = 2            # epochs of supervised training before it starts
     warmup_epochs = 1.0        # then the weight ramps up linearly from 0 over these epochs
     frames_per_trailer = 4     # frames of each unlabeled clip
@@ -44,10 +44,13 @@ class ConsistencyObjective(Objective):
         priors: per task, ``(C,)`` each class's share among the labeled train samples.
         weight: the unlabeled loss weight.
         warmup_epochs: epochs over which the weight ramps up from 0 (after ``start_epoch``).
-        lr: the learning rate of its own Adam in separate mode (0: optim.lr).
+        lr: the learning rate of its own Adam (``own_optimizer``; 0: optim.lr).
         start_epoch: epochs of training before the objective starts (the teacher
             first learns from the labels: CAP and FixMatch-style methods start
             from a supervised warm-up).
+        own_optimizer: step its loss with an Adam of its own in separate mode; by
+            default its weighted loss joins the supervised loss in one step, as in
+            FixMatch (``L = L_s + lambda_u L_u``).
     """
 
     stream = "unlabeled"
@@ -64,8 +67,10 @@ class ConsistencyObjective(Objective):
 
     def __init__(self, options: "ConsistencyObjective.Options", tasks: Sequence["TaskSpec"],
                  losses: dict[str, nn.Module], priors: dict[str, torch.Tensor], weight: float = 1.0,
-                 warmup_epochs: float = 0.0, lr: float = 0.0, start_epoch: float = 0.0) -> None:
-        super().__init__(f"consistency/{type(self).name}", weight=1.0, lr=lr, group="consistency")
+                 warmup_epochs: float = 0.0, lr: float = 0.0, start_epoch: float = 0.0,
+                 own_optimizer: bool = False) -> None:
+        super().__init__(f"consistency/{type(self).name}", weight=1.0, lr=lr, group="consistency",
+                         optimizer="" if own_optimizer else "supervised")
         self.options, self.tasks = options, list(tasks)
         self.losses = nn.ModuleDict(losses)
         self.unlabeled_weight, self.warmup_epochs, self.start_epoch = weight, warmup_epochs, start_epoch

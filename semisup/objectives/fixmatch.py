@@ -69,8 +69,8 @@ class FixMatch(ConsistencyObjective):
 
     def __init__(self, options: "FixMatch.Options", tasks: Sequence["TaskSpec"], losses: dict[str, nn.Module],
                  priors: dict[str, torch.Tensor], weight: float = 1.0, warmup_epochs: float = 0.0,
-                 lr: float = 0.0, start_epoch: float = 0.0) -> None:
-        super().__init__(options, tasks, losses, priors, weight, warmup_epochs, lr, start_epoch)
+                 lr: float = 0.0, start_epoch: float = 0.0, own_optimizer: bool = False) -> None:
+        super().__init__(options, tasks, losses, priors, weight, warmup_epochs, lr, start_epoch, own_optimizer)
         o = options
         self.thresholds = nn.ModuleDict({t.name: build_thresholds(o.threshold, t.kind, priors[t.name], o.positive,
                                                                   o.negative, o.memory, o.keep, o.momentum)

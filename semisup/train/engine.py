@@ -159,16 +159,19 @@ def set_lr(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
 
 def build_optimizers(objectives: list[Objective], model: nn.Module, mode: str, lr: float,
                      weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-    """Adam optimisers by objective name (``mode = "separate"``), or one named ``joint``.
+    """Adam optimisers by name: one per optimiser the objectives name (``mode = "separate"``),
+    or one named ``joint``.
 
-    In separate mode each objective's Adam steps the parameters it trains (the
-    shared trainable encoder plus its own heads) at its own learning rate (or
-    ``lr``). In joint mode one Adam holds them all, a parameter group per
-    objective for the parameters it adds. A stage with a single objective gets
-    that objective's optimiser either way. Every group remembers its
-    ``initial_lr`` for the schedule.
+    In separate mode each optimiser steps the parameters its objectives train
+    (the shared trainable encoder plus their heads) at the learning rate of its
+    first objective (or ``lr``); objectives that share an optimiser (a
+    consistency method shares ``supervised``) have their losses summed into one
+    step. In joint mode one Adam holds every parameter, a group per objective
+    for the parameters it adds. A stage with a single optimiser gets it by its
+    name either way. Every group remembers its ``initial_lr`` for the schedule.
     """
-    if mode == "joint" and len(objectives) > 1:
+    names = list(dict.fromkeys(o.optimizer for o in objectives))
+    if mode == "joint" and len(names) > 1:
         groups, seen = [], set()
         for objective in objectives:
             params = [p for p in objective.trained_parameters(model) if id(p) not in seen]
@@ -177,8 +180,11 @@ def build_optimizers(objectives: list[Objective], model: nn.Module, mode: str, l
                 groups.append({"params": params, "lr": objective.lr or lr})
         optimizers = {"joint": torch.optim.Adam(groups, weight_decay=weight_decay)}
     else:
-        optimizers = {o.objective_name: torch.optim.Adam(o.trained_parameters(model), lr=o.lr or lr,
-                                                         weight_decay=weight_decay) for o in objectives}
+        optimizers = {}
+        for name in names:
+            members = [o for o in objectives if o.optimizer == name]
+            params = list({id(p): p for o in members for p in o.trained_parameters(model)}.values())
+            optimizers[name] = torch.optim.Adam(params, lr=members[0].lr or lr, weight_decay=weight_decay)
     for optimizer in optimizers.values():
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -328,19 +334,23 @@ def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path) 
 
 def step_objectives(stage: Stage, batches: dict[str, StepBatch | None], context: StepContext,
                     scalers: dict[str, torch.amp.GradScaler], grad_clip: float) -> dict[str, ObjectiveOutput]:
-    """One training step: every active objective on its stream's batch, each stepping its own
-    optimiser (separate mode) or one step on the weighted sum (joint mode); then the teacher moves."""
+    """One training step: every active objective on its stream's batch. In separate mode an
+    optimiser steps as soon as the last of its objectives has run, on the sum of their
+    losses (``weight`` counts in joint mode only; objectives sharing an optimiser must come
+    one after another, since a step in between would change weights their graphs hold);
+    in joint mode one step on the weighted sum of all. Then the teacher moves."""
     joint = "joint" in stage.optimizers
+    active = [o for o in stage.objectives if batches[o.stream] is not None and o.active(context)]
+    last_of = {o.optimizer: o.objective_name for o in active}  # the member after which an optimiser steps
     outputs: dict[str, ObjectiveOutput] = {}
-    for objective in stage.objectives:
-        batch, name = batches[objective.stream], objective.objective_name
-        if batch is None or not objective.active(context):
-            continue  # every trailer of the batch was unreadable, or not its time yet
-        outputs[name] = objective(batch, stage.model, context)
-        if not joint:
-            optimiser_step(outputs[name].loss, stage.optimizers[name], scalers[name], grad_clip)
+    for objective in active:
+        outputs[objective.objective_name] = objective(batches[objective.stream], stage.model, context)
+        if not joint and last_of[objective.optimizer] == objective.objective_name:
+            loss = sum(outputs[o.objective_name].loss for o in active
+                       if o.optimizer == objective.optimizer and o.objective_name in outputs)
+            optimiser_step(loss, stage.optimizers[objective.optimizer], scalers[objective.optimizer], grad_clip)
     if joint and outputs:
-        total = sum(o.weight * outputs[o.objective_name].loss for o in stage.objectives if o.objective_name in outputs)
+        total = sum(o.weight * outputs[o.objective_name].loss for o in active)
         if total.requires_grad:
             optimiser_step(total, stage.optimizers["joint"], scalers["joint"], grad_clip)
     if stage.teacher is not None:

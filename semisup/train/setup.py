@@ -106,15 +106,16 @@ def class_priors(samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> dict[s
 
 
 def build_objectives(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> list[Objective]:
-    """The recipe's objectives in step order: supervised, each pretext task, each consistency method."""
+    """The recipe's objectives in step order: supervised, each consistency method (by default
+    stepping with the supervised loss, so before anything else moves the weights), each pretext task."""
     losses = build_losses(recipe, samples, specs)
     objectives: list[Objective] = [Supervised(losses)]
-    objectives += [Pretext(pretext_key(p.name), p.weight, p.lr) for p in recipe.pretext]
     priors = class_priors(samples, specs)
     for c in recipe.consistency:
         method = get_consistency(c.name)
         objectives.append(method(c.options, specs, dict(losses), priors, c.weight, c.warmup_epochs, c.lr,
-                                 c.start_epoch))
+                                 c.start_epoch, c.own_optimizer))
+    objectives += [Pretext(pretext_key(p.name), p.weight, p.lr) for p in recipe.pretext]
     return objectives
 
 
