@@ -253,14 +253,15 @@ def test_a_consistency_plug_in_by_module_path_trains_beside_sesemi(tiny_recipe, 
     from semisup.io import read_metrics
     from semisup.train.run import start_run
 
-    (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "__init__.py").write_text("")
-    (tmp_path / "plugins" / "entropy.py").write_text(PLUGIN)
+    # A package name no other test uses: Python caches imported packages for the session.
+    (tmp_path / "consistency_plugins").mkdir()
+    (tmp_path / "consistency_plugins" / "__init__.py").write_text("")
+    (tmp_path / "consistency_plugins" / "entropy.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    extra = '\n[[consistency]]\nname = "plugins.entropy:Entropy"\nscale = 0.5\nframes_per_trailer = 2\n'
+    extra = '\n[[consistency]]\nname = "consistency_plugins.entropy:Entropy"\nscale = 0.5\nframes_per_trailer = 2\n'
     result = start_run(tiny_recipe(extra=extra), ["train.epochs=1"], tmp_path / "run")
     record = read_metrics(result.run_dir / "metrics.jsonl")[0]
-    assert set(record["consistency"]) == {"plugins.entropy:Entropy"} and "sesemi" in record["pretext"]
-    assert record["consistency"]["plugins.entropy:Entropy"]["entropy"] > 0
+    assert set(record["consistency"]) == {"consistency_plugins.entropy:Entropy"} and "sesemi" in record["pretext"]
+    assert record["consistency"]["consistency_plugins.entropy:Entropy"]["entropy"] > 0
     with pytest.raises(SemisupError, match="consistency.0.scal: unknown key"):
         load_recipe(tiny_recipe(extra=extra.replace("scale", "scal"), name="bad.toml"))
