@@ -21,20 +21,32 @@ def run(
     stage: str = typer.Option("all", help="all; pretrain (stop after the pretraining stage); finetune (needs --from)."),
     init_from: Optional[Path] = typer.Option(None, "--from", help="Encoder checkpoint to fine-tune (--stage finetune)."),
 ) -> None:
-    """Train a model as a recipe says, then evaluate its best checkpoint on test."""
-    from semisup.train.progress import RichProgress
+    """Train a model as a recipe says, then evaluate its best checkpoint on test.
+
+    Under ``torchrun --nproc_per_node=N -m semisup run RECIPE`` the N processes
+    train one model data-parallel; rank 0 shows progress, writes and reports.
+    """
+    from semisup import distributed
+    from semisup.train.progress import NullProgress, RichProgress
     from semisup.train.run import resume_run, start_run
 
-    progress = RichProgress(errors)
-    if resume is not None:
-        if recipe is not None or overrides or out is not None or init_from is not None or stage != "all":
-            raise SemisupError("--resume RUN_DIR takes no recipe, --set, --out, --stage or --from "
-                               "(the run keeps its config.toml and stages)")
-        result = resume_run(resume, progress=progress)
-    elif recipe is None:
+    main = distributed.launched_rank() == 0
+    progress = RichProgress(errors) if main else NullProgress()
+    if resume is not None and (recipe is not None or overrides or out is not None or init_from is not None
+                               or stage != "all"):
+        raise SemisupError("--resume RUN_DIR takes no recipe, --set, --out, --stage or --from "
+                           "(the run keeps its config.toml and stages)")
+    if resume is None and recipe is None:
         raise SemisupError("run: give a recipe (e.g. recipes/sesemi.toml) or --resume RUN_DIR")
-    else:
-        result = start_run(recipe, overrides, out, progress=progress, stage=stage, init_from=init_from)
+    try:
+        if resume is not None:
+            result = resume_run(resume, progress=progress)
+        else:
+            result = start_run(recipe, overrides, out, progress=progress, stage=stage, init_from=init_from)
+    finally:
+        distributed.leave()
+    if not main:
+        return
     if "splits" in result.report:
         print_report(result.report)
     else:

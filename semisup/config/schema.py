@@ -40,6 +40,8 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = spec(
         "auto", doc="auto: bf16 autocast on CPUs that support it, AMP on CUDA, else fp32")
     out_dir: Path = spec(Path("runs"), doc="parent folder of run directories")
+    sync_batchnorm: bool = spec(False, doc="data-parallel runs on GPUs: BatchNorm statistics over every "
+                                           "process's batch (else rank 0's are copied to all after each step)")
 
 
 @dataclass(frozen=True)

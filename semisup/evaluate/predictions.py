@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -37,6 +37,18 @@ class Predictions:
     kinds: dict[str, str]
     unreadable: list[str] = field(default_factory=list)
     skipped_frames: list[str] = field(default_factory=list)
+
+    @classmethod
+    def concat(cls, parts: Sequence["Predictions"]) -> "Predictions":
+        """One split's predictions from the shares several processes scored, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        first = parts[0]
+        return cls([i for p in parts for i in p.ids], first.labels,
+                   {t: np.concatenate([p.scores[t] for p in parts]) for t in first.labels},
+                   {t: np.concatenate([p.targets[t] for p in parts]) for t in first.labels},
+                   {t: np.concatenate([p.labeled[t] for p in parts]) for t in first.labels}, first.kinds,
+                   [i for p in parts for i in p.unreadable], [f for p in parts for f in p.skipped_frames])
 
     def unreadable_summary(self, examples: int = 10) -> dict[str, Any]:
         """What could not be read, for report.json: the unreadable samples and skipped frames."""

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semisup import distributed
 from semisup.objectives.base import ObjectiveOutput, StepBatch, StepContext
 from semisup.objectives.consistency import ConsistencyObjective, activation, register_consistency
 from semisup.objectives.pseudo import Thresholds, build_thresholds
@@ -89,7 +90,7 @@ class FixMatch(ConsistencyObjective):
         for task in self.tasks:
             probs = activation(teacher_logits[task.name], task.kind)
             rule: Thresholds = self.thresholds[task.name]
-            rule.observe(probs)
+            rule.observe(distributed.gather_rows(probs))  # every process's clips: one estimate for all
             targets, mask = rule.decide(probs)
             loss = loss + self.losses[task.name].masked(student_logits[task.name], targets, mask)
             logs[f"{task.name}_mask_rate"] = mask.mean().item()

@@ -37,7 +37,8 @@ class SimCLR(Objective):
     def __init__(self, feature_dim: int, hidden: int, out_dim: int, temperature: float, lr: float = 0.0) -> None:
         super().__init__("simclr", lr=lr)
         self.head = SimCLRProjectionHead(feature_dim, hidden, out_dim)
-        self.criterion = NTXentLoss(temperature=temperature)
+        self.criterion = NTXentLoss(temperature=temperature,  # negatives from every process of a data-parallel run
+                                    gather_distributed=torch.distributed.is_available())
 
     def forward(self, batch: StepBatch, model: "TrailerModel", context: StepContext) -> ObjectiveOutput:
         if len(batch.frames) < 2:  # NT-Xent needs two frames

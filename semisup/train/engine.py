@@ -15,6 +15,12 @@ is also saved inside an epoch every ``checkpoint_minutes``. A resumed run
 restarts at exactly the saved step with the same random state, so it ends
 where an uninterrupted run would.
 
+Under ``torchrun`` (:mod:`semisup.distributed`) every process runs this same
+loop on its share of each batch: gradients are averaged before each optimiser
+step, BatchNorm statistics follow rank 0, a batch is skipped only when some
+process could not read its share, and only rank 0 writes logs and checkpoints
+(``last.pt`` holds every process's random state).
+
 Fine-tuning (:func:`semisup.train.loop.fit`) and contrastive pretraining
 (:func:`semisup.train.simclr.pretrain`) are both a :class:`Stage` handed to
 :func:`train_stage`.
@@ -32,8 +38,10 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from semisup import distributed
 from semisup.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from semisup.data.health import ReadTally
+from semisup.data.loaders import draw_seed
 from semisup.device import autocast, needs_grad_scaler
 from semisup.models.ema import EmaTeacher
 from semisup.objectives import Augment, Objective, ObjectiveOutput, StepBatch, StepContext
@@ -105,12 +113,17 @@ class Checkpointer:
 
     ``payload`` returns what to save besides the random state and the
     :class:`TrainState` (weights, optimisers, scalers); :meth:`save` adds both.
+    In a data-parallel run every process calls :meth:`save` and
+    :meth:`save_if_due` at the same steps; rank 0 writes, with every process's
+    random state (``rng_ranks``) and the number of processes.
     """
 
-    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float):
+    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float,
+                 device: torch.device | None = None):
         self.path, self.payload, self.state, self.interval = path, payload, state, minutes * 60
         self.session_start = self.last_save = time.monotonic()
         self.elapsed_before = state.elapsed
+        self.device = device or torch.device("cpu")
 
     def elapsed(self) -> float:
         """Training seconds so far, earlier sessions included."""
@@ -118,20 +131,25 @@ class Checkpointer:
 
     def save(self) -> None:
         self.state.elapsed = self.elapsed()
-        save_checkpoint(self.path, {**self.payload(), "rng": rng_state(), "state": self.state.to_dict()})
+        rngs = distributed.gather_objects(rng_state())
+        if distributed.current().main:
+            save_checkpoint(self.path, {**self.payload(), "rng": rngs[0], "rng_ranks": rngs,
+                                        "world_size": len(rngs), "state": self.state.to_dict()})
         self.last_save = time.monotonic()
 
     def save_if_due(self) -> None:
-        """Save inside an epoch once ``minutes`` have passed since the last save."""
-        if time.monotonic() - self.last_save > self.interval:
+        """Save inside an epoch once ``minutes`` have passed since the last save (on every process)."""
+        if distributed.all_true([time.monotonic() - self.last_save > self.interval], self.device)[0]:
             self.save()
 
 
 def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                    grad_clip: float = 0.0) -> None:
-    """zero_grad -> backward (scaled for fp16) -> optional gradient clipping -> step."""
+    """zero_grad -> backward (scaled for fp16) -> gradients averaged across processes (data-parallel
+    runs) -> optional gradient clipping -> step."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    distributed.average_gradients([p for group in optimizer.param_groups for p in group["params"]])
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -251,6 +269,7 @@ class Stage:
         augmentations: the views objectives may ask for, by name.
         validate: scores the model (or its teacher) after each epoch: returns the
             epoch record's fields and the score that picks ``best.pt`` (None: keep no best.pt).
+            Every process calls it; what rank 0 returns is what counts.
         teacher: the EMA teacher, updated after every step, or None.
         evaluate_teacher: validate (and keep as ``best.pt``) the teacher's weights.
         validate_first: log a validation of the untrained model as epoch 0 (pretraining's kNN baseline).
@@ -281,6 +300,8 @@ class LoopSettings:
     grad_clip: float = 0.0
     checkpoint_minutes: float = 10.0
     max_unreadable: float = 0.2
+    process: distributed.Process = distributed.Process()
+    """This process's rank among ``world_size`` (see :mod:`semisup.distributed`)."""
 
 
 def step_batch(batch: Any, device: torch.device, augmentations: dict[str, Augment]) -> StepBatch | None:
@@ -316,9 +337,15 @@ def epoch_logs(state: TrainState, objectives: list[Objective]) -> dict[str, Any]
     return fields
 
 
-def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path) -> tuple[TrainState, dict]:
+def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path,
+            process: distributed.Process = distributed.Process()) -> tuple[TrainState, dict]:
     """Load ``last.pt`` into the stage (weights, optimisers, scalers, objectives' state, teacher,
-    random state); return the loop's position and the checkpoint."""
+    random state); return the loop's position and the checkpoint.
+
+    A checkpoint written by as many processes as now resumes exactly, each with
+    its own random state. One written by a different number resumes at the same
+    share of the epoch, with random states drawn afresh per process.
+    """
     saved = load_checkpoint(path)
     stage.model.load_state_dict(saved["model"])
     for name, optimizer in stage.optimizers.items():
@@ -328,8 +355,14 @@ def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path) 
         objective.load_state_dict(saved["objectives"][objective.objective_name])
     if stage.teacher is not None:
         stage.teacher.load_state_dict(saved["teacher"])
-    set_rng_state(saved["rng"])
-    return TrainState.from_dict(saved["state"]), saved
+    state = TrainState.from_dict(saved["state"])
+    rngs, saved_world = saved.get("rng_ranks", [saved["rng"]]), saved.get("world_size", 1)
+    if saved_world == process.world_size:
+        set_rng_state(rngs[process.rank])
+    else:
+        state.batch = state.batch * saved_world // process.world_size
+        torch.manual_seed(draw_seed(state.epoch, state.batch, process.rank, process.world_size))
+    return state, saved
 
 
 def step_objectives(stage: Stage, batches: dict[str, StepBatch | None], context: StepContext,
@@ -353,6 +386,7 @@ def step_objectives(stage: Stage, batches: dict[str, StepBatch | None], context:
         total = sum(o.weight * outputs[o.objective_name].loss for o in active)
         if total.requires_grad:
             optimiser_step(total, stage.optimizers["joint"], scalers["joint"], grad_clip)
+    distributed.broadcast_buffers([stage.model, *stage.objectives])
     if stage.teacher is not None:
         stage.teacher.update(stage.model, context.step)
     return outputs
@@ -368,22 +402,29 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
     progress = progress or NullProgress()
     model, objectives, optimizers, streams, teacher = (stage.model, stage.objectives, stage.optimizers,
                                                         stage.streams, stage.teacher)
-    device, amp_dtype = settings.device, settings.amp_dtype
+    device, amp_dtype, process = settings.device, settings.amp_dtype, settings.process
     scalers = {name: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
                for name in optimizers}
     ckpt_dir = out / "checkpoints"
-    state, saved = restore(stage, scalers, ckpt_dir / "last.pt") if resume else (TrainState(), {})
+    if resume:
+        state, saved = restore(stage, scalers, ckpt_dir / "last.pt", process)
+    else:
+        state, saved = TrainState(), {}
+        if process.distributed:  # one model everywhere; each process its own augmentation draws
+            distributed.broadcast_parameters([model, *objectives] + ([teacher.module] if teacher else []))
+            torch.manual_seed(draw_seed(torch.initial_seed(), process.rank))
 
     steps, epochs = streams.steps_per_epoch, settings.epochs
     total_steps, warmup_steps = epochs * steps, round(settings.warmup_epochs * steps)
     tallies = streams.tallies(settings.max_unreadable, saved.get("reads", {}))
-    logger = RunLogger(out, resume_epoch=state.epoch if resume else None, resume_step=state.epoch * steps + state.batch)
+    logger = RunLogger(out, enabled=process.main, resume_epoch=state.epoch if resume else None,
+                       resume_step=state.epoch * steps + state.batch)
     checkpointer = Checkpointer(ckpt_dir / "last.pt", lambda: {
         "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
         "scalers": {n: s.state_dict() for n, s in scalers.items()},
         "objectives": {o.objective_name: o.state_dict() for o in objectives},
         "teacher": teacher.state_dict() if teacher is not None else None,
-        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes)
+        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes, device)
     evaluated = teacher.module if stage.evaluate_teacher and teacher is not None else model
 
     labeled_batches = streams.labeled_batches(state.epoch * steps + state.batch)
@@ -406,6 +447,9 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
                         tallies[name].add(batch.indices.tolist(), batch.unreadable)
                         tallies[name].check_early()
                 batches = {name: step_batch(b, device, stage.augmentations) for name, b in loaded.items()}
+                if process.distributed:  # a stream steps only where every process has a readable batch
+                    agreed = distributed.all_true([b is not None for b in batches.values()], device)
+                    batches = {name: b if ok else None for (name, b), ok in zip(batches.items(), agreed)}
                 context = StepContext(step, steps, total_steps, teacher.module if teacher else None,
                                       lambda: autocast(device, amp_dtype))
                 outputs = step_objectives(stage, batches, context, scalers, settings.grad_clip)
@@ -428,6 +472,7 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             improved = score is not None and score > state.best_score
             if improved:
                 state.best_score, state.best_epoch = score, state.epoch + 1
+            if improved and process.main:
                 save_checkpoint(ckpt_dir / "best.pt", {"model": evaluated.state_dict(), "epoch": state.epoch + 1,
                                                        "score": score})
             record: dict[str, Any] = {

@@ -25,24 +25,16 @@ from semisup.checkpoints import load_encoder_state
 from semisup.config import Recipe
 from semisup.data.health import check_split
 from semisup.data.samples import Sample, TaskSpec, split_samples
-from semisup.device import resolve_device, resolve_precision
 from semisup.evaluate.inference import predict
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.evaluate.predictions import Predictions
 from semisup.models.encoder import load_exact
 from semisup.objectives import Objective
-from semisup.train.engine import FitResult, LoopSettings, Stage, train_stage
+from semisup import distributed
+from semisup.train.engine import FitResult, Stage, train_stage
 from semisup.train.progress import NullProgress
 from semisup.train.setup import (build_augmentations, build_objectives, build_optimizers, build_streams,
-                                 build_teacher)
-
-
-def loop_settings(recipe: Recipe, epochs: int, schedule: str, warmup_epochs: float,
-                  checkpoint_minutes: float) -> LoopSettings:
-    """The loop's settings: the device and precision of ``[run]``, the rest as given."""
-    device = resolve_device(recipe.run.device)
-    return LoopSettings(epochs, device, resolve_precision(device, recipe.run.precision), schedule, warmup_epochs,
-                        recipe.optim.grad_clip, checkpoint_minutes, recipe.data.max_unreadable)
+                                 build_teacher, loop_settings, sync_batchnorm)
 
 
 def validation_scores(predictions: Predictions, specs: Sequence[TaskSpec]) -> dict[str, dict[str, float]]:
@@ -82,15 +74,16 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     """
     progress = progress or NullProgress()
     o, t = recipe.optim, recipe.train
-    settings = loop_settings(recipe, t.epochs, o.schedule, o.warmup_epochs, t.checkpoint_minutes)
-    device = settings.device
+    settings = loop_settings(recipe, t.epochs, o.schedule, o.warmup_epochs, t.checkpoint_minutes, o.grad_clip)
+    device, process = settings.device, settings.process
     torch.manual_seed(recipe.run.seed)
-    model = build_model(recipe, specs).to(device)
+    model = build_model(recipe, specs)
     if init_encoder is not None:
         load_exact(model.encoder.model, load_encoder_state(init_encoder, recipe.model.encoder), str(init_encoder))
+    model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
     objectives = [objective.to(device) for objective in build_objectives(recipe, samples, specs)]
     teacher = build_teacher(recipe, model)
-    streams = build_streams(recipe, samples, specs, pin_memory=device.type == "cuda")
+    streams = build_streams(recipe, samples, specs, device.type == "cuda", process.rank, process.world_size)
     if streams.labeled_sampler.epochs.plan is not None:
         progress.message(f"labeled stream re-balanced ({t.balance}): "
                          f"{streams.labeled_sampler.epochs.plan.length} trailers per pass, drawn afresh each pass")
@@ -98,14 +91,16 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
         m = recipe.synthetic_moves
         progress.message(f"synthetic camera moves: {m.rate:.0%} of {', '.join(m.sources)} clips become "
                          f"{', '.join(m.moves)}")
-    val_loader = build_eval_loader(split_samples(samples, "val"), specs, recipe.data.image_size,
-                                   recipe.data.eval_frames, t.eval_batch_size, recipe.data.num_workers,
-                                   device.type == "cuda")
+    # each process scores its share of validation; rank 0 gathers and judges
+    d = recipe.data
+    val_loader = build_eval_loader(split_samples(samples, "val")[process.rank::process.world_size], specs,
+                                   d.image_size, d.eval_frames, t.eval_batch_size, d.num_workers, device.type == "cuda")
     normalize = FrameNormalize(model.encoder.mean, model.encoder.std).to(device)
 
     def validate(evaluated: nn.Module) -> tuple[dict[str, Any], float]:
-        predictions = predict(evaluated, val_loader, normalize, specs, device, settings.amp_dtype)
-        check_split("val", val_loader.dataset.samples, predictions.unreadable, recipe.data.max_unreadable)
+        predictions = Predictions.concat(distributed.gather_objects(
+            predict(evaluated, val_loader, normalize, specs, device, settings.amp_dtype)))
+        check_split("val", split_samples(samples, "val"), predictions.unreadable, recipe.data.max_unreadable)
         val = validation_scores(predictions, specs)
         score = float(np.nanmean([primary_score(v) for v in val.values()]))
         return {"val": val, "val_score": score, **pseudo_label_quality(objectives, predictions),

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
+from semisup import distributed
 from semisup.build import load_data
 from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
 from semisup.config import Recipe, load_recipe, recipe_to_toml
@@ -150,22 +151,29 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
         raise SemisupError(f"{recipe_path}: --stage pretrain, but the recipe has no [pretrain] section")
     if (init_from is None) != (stage != "finetune"):
         raise SemisupError("--stage finetune and --from ENCODER go together (fine-tune a saved encoder)")
-    resolve_device(recipe.run.device)  # fails fast, before a run directory exists
+    # fails fast, before a run directory exists (a missing GPU, sync_batchnorm on CPUs)
+    distributed.join(resolve_device(recipe.run.device), recipe.run.sync_batchnorm)
     encoder_state = None
     if init_from is not None:
         encoder_state = load_encoder_state(init_from, recipe.model.encoder)
         load_exact(create_backbone(recipe.model.encoder), encoder_state, str(init_from))  # fails fast on a misfit
-    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
+    with distributed.main_first():  # under torchrun rank 0 builds a demo folder before the others read it
+        dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
     recipe = resolved_recipe(recipe, dataset.tasks)
-    run_dir = new_run_dir(recipe, out)
-    write_text(run_dir / "config.toml", recipe_to_toml(recipe))
-    write_json(run_dir / "stage.json", {"stage": stage, "from": str(init_from) if init_from else None})
-    if encoder_state is not None:  # the run keeps its own copy: it stays complete if the source moves
-        save_encoder(encoder_path(run_dir), recipe.model.encoder, encoder_state)
+
+    def create() -> Path:
+        run_dir = new_run_dir(recipe, out)
+        write_text(run_dir / "config.toml", recipe_to_toml(recipe))
+        write_json(run_dir / "stage.json", {"stage": stage, "from": str(init_from) if init_from else None})
+        if encoder_state is not None:  # the run keeps its own copy: it stays complete if the source moves
+            save_encoder(encoder_path(run_dir), recipe.model.encoder, encoder_state)
+        return run_dir
+
+    run_dir = distributed.on_main(create)
     try:
         return _run(recipe, dataset, run_dir, progress=progress)
     except Exception:
-        if never_trained(run_dir):  # failed in setup: leave nothing that blocks the retry
+        if distributed.current().main and never_trained(run_dir):  # failed in setup: nothing may block the retry
             clear_setup_files(run_dir)
             if not any(run_dir.iterdir()):
                 run_dir.rmdir()
@@ -182,9 +190,11 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     if not config.is_file():
         raise SemisupError(f"{run_dir}: not a run directory (no config.toml)")
     recipe = load_recipe(config)
+    distributed.join(resolve_device(recipe.run.device), recipe.run.sync_batchnorm)
     stage = _stage(run_dir)
     needs_unlabeled = unlabeled_needed(recipe, pretraining=not encoder_path(run_dir).exists())
-    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
+    with distributed.main_first():
+        dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
     return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
 
 
@@ -205,8 +215,11 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
          stage: str | None = None) -> RunResult:
     progress = progress or NullProgress()
     stage = stage or _stage(run_dir)
-    for folder in (run_dir, run_dir / "checkpoints", run_dir / "pretrain", run_dir / "pretrain" / "checkpoints"):
-        remove_stale_partials(folder)  # temporary files of a writer that was killed
+    main = distributed.current().main
+    if main:
+        for folder in (run_dir, run_dir / "checkpoints", run_dir / "pretrain", run_dir / "pretrain" / "checkpoints"):
+            remove_stale_partials(folder)  # temporary files of a writer that was killed
+    distributed.barrier()
     for line in problem_summary(dataset.problems):
         progress.message(f"warning: {line}")
     pretrained = encoder_path(run_dir)
@@ -222,6 +235,8 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     result = fit(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress,
                  init_encoder=pretrained if pretrained.exists() else None)
+    if not main:  # rank 0 evaluates and reports
+        return RunResult(run_dir, {})
     report = final_evaluation(recipe, dataset, run_dir)
     for split, missing in report["unreadable"].items():
         if missing["samples"] or missing["skipped_frames"]:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from semisup import distributed
 from semisup.augment import ContrastiveViews, FrameAugment
 from semisup.build import labeled_reads_time
 from semisup.config import Recipe
@@ -23,13 +24,14 @@ from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, Traile
                                   train_picker)
 from semisup.data.samples import Sample, TaskSpec, label_counts, labeled_pool, unlabeled_pool
 from semisup.data.synthetic import SyntheticMoves
+from semisup.device import resolve_device, resolve_precision
 from semisup.errors import SemisupError
 from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
 from semisup.models import TrailerModel
 from semisup.models.ema import EmaTeacher
 from semisup.objectives import Objective, Pretext, SimCLR, Supervised, get_consistency
 from semisup.pretext import pretext_key
-from semisup.train.engine import Streams, build_optimizers as optimizers_for
+from semisup.train.engine import LoopSettings, Streams, build_optimizers as optimizers_for
 
 # Stream ids keep the random draws of the streams independent of each other.
 LABELED_STREAM, UNLABELED_STREAM, PRETRAIN_STREAM = 1, 2, 3
@@ -41,6 +43,27 @@ def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
     or a pretraining stage still to run."""
     unlabeled_objectives = bool(recipe.pretext or recipe.consistency) and not recipe.train.pretext_on_labeled
     return unlabeled_objectives or (recipe.pretrain is not None and pretraining)
+
+
+def loop_settings(recipe: Recipe, epochs: int, schedule: str, warmup_epochs: float, checkpoint_minutes: float,
+                  grad_clip: float) -> LoopSettings:
+    """The loop's settings: the device and precision of ``[run]`` (under ``torchrun``, this
+    process's device, after joining the process group), the rest as given.
+
+    Raises:
+        SemisupError: see :func:`semisup.distributed.join`.
+    """
+    process, device = distributed.join(resolve_device(recipe.run.device), recipe.run.sync_batchnorm)
+    return LoopSettings(epochs, device, resolve_precision(device, recipe.run.precision), schedule, warmup_epochs,
+                        grad_clip, checkpoint_minutes, recipe.data.max_unreadable, process)
+
+
+def sync_batchnorm(model: nn.Module, settings: LoopSettings, enabled: bool) -> nn.Module:
+    """``model`` with BatchNorm layers that compute their statistics over every process's batch
+    (``run.sync_batchnorm`` in a data-parallel run on GPUs), else unchanged."""
+    if enabled and settings.process.distributed:
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
 
 
 def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> dict[str, nn.Module]:
@@ -146,6 +169,9 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     pretext and consistency objectives) give clips of the largest
     ``frames_per_trailer`` any of them asks for (evenly spaced from a random
     start when a consistency method feeds them to a task that reads time).
+
+    ``rank`` and ``world_size`` shard each pass between the processes of a
+    data-parallel run; batch sizes are per process.
     """
     d, t, seed = recipe.data, recipe.train, recipe.run.seed
     labeled = labeled_pool(samples)
@@ -173,11 +199,14 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
 def build_pretrain_streams(recipe: Recipe, samples: Sequence[Sample], pin_memory: bool = False) -> Streams:
     """The pretraining stage's one stream: clips of ``pretrain.frames_per_trailer`` frames of
     the unlabeled trailers (and, by option, the labeled train ones, without labels), about
-    ``pretrain.batch_size`` frames per step."""
+    ``pretrain.batch_size`` frames per step and process (each process of a data-parallel run
+    reads its own share of every epoch)."""
     cfg, d = recipe.pretrain, recipe.data
     pool = unlabeled_pool(samples, include_labeled=cfg.include_labeled)
     per_step = max(2, cfg.batch_size // cfg.frames_per_trailer)
-    sampler = EpochBatchSampler(len(pool), per_step, recipe.run.seed, PRETRAIN_STREAM, drop_last=True)
+    process = distributed.current()
+    sampler = EpochBatchSampler(len(pool), per_step, recipe.run.seed, PRETRAIN_STREAM, drop_last=True,
+                                rank=process.rank, world_size=process.world_size)
     loader = make_loader(TrailerFrames(pool, (), d.image_size, clip_picker(cfg.frames_per_trailer)), sampler,
                          collate_clips, d.num_workers, pin_memory)
     return Streams(unlabeled=loader, unlabeled_sampler=sampler, names={"unlabeled": "pretraining"})

@@ -20,19 +20,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from semisup import distributed
 from semisup.augment import FrameNormalize
 from semisup.build import build_eval_loader
 from semisup.checkpoints import save_encoder
 from semisup.config import Recipe
 from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples
-from semisup.device import resolve_device, resolve_precision
 from semisup.evaluate.inference import embed, mean_frame_features
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.models import Encoder, TrailerModel
-from semisup.train.engine import LoopSettings, Stage, build_optimizers, train_stage
+from semisup.train.engine import Stage, build_optimizers, train_stage
 from semisup.train.progress import NullProgress
-from semisup.train.setup import build_pretrain_objective, build_pretrain_streams
+from semisup.train.setup import build_pretrain_objective, build_pretrain_streams, loop_settings, sync_batchnorm
 
 
 def encoder_path(run_dir: Path) -> Path:
@@ -82,19 +82,19 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
         progress: progress display.
     """
     cfg, m = recipe.pretrain, recipe.model
-    device = resolve_device(recipe.run.device)
-    settings = LoopSettings(cfg.epochs, device, resolve_precision(device, recipe.run.precision), cfg.schedule,
-                            cfg.warmup_epochs, 0.0, cfg.checkpoint_minutes, recipe.data.max_unreadable)
+    settings = loop_settings(recipe, cfg.epochs, cfg.schedule, cfg.warmup_epochs, cfg.checkpoint_minutes, 0.0)
+    device = settings.device
     torch.manual_seed(recipe.run.seed)
     stages = m.trainable_stages if cfg.trainable_stages == "auto" else cfg.trainable_stages
     encoder = Encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last)
     encoder.check_image_size(recipe.data.image_size)
-    model = TrailerModel(encoder, {}, {}, head_hidden=1, head_dropout=0.0).to(device)  # the encoder alone
+    model = TrailerModel(encoder, {}, {}, head_hidden=1, head_dropout=0.0)  # the encoder alone
+    model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
     simclr, views = build_pretrain_objective(recipe, model)
     simclr.to(device)
     knn_train, knn_val = labeled_pool(samples), [s for s in split_samples(samples, "val") if s.is_labeled()]
 
-    def validate(evaluated: nn.Module) -> tuple[dict[str, Any], None]:
+    def validate(evaluated: nn.Module) -> tuple[dict[str, Any], None]:  # every process probes all of val
         return {"knn": knn_probe(evaluated.encoder, knn_train, knn_val, specs, recipe, device, settings.amp_dtype,
                                  cfg.knn_k)}, None
 
@@ -104,5 +104,7 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
                   record={"stage": "pretrain"})
     train_stage(stage, settings, run_dir / "pretrain", resume, progress)
     path = encoder_path(run_dir)
-    save_encoder(path, m.encoder, encoder.model.state_dict())
+    if settings.process.main:
+        save_encoder(path, m.encoder, encoder.model.state_dict())
+    distributed.barrier()  # fine-tuning reads the encoder on every process
     return path
