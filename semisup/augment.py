@@ -101,6 +101,32 @@ class FrameNormalize(nn.Module):
         return (frames.float() - self.mean) / self.std
 
 
+class FeatureAugment(nn.Module):
+    """Views of cached frame features (``data.features``: there are no pixels to crop or
+    colour): Gaussian noise relative to each frame's feature scale, then dropout of
+    feature channels (rescaled, as in training). With both 0 it only casts to float32,
+    which is how evaluation reads a cache.
+
+    Args:
+        dropout: the share of feature channels zeroed per frame.
+        noise: the noise's standard deviation, as a fraction of each frame's feature std.
+    """
+
+    def __init__(self, dropout: float = 0.0, noise: float = 0.0) -> None:
+        super().__init__()
+        self.dropout, self.noise = dropout, noise
+
+    @torch.no_grad()
+    def forward(self, frames: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """float16 ``(N, D)`` features -> float32 ``(N, D)`` views (``owner`` is not needed)."""
+        x = frames.float()
+        if self.noise > 0:
+            x = x + self.noise * x.std(dim=1, keepdim=True) * torch.randn_like(x)
+        if self.dropout > 0:
+            x = torch.nn.functional.dropout(x, self.dropout, training=True)
+        return x
+
+
 class ContrastiveViews(nn.Module):
     """SimCLR's view augmentation, batch-wise: random resized crop, horizontal
     flip, colour jitter (p=0.8), grayscale, Gaussian blur, normalisation.

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from pathlib import Path
+
+from torch import nn
 from torch.utils.data import DataLoader
 
+from semisup.augment import FeatureAugment, FrameNormalize
 from semisup.config import DataConfig, Recipe, TaskConfig
+from semisup.data.cached import CachedTrailers, FeatureCache, cache_key
 from semisup.data.formats import read_dataset
 from semisup.data.labels import TaskColumn
 from semisup.data.loaders import EpochBatchSampler, TrailerFrames, collate_packed, eval_picker, make_loader
 from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.errors import SemisupError
 from semisup.models import Encoder, TrailerModel
+from semisup.models.encoder import CachedEncoder
 from semisup.models.aggregators import build_aggregator, get_aggregator
 from semisup.pretext import get_pretext_task, pretext_key
 
@@ -69,11 +75,34 @@ def labeled_reads_time(recipe: Recipe) -> bool:
     return any(get_aggregator(t.aggregator or recipe.model.pooling).order_sensitive for t in recipe.tasks)
 
 
-def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
-    """The encoder, each task's aggregator and head, and the pretext tasks of a recipe."""
+def feature_cache_key(recipe: Recipe, samples: Sequence[Sample]) -> dict:
+    """What a feature cache for this recipe and these samples must have been computed from."""
+    return cache_key(recipe.model.encoder, recipe.model.pretrained, recipe.data.image_size, recipe.data.eval_frames,
+                     samples)
+
+
+def open_feature_cache(recipe: Recipe, samples: Sequence[Sample]) -> FeatureCache | None:
+    """The recipe's feature cache (``data.features``), checked against the recipe and the data;
+    None when the recipe trains from frames.
+
+    Raises:
+        SemisupError: no cache there, an incomplete one, or a stale one (another encoder,
+            weights, image size, frame count, or changed frame files).
+    """
+    if not recipe.data.features:
+        return None
+    return FeatureCache(Path(recipe.data.features).expanduser(), samples, feature_cache_key(recipe, samples))
+
+
+def build_model(recipe: Recipe, specs: Sequence[TaskSpec], cache: FeatureCache | None = None) -> TrailerModel:
+    """The encoder, each task's aggregator and head, and the pretext tasks of a recipe
+    (with a feature ``cache``, a :class:`CachedEncoder` that passes its features through)."""
     m = recipe.model
-    encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last)
-    encoder.check_image_size(recipe.data.image_size)
+    if cache is not None:
+        encoder = CachedEncoder(m.encoder, cache.width)
+    else:
+        encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last)
+        encoder.check_image_size(recipe.data.image_size)
     configs = {t.name: t for t in recipe.tasks}
     aggregators = {s.name: build_aggregator(configs[s.name].aggregator or m.pooling,
                                             configs[s.name].aggregator_options, encoder.num_features)
@@ -88,8 +117,20 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec]) -> TrailerModel:
 
 
 def build_eval_loader(samples: Sequence[Sample], specs: Sequence[TaskSpec], image_size: int, eval_frames: int,
-                      batch_size: int, num_workers: int, pin_memory: bool = False) -> DataLoader:
-    """Loader of evenly spaced frames of ``samples``, in order."""
-    dataset = TrailerFrames(samples, specs, image_size, eval_picker(eval_frames))
+                      batch_size: int, num_workers: int, pin_memory: bool = False,
+                      cache: FeatureCache | None = None) -> DataLoader:
+    """Loader of evenly spaced frames of ``samples``, in order (their cached features with a ``cache``)."""
+    if cache is not None:
+        dataset = CachedTrailers(cache, samples, specs, eval_picker(eval_frames))
+    else:
+        dataset = TrailerFrames(samples, specs, image_size, eval_picker(eval_frames))
     sampler = EpochBatchSampler(len(samples), batch_size, seed=0, stream=0, shuffle=False)
     return make_loader(dataset, sampler, collate_packed, num_workers, pin_memory)
+
+
+def input_transform(model: TrailerModel) -> nn.Module:
+    """What evaluation does to a batch's frames before the model: normalise pixels, or (a run
+    from cached features) read the features as float32."""
+    if isinstance(model.encoder, CachedEncoder):
+        return FeatureAugment()
+    return FrameNormalize(model.encoder.mean, model.encoder.std)

@@ -97,7 +97,8 @@ def pseudo_label(run_dir: Path, out: Path, checkpoint: str = "best", min_confide
     if not pool:
         raise SemisupError(f"{dataset.source}: no unlabeled trailers to pseudo-label")
     _make_room(out, force)
-    predictions = score_samples(recipe, dataset.tasks, run.checkpoint(checkpoint), pool)
+    predictions = score_samples(recipe, dataset.tasks, run.checkpoint(checkpoint), pool,
+                                all_samples=dataset.samples)
     rules = stored_rules(run, {t.name: t.kind for t in dataset.tasks})
     scores = predictions.scores  # rows: the readable trailers, in predictions.ids order
     confidence = np.min([trailer_confidence(scores[t.name], t.kind) for t in dataset.tasks], axis=0)

@@ -95,3 +95,27 @@ def print_report(report: dict[str, Any]) -> None:
         for rule, scores in metrics["rules"].items():
             table.add_row(rule, *(fmt(scores[avg][metric]) for avg, metric in columns))
         console.print(table)
+
+
+@app.command()
+def features(
+    recipe: Path = typer.Argument(..., help="Recipe TOML: its encoder, weights, image size, eval_frames and dataset."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a recipe key: section.key=value (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Cache folder (default: the recipe's data.features)."),
+    force: bool = typer.Option(False, "--force", help="Replace a feature cache of other inputs at --out."),
+) -> None:
+    """Run the recipe's frozen encoder once over every trailer and cache its frame features
+    (train from them with data.features = CACHE_DIR; a killed call continues where it stopped)."""
+    from semisup.config import load_recipe
+    from semisup.features import cache_folder, write_features
+    from semisup.train.progress import RichProgress
+
+    loaded = load_recipe(recipe, overrides)
+    folder = cache_folder(loaded, out)
+    summary = write_features(loaded, folder, force, RichProgress(errors))
+    console.print(f"{summary['status']}: {summary['trailers']} trailers x {loaded.data.eval_frames} frames x "
+                  f"{summary['width']} features in [bold]{folder}[/] ({summary['unreadable_trailers']} trailers "
+                  f"without a readable frame, {summary['skipped_frames']} frames skipped)")
+    if not loaded.data.features:
+        console.print(f"train from it: semisup run {recipe} --set data.features=\"{folder}\" "
+                      "--set model.trainable_stages=0")

@@ -346,6 +346,24 @@ def _check_synthetic_moves(recipe: Recipe, source: str) -> None:
             raise SemisupError(f"{where}.keep_labels: {name!r} is not another task (tasks: {names})")
 
 
+def _check_features(recipe: Recipe, source: str) -> None:
+    """A run from cached features (``data.features``) has no pixels: a frozen encoder, no pixel objectives."""
+    if not recipe.data.features:
+        return
+    why = "cached features are the frozen encoder's output, there are no pixels"
+    if recipe.model.trainable_stages != 0:
+        raise SemisupError(f"{source}: model.trainable_stages: training from cached features (data.features) "
+                           f"needs a frozen encoder, trainable_stages = 0, got {recipe.model.trainable_stages!r}")
+    if recipe.pretext:
+        raise SemisupError(f"{source}: pretext: pretext task {recipe.pretext[0].name!r} cannot train from cached "
+                           f"features (data.features): {why} to rotate or shuffle; drop the [[pretext]] tables")
+    if recipe.pretrain is not None:
+        raise SemisupError(f"{source}: pretrain: a [pretrain] stage trains the encoder, which data.features "
+                           "keeps frozen")
+    if recipe.synthetic_moves is not None:
+        raise SemisupError(f"{source}: synthetic_moves: camera moves are filmed in pixels; {why}")
+
+
 def _check_semantics(recipe: Recipe, source: str) -> None:
     """Checks that span several keys, or touch the file system."""
     if not recipe.tasks:
@@ -364,6 +382,7 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
                                    "Asymmetric Loss, set in [loss])")
     _check_balance(recipe, source)
     _check_synthetic_moves(recipe, source)
+    _check_features(recipe, source)
     twice = _first_repeat(p.name for p in recipe.pretext)
     if twice is not None:
         raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")

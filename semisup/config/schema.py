@@ -63,6 +63,8 @@ class DataConfig:
     max_frames: int = spec(20, ge=1, doc="random frames per labeled sample in training")
     eval_frames: int = spec(20, ge=1, doc="evenly spaced frames per sample in evaluation")
     num_workers: int = spec(2, ge=0, doc="decoding processes per loader")
+    features: str = spec("", doc="a feature cache (`semisup features`): train and evaluate from the frozen "
+                                 "encoder's cached frame features instead of frames; empty: frames")
     max_unreadable: float = spec(0.2, ge=0, le=1, doc="the run stops when a larger share of the trailers of "
                                                       "a stream (labeled train, unlabeled, val, test) has no "
                                                       "readable frame; 1 = never (unless none is readable)")

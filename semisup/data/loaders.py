@@ -190,7 +190,8 @@ class PackedBatch:
     """Trailers with varying frame counts, their frames packed along one axis.
 
     Attributes:
-        frames: ``(N, 3, S, S)`` uint8, all frames of the batch.
+        frames: ``(N, 3, S, S)`` uint8, all frames of the batch (from a feature cache:
+            ``(N, D)`` float16 frame features).
         owner: ``(N,)`` index (0..B-1) of the trailer each frame belongs to.
         indices: ``(B,)`` dataset index of each trailer.
         targets: per task ``(B, C)`` float multi-hot targets.
@@ -216,7 +217,8 @@ class PackedBatch:
 
 @dataclass
 class ClipBatch:
-    """Trailers with the same number of frames: ``frames (B, T, 3, S, S)`` uint8.
+    """Trailers with the same number of frames: ``frames (B, T, 3, S, S)`` uint8
+    (from a feature cache: ``(B, T, D)`` float16).
 
     ``bad_frames`` and ``unreadable`` as in :class:`PackedBatch`.
     """
@@ -225,6 +227,13 @@ class ClipBatch:
     indices: torch.Tensor
     bad_frames: list[str]
     unreadable: list[int]
+
+
+def channels_first(frames: torch.Tensor, batch_dims: int) -> torch.Tensor:
+    """``(..., H, W, 3)`` images -> ``(..., 3, H, W)``; frame features ``(..., D)`` stay as they are."""
+    if frames.dim() != batch_dims + 3:
+        return frames
+    return frames.movedim(-1, batch_dims)
 
 
 def collate_packed(items: Sequence[TrailerItem]) -> PackedBatch:
@@ -236,7 +245,7 @@ def collate_packed(items: Sequence[TrailerItem]) -> PackedBatch:
     frames = np.concatenate([item.frames for item in items]) if items else np.zeros((0, 1, 1, 3), np.uint8)
     names = list(items[0].targets) if items else []
     return PackedBatch(
-        frames=torch.from_numpy(frames).permute(0, 3, 1, 2),
+        frames=channels_first(torch.from_numpy(frames), 1),
         owner=torch.repeat_interleave(torch.arange(len(items)), counts),
         indices=torch.tensor([item.index for item in items], dtype=torch.long),
         targets={n: torch.from_numpy(np.stack([item.targets[n] for item in items])) for n in names},
@@ -257,7 +266,7 @@ def collate_clips(items: Sequence[TrailerItem]) -> ClipBatch:
                          unreadable)
     t = max(len(item.frames) for item in items)
     frames = np.stack([item.frames[np.arange(t) * len(item.frames) // t] for item in items])
-    return ClipBatch(torch.from_numpy(frames).permute(0, 1, 4, 2, 3),
+    return ClipBatch(channels_first(torch.from_numpy(frames), 2),
                      torch.tensor([item.index for item in items], dtype=torch.long), bad, unreadable)
 
 

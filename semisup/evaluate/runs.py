@@ -105,29 +105,44 @@ class LoadedModel:
     device: Any
     amp_dtype: Any
     normalize: Any
+    cache: Any = None
+    """The run's feature cache (``data.features``), else None."""
 
 
-def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path) -> LoadedModel:
+def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
+               samples: Sequence[Any] | None = None) -> LoadedModel:
     """Build the recipe's network (no weight download) and load ``checkpoint`` into it.
 
+    A run that trained from cached features (``data.features``) reads them again:
+    ``samples`` (every sample of its dataset) checks the cache is still the one it trained on.
+
     Raises:
-        SemisupError: an unreadable checkpoint, or one of another model.
+        SemisupError: an unreadable checkpoint, or one of another model; a run from
+            cached features without ``samples`` (its heads need the cache's features, not frames),
+            or with a stale cache.
     """
-    from semisup.augment import FrameNormalize
     from semisup.device import resolve_device, resolve_precision
     from semisup.checkpoints import load_checkpoint
-    from semisup.build import build_model
+    from semisup.build import build_model, input_transform, open_feature_cache
 
+    cache = None
+    if recipe.data.features:
+        if samples is None:
+            raise SemisupError(f"{checkpoint}: this run trained on cached features (data.features = "
+                               f"{recipe.data.features!r}); it scores only its own dataset's trailers "
+                               "(`semisup evaluate`, `threshold-sweep`, `pseudo-label`), not new videos or images")
+        cache = open_feature_cache(recipe, samples)
     device = resolve_device(recipe.run.device)
     state = load_checkpoint(checkpoint)
-    model = build_model(dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=False)), tasks)
+    model = build_model(dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=False)), tasks,
+                        cache)
     try:
         model.load_state_dict(state["model"])
     except (KeyError, RuntimeError) as exc:
         raise SemisupError(f"{checkpoint}: does not fit this run's model ({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
-    normalize = FrameNormalize(model.encoder.mean, model.encoder.std).to(device)
-    return LoadedModel(model, device, resolve_precision(device, recipe.run.precision), normalize)
+    return LoadedModel(model, device, resolve_precision(device, recipe.run.precision),
+                       input_transform(model).to(device), cache)
 
 
 def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits: Sequence[str]
@@ -143,14 +158,16 @@ def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits:
             raise SemisupError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
         if not split_samples(dataset.samples, split):
             raise SemisupError(f"{dataset.source}: split {split!r} has no samples")
-    loaded = load_model(recipe, dataset.tasks, checkpoint)
+    loaded = load_model(recipe, dataset.tasks, checkpoint, dataset.samples)
     return {split: score_samples(recipe, dataset.tasks, checkpoint, split_samples(dataset.samples, split), split,
                                  loaded) for split in splits}
 
 
 def score_samples(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path, samples: Sequence[Any],
-                  name: str = "unlabeled", loaded: LoadedModel | None = None) -> Predictions:
-    """Predictions of a checkpoint on ``samples`` (evenly spaced ``data.eval_frames`` frames each).
+                  name: str = "unlabeled", loaded: LoadedModel | None = None,
+                  all_samples: Sequence[Any] | None = None) -> Predictions:
+    """Predictions of a checkpoint on ``samples`` (evenly spaced ``data.eval_frames`` frames each;
+    ``all_samples``, the whole dataset, is what a run from cached features checks its cache against).
 
     Raises:
         SemisupError: an unreadable checkpoint, or more than ``data.max_unreadable``
@@ -159,9 +176,9 @@ def score_samples(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path, s
     from semisup.build import build_eval_loader
     from semisup.evaluate.inference import predict
 
-    loaded = loaded or load_model(recipe, tasks, checkpoint)
+    loaded = loaded or load_model(recipe, tasks, checkpoint, all_samples)
     loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames,
-                               recipe.train.eval_batch_size, recipe.data.num_workers)
+                               recipe.train.eval_batch_size, recipe.data.num_workers, cache=loaded.cache)
     predictions = predict(loaded.model, loader, loaded.normalize, tasks, loaded.device, loaded.amp_dtype)
     check_split(name, samples, predictions.unreadable, recipe.data.max_unreadable)
     return predictions

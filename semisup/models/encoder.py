@@ -220,3 +220,28 @@ def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
             f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys "
             f"(e.g. {example!r})")
     model.load_state_dict(state)
+
+
+class CachedEncoder(nn.Module):
+    """The encoder of a run that trains from a feature cache (``data.features``): its
+    "frames" are already the frozen encoder's features, ``(N, width)``, passed through as
+    float32. Nothing in it trains; :class:`Encoder`'s interface otherwise.
+
+    Args:
+        name: the timm name of the encoder that computed the cache.
+        width: the feature width stored in the cache.
+    """
+
+    def __init__(self, name: str, width: int) -> None:
+        super().__init__()
+        self.name, self.num_features = name, width
+        self.mean, self.std = (0.0,), (1.0,)  # unused: cached features need no normalisation
+
+    def check_image_size(self, size: int) -> None:
+        """Nothing to check: the cache's key holds the image size it was computed at."""
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.float()

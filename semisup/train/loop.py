@@ -19,8 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semisup.augment import FrameNormalize
-from semisup.build import build_eval_loader, build_model
+from semisup.build import build_eval_loader, build_model, input_transform, open_feature_cache
 from semisup.checkpoints import load_encoder_state
 from semisup.config import Recipe
 from semisup.data.health import check_split
@@ -77,13 +76,14 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     settings = loop_settings(recipe, t.epochs, o.schedule, o.warmup_epochs, t.checkpoint_minutes, o.grad_clip)
     device, process = settings.device, settings.process
     torch.manual_seed(recipe.run.seed)
-    model = build_model(recipe, specs)
+    cache = open_feature_cache(recipe, samples)  # None: train from frames
+    model = build_model(recipe, specs, cache)
     if init_encoder is not None:
         load_exact(model.encoder.model, load_encoder_state(init_encoder, recipe.model.encoder), str(init_encoder))
     model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
     objectives = [objective.to(device) for objective in build_objectives(recipe, samples, specs)]
     teacher = build_teacher(recipe, model)
-    streams = build_streams(recipe, samples, specs, device.type == "cuda", process.rank, process.world_size)
+    streams = build_streams(recipe, samples, specs, device.type == "cuda", process.rank, process.world_size, cache)
     if streams.labeled_sampler.epochs.plan is not None:
         progress.message(f"labeled stream re-balanced ({t.balance}): "
                          f"{streams.labeled_sampler.epochs.plan.length} trailers per pass, drawn afresh each pass")
@@ -94,8 +94,9 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     # each process scores its share of validation; rank 0 gathers and judges
     d = recipe.data
     val_loader = build_eval_loader(split_samples(samples, "val")[process.rank::process.world_size], specs,
-                                   d.image_size, d.eval_frames, t.eval_batch_size, d.num_workers, device.type == "cuda")
-    normalize = FrameNormalize(model.encoder.mean, model.encoder.std).to(device)
+                                   d.image_size, d.eval_frames, t.eval_batch_size, d.num_workers, device.type == "cuda",
+                                   cache)
+    normalize = input_transform(model).to(device)
 
     def validate(evaluated: nn.Module) -> tuple[dict[str, Any], float]:
         predictions = Predictions.concat(distributed.gather_objects(
@@ -107,7 +108,8 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                 "unreadable": {"val": len(predictions.unreadable)}}, score
 
     stage = Stage(model, objectives, build_optimizers(recipe, objectives, model), streams,
-                  {name: view.to(device) for name, view in build_augmentations(recipe, model).items()}, validate,
+                  {name: view.to(device) for name, view in build_augmentations(recipe, model, cache).items()},
+                  validate,
                   teacher, evaluate_teacher=teacher is not None and (recipe.ema is None or recipe.ema.evaluate))
     return train_stage(stage, settings, run_dir, resume, progress)
 

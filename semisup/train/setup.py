@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from semisup import distributed
-from semisup.augment import ContrastiveViews, FrameAugment
+from semisup.augment import ContrastiveViews, FeatureAugment, FrameAugment
 from semisup.build import labeled_reads_time
 from semisup.config import Recipe
 from semisup.config.load import balance_task
 from semisup.data.balance import BalancedPasses
+from semisup.data.cached import CachedTrailers, FeatureCache
 from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, TrailerFrames, clip_picker,
                                   collate_clips, collate_packed, make_loader, ordered_picker,
                                   train_picker)
@@ -35,6 +36,9 @@ from semisup.train.engine import LoopSettings, Streams, build_optimizers as opti
 
 # Stream ids keep the random draws of the streams independent of each other.
 LABELED_STREAM, UNLABELED_STREAM, PRETRAIN_STREAM = 1, 2, 3
+
+# FixMatch's strong view of cached features: feature-space perturbation (no pixels to augment)
+STRONG_FEATURE_DROPOUT, STRONG_FEATURE_NOISE = 0.3, 0.1
 
 
 def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
@@ -87,7 +91,8 @@ def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Task
     return losses
 
 
-def build_augmentations(recipe: Recipe, model: TrailerModel) -> dict[str, FrameAugment]:
+def build_augmentations(recipe: Recipe, model: TrailerModel,
+                        cache: FeatureCache | None = None) -> dict[str, nn.Module]:
     """The training views objectives ask for, by name (kornia, on the device):
 
     * ``labeled``: labeled frames (``[augment]``: crop, rotation, flip);
@@ -98,7 +103,16 @@ def build_augmentations(recipe: Recipe, model: TrailerModel) -> dict[str, FrameA
     Each is drawn once per clip where ``augment.per_clip`` says so (the labeled
     and consistency views when a task's aggregator reads time order, the
     pretext view when a pretext task does).
+
+    From a feature ``cache`` the views are :class:`FeatureAugment`: labeled and weak
+    ones as cached, the strong one with noise and channel dropout.
     """
+    if cache is not None:
+        views: dict[str, nn.Module] = {"labeled": FeatureAugment()}
+        if recipe.consistency:
+            views["weak"] = views["labeled"]
+            views["strong"] = FeatureAugment(dropout=STRONG_FEATURE_DROPOUT, noise=STRONG_FEATURE_NOISE)
+        return views
     a, size, mean, std = recipe.augment, recipe.data.image_size, model.encoder.mean, model.encoder.std
 
     def per_clip(reads_time: bool) -> bool:
@@ -160,7 +174,8 @@ def build_teacher(recipe: Recipe, model: TrailerModel) -> EmaTeacher | None:
 
 
 def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec],
-                  pin_memory: bool = False, rank: int = 0, world_size: int = 1) -> Streams:
+                  pin_memory: bool = False, rank: int = 0, world_size: int = 1,
+                  cache: FeatureCache | None = None) -> Streams:
     """Loaders of the labeled and unlabeled training trailers of fine-tuning.
 
     Labeled trailers give ``data.max_frames`` random frames each (in time
@@ -171,12 +186,16 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     start when a consistency method feeds them to a task that reads time).
 
     ``rank`` and ``world_size`` shard each pass between the processes of a
-    data-parallel run; batch sizes are per process.
+    data-parallel run; batch sizes are per process. With a feature ``cache`` both
+    streams pick among the trailers' cached frames and serve their features.
     """
     d, t, seed = recipe.data, recipe.train, recipe.run.seed
     labeled = labeled_pool(samples)
     pick = ordered_picker(d.max_frames) if labeled_reads_time(recipe) else train_picker(d.max_frames)
-    labeled_set = TrailerFrames(labeled, specs, d.image_size, pick, synthetic_moves(recipe, specs))
+    if cache is not None:
+        labeled_set = CachedTrailers(cache, labeled, specs, pick)
+    else:
+        labeled_set = TrailerFrames(labeled, specs, d.image_size, pick, synthetic_moves(recipe, specs))
     plan = balanced_passes(recipe, labeled, specs)
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
                                           rank=rank, world_size=world_size, plan=plan)
@@ -189,7 +208,9 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     # consistency methods feed unlabeled clips to the task heads: ordered clips, as the labeled ones, for
     # tasks that read time; otherwise (and for pretext tasks alone) random frames, each clip exactly `frames`
     ordered = bool(recipe.consistency) and labeled_reads_time(recipe)
-    pool_set = TrailerFrames(pool, (), d.image_size, ordered_picker(frames) if ordered else clip_picker(frames))
+    pool_pick = ordered_picker(frames) if ordered else clip_picker(frames)
+    pool_set = (CachedTrailers(cache, pool, (), pool_pick) if cache is not None
+                else TrailerFrames(pool, (), d.image_size, pool_pick))
     sampler = EpochBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, shuffle=True,
                                 drop_last=True, rank=rank, world_size=world_size)
     return Streams(labeled_loader, labeled_sampler, make_loader(pool_set, sampler, collate_clips, d.num_workers,

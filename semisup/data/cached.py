@@ -1,0 +1,152 @@
+"""Frame features computed once by a frozen encoder, read back instead of frames.
+
+A feature cache is a folder written by ``semisup features``
+(:mod:`semisup.features`)::
+
+    key.json        what the features depend on: the encoder and its weights, the
+                    image size, the frames per trailer and every trailer's frame files;
+                    plus the feature width and whether the cache is complete
+    features.npy    (trailers, frames, width) float16, memory-mapped
+    counts.npy      (trailers,) int32: frames cached per trailer (-1: not yet computed)
+
+A recipe with ``data.features`` trains from it: :class:`CachedTrailers`
+serves a trailer's cached features as its "frames", and the model's encoder
+is :class:`~semisup.models.encoder.CachedEncoder`, which passes them through.
+The cache is opened only when its key equals the key the recipe and the data
+give now, so a cache of another encoder, size, or of changed frames is never
+used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from semisup.data.loaders import FramePicker, TrailerItem
+from semisup.data.samples import Sample, TaskSpec
+from semisup.errors import SemisupError
+
+KEY_FILE, FEATURES_FILE, COUNTS_FILE = "key.json", "features.npy", "counts.npy"
+
+
+def frames_digest(samples: Sequence[Sample]) -> str:
+    """A digest of every trailer's id and frame files (path, size, modification time).
+
+    A frame replaced, added or removed, or a trailer added, changes it.
+    """
+    digest = hashlib.sha256()
+    for sample in samples:
+        digest.update(sample.id.encode() + b"\0")
+        for path in ([sample.video] if sample.video is not None else sample.frames):
+            try:
+                stat = Path(path).stat()
+                digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            except OSError:
+                digest.update(f"{path}\0missing\0".encode())
+    return digest.hexdigest()
+
+
+def weights_identity(pretrained: bool | Path | str) -> str:
+    """What the encoder's weights are: ``random``, ``timm-hub``, or a local file's path, size and time."""
+    if pretrained is True:
+        return "timm-hub"
+    if not pretrained:
+        return "random"
+    path = Path(pretrained).expanduser()
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"{path} (missing)"
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cache_key(encoder: str, pretrained: bool | Path | str, image_size: int, frames: int,
+              samples: Sequence[Sample]) -> dict[str, Any]:
+    """Everything a cache's features depend on (compared field by field when it is opened)."""
+    return {"encoder": encoder, "weights": weights_identity(pretrained), "image_size": image_size,
+            "frames_per_trailer": frames, "trailers": len(samples), "frames": frames_digest(samples)}
+
+
+KEY_NAMES = {"encoder": "model.encoder", "weights": "model.pretrained (the weights)", "image_size": "data.image_size",
+             "frames_per_trailer": "data.eval_frames", "trailers": "the dataset's trailers",
+             "frames": "the trailers' frame files"}
+
+
+def key_mismatch(found: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """The first field on which two cache keys differ, described; None when they agree."""
+    for field, name in KEY_NAMES.items():
+        if found.get(field) != expected.get(field):
+            if field == "frames":
+                return f"{name} changed since the cache was computed"
+            return f"{name} is {expected.get(field)!r} but the cache holds {found.get(field)!r}"
+    return None
+
+
+class FeatureCache:
+    """An opened, complete feature cache whose key matches the recipe and data.
+
+    Attributes:
+        path: the folder.
+        key: its ``key.json``.
+        features: ``(trailers, frames, width)`` float16, memory-mapped read-only.
+        counts: ``(trailers,)`` frames cached per trailer (0: no frame was readable).
+        row: sample id -> row of ``features``.
+    """
+
+    def __init__(self, path: Path, samples: Sequence[Sample], expected_key: dict[str, Any]) -> None:
+        self.path = path
+        key_path = path / KEY_FILE
+        if not key_path.is_file():
+            raise SemisupError(f"data.features: {path}: not a feature cache (no {KEY_FILE}); "
+                               "write one with `semisup features RECIPE`")
+        self.key = json.loads(key_path.read_text())
+        if not self.key.get("complete"):
+            raise SemisupError(f"data.features: {path}: the cache is incomplete; finish it with "
+                               "`semisup features RECIPE` (it continues where it stopped)")
+        problem = key_mismatch(self.key, expected_key)
+        if problem:
+            raise SemisupError(f"data.features: {path}: stale cache: {problem}; recompute it with "
+                               "`semisup features RECIPE --force`")
+        self.features = np.load(path / FEATURES_FILE, mmap_mode="r")
+        self.counts = np.load(path / COUNTS_FILE)
+        self.row = {s.id: i for i, s in enumerate(samples)}
+
+    @property
+    def width(self) -> int:
+        return int(self.key["width"])
+
+
+class CachedTrailers(Dataset):
+    """A trailer's cached frame features, picked as :class:`~semisup.data.loaders.TrailerFrames`
+    picks frames: items are ``(index, seed)`` and the seed drives the picker over the
+    cached frames. ``TrailerItem.frames`` holds ``(T, width)`` float16 features.
+
+    Args:
+        cache: the opened cache (rows for every sample of the dataset).
+        samples: the trailers this dataset serves.
+        tasks: tasks whose targets to encode.
+        pick: frame picker, applied to the trailer's cached frames.
+    """
+
+    def __init__(self, cache: FeatureCache, samples: Sequence[Sample], tasks: Sequence[TaskSpec],
+                 pick: FramePicker) -> None:
+        self.cache, self.samples, self.tasks, self.pick = cache, list(samples), list(tasks), pick
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: tuple[int, int]) -> TrailerItem:
+        index, seed = key
+        sample = self.samples[index]
+        row = self.cache.row[sample.id]
+        count = int(self.cache.counts[row])
+        picked = self.pick(count, np.random.default_rng(seed)) if count > 0 else np.zeros(0, np.int64)
+        features = np.asarray(self.cache.features[row, picked], dtype=np.float16)
+        targets = {t.name: t.encode(sample.labels.get(t.name)) for t in self.tasks}
+        has_label = {t.name: sample.labels.get(t.name) is not None for t in self.tasks}
+        return TrailerItem(index, features, targets, has_label, [])

@@ -1,0 +1,135 @@
+"""The feature cache: a frozen encoder run once, training and evaluation from its features."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from semisup.config import load_recipe
+from semisup.errors import SemisupError
+from semisup.features import write_features
+from semisup.io import read_metrics
+
+FROZEN = ['model.trainable_stages=0']
+
+
+def cached(recipe_path, cache, *sets):
+    return [*FROZEN, f'data.features="{cache}"', *sets]
+
+
+def test_the_cache_holds_the_frozen_encoders_features_of_every_trailer(tiny_recipe, tmp_path):
+    from semisup.augment import FrameNormalize
+    from semisup.build import build_eval_loader, read_recipe_data
+    from semisup.models import Encoder
+
+    recipe = load_recipe(tiny_recipe(pretext=False), FROZEN)
+    summary = write_features(recipe, tmp_path / "cache")
+    assert summary["status"] == "written"
+    key = json.loads((tmp_path / "cache" / "key.json").read_text())
+    assert key["complete"] and key["encoder"] == "test_resnet" and key["image_size"] == 32
+    features = np.load(tmp_path / "cache" / "features.npy")
+    counts = np.load(tmp_path / "cache" / "counts.npy")
+    samples = read_recipe_data(recipe.data, recipe.tasks).samples
+    assert features.shape[:2] == (len(samples), recipe.data.eval_frames) and features.dtype == np.float16
+    assert (counts == recipe.data.eval_frames).all()  # every demo trailer has enough readable frames
+
+    # the same features as the encoder computes on the evaluation frames
+    torch.manual_seed(recipe.run.seed)
+    encoder = Encoder("test_resnet", False, 0).eval()
+    batch = next(iter(build_eval_loader(samples[:2], (), 32, recipe.data.eval_frames, 2, 0)))
+    with torch.no_grad():
+        expected = encoder(FrameNormalize(encoder.mean, encoder.std)(batch.frames)).numpy()
+    # the cache's encoder was built with the recipe's seed too: random weights are the same
+    np.testing.assert_allclose(features[:2].reshape(-1, features.shape[2]), expected, rtol=2e-2, atol=2e-3)
+
+    # a second call finds it up to date and writes nothing
+    mtime = os.stat(tmp_path / "cache" / "features.npy").st_mtime_ns
+    assert write_features(recipe, tmp_path / "cache")["status"] == "up to date"
+    assert os.stat(tmp_path / "cache" / "features.npy").st_mtime_ns == mtime
+
+
+def test_an_interrupted_cache_continues_where_it_stopped(tiny_recipe, tmp_path):
+    recipe = load_recipe(tiny_recipe(pretext=False), FROZEN)
+    write_features(recipe, tmp_path / "cache")
+    whole = np.load(tmp_path / "cache" / "features.npy").copy()
+    # as a killed writer leaves it: the key not complete, the last trailers not counted, garbage in their rows
+    key = json.loads((tmp_path / "cache" / "key.json").read_text())
+    (tmp_path / "cache" / "key.json").write_text(json.dumps({**key, "complete": False}))
+    counts = np.load(tmp_path / "cache" / "counts.npy", mmap_mode="r+")
+    features = np.load(tmp_path / "cache" / "features.npy", mmap_mode="r+")
+    half = len(counts) // 2
+    counts[half:] = -1
+    counts[half + 1] = -2 - 3  # written but not flushed: done again
+    features[half:] = 7.0
+    counts.flush(), features.flush()
+    del counts, features
+    with pytest.raises(SemisupError, match="the cache is incomplete"):
+        from semisup.train.run import start_run
+        start_run(tiny_recipe(pretext=False), cached(None, tmp_path / "cache"), tmp_path / "run")
+    assert write_features(recipe, tmp_path / "cache")["status"] == "resumed"
+    np.testing.assert_array_equal(np.load(tmp_path / "cache" / "features.npy"), whole)
+
+
+@pytest.mark.slow
+def test_training_and_evaluation_from_the_cache_with_fixmatch(tiny_recipe, tmp_path):
+    from semisup.train.run import start_run
+
+    fixmatch = '\n[[consistency]]\nname = "fixmatch"\nframes_per_trailer = 2\n'
+    path = tiny_recipe(pretext=False, extra=fixmatch)
+    write_features(load_recipe(path, FROZEN), tmp_path / "cache")
+    result = start_run(path, cached(path, tmp_path / "cache", "train.epochs=3"), tmp_path / "run")
+    records = read_metrics(result.run_dir / "metrics.jsonl")
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert records[-1]["consistency"]["fixmatch"]["genres_mask_rate"] > 0
+    assert records[-1]["loss"] < records[0]["loss"]  # the heads learn from the features
+    test = result.report["splits"]["test"]["genres"]
+    assert 0.0 < test["mAP"] <= 1.0
+    # nothing of the encoder is in the checkpoint: only aggregators and heads trained
+    state = torch.load(result.run_dir / "checkpoints" / "best.pt", weights_only=False)["model"]
+    assert not any(k.startswith("encoder.") for k in state)
+
+    # the run's own dataset is scored again from the cache; new videos cannot be
+    from semisup.evaluate.runs import load_model, recipe_tasks
+    run_recipe = load_recipe(result.run_dir / "config.toml")
+    with pytest.raises(SemisupError, match="trained on cached features"):
+        load_model(run_recipe, recipe_tasks(run_recipe), result.run_dir / "checkpoints" / "best.pt")
+
+
+def test_a_stale_cache_is_never_used(tiny_recipe, tmp_path, demo_root):
+    import shutil
+
+    from semisup.train.run import start_run
+
+    root = tmp_path / "demo"
+    shutil.copytree(demo_root, root)
+    path = tiny_recipe(root=root, pretext=False)
+    write_features(load_recipe(path, FROZEN), tmp_path / "cache")
+    with pytest.raises(SemisupError, match="stale cache: data.image_size is 48 but the cache holds 32"):
+        start_run(path, cached(path, tmp_path / "cache", "data.image_size=48"), tmp_path / "r1")
+    with pytest.raises(SemisupError, match="stale cache: model.encoder is 'test_convnext'"):
+        start_run(path, cached(path, tmp_path / "cache", 'model.encoder="test_convnext"'), tmp_path / "r2")
+    frame = next((root / "frames").rglob("*.jpg"))
+    frame.write_bytes(frame.read_bytes() + b"\0")  # one frame file changes
+    with pytest.raises(SemisupError, match="stale cache: the trailers' frame files changed"):
+        start_run(path, cached(path, tmp_path / "cache"), tmp_path / "r3")
+    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))
+    # writing it again is refused without --force, then replaces it
+    with pytest.raises(SemisupError, match="holds a feature cache of other inputs"):
+        write_features(load_recipe(path, FROZEN), tmp_path / "cache")
+    assert write_features(load_recipe(path, FROZEN), tmp_path / "cache", force=True)["status"] == "written"
+
+
+def test_recipes_that_need_pixels_are_refused_with_the_cache(tiny_recipe, tmp_path):
+    with pytest.raises(SemisupError, match="pretext task 'sesemi' cannot train from cached features"):
+        load_recipe(tiny_recipe(), cached(None, tmp_path))
+    with pytest.raises(SemisupError, match="needs a frozen encoder, trainable_stages = 0, got 'all'"):
+        load_recipe(tiny_recipe(pretext=False), [f'data.features="{tmp_path}"'])
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "notes.txt").write_text("mine")
+    with pytest.raises(SemisupError, match="exists and is not a feature cache"):
+        write_features(load_recipe(tiny_recipe(pretext=False), FROZEN), tmp_path / "stuff", force=True)
+    assert (tmp_path / "stuff" / "notes.txt").read_text() == "mine"
