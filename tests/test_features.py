@@ -133,3 +133,16 @@ def test_recipes_that_need_pixels_are_refused_with_the_cache(tiny_recipe, tmp_pa
     with pytest.raises(SemisupError, match="exists and is not a feature cache"):
         write_features(load_recipe(tiny_recipe(pretext=False), FROZEN), tmp_path / "stuff", force=True)
     assert (tmp_path / "stuff" / "notes.txt").read_text() == "mine"
+
+
+def test_the_clip_recipe_asks_for_its_cache_before_anything_else(demo_root, tmp_path):
+    from pathlib import Path
+
+    from semisup.train.run import start_run
+
+    clip = Path(__file__).parents[1] / "recipes" / "clip-features.toml"
+    recipe = load_recipe(clip, [f"data.root={demo_root}"])
+    assert recipe.model.trainable_stages == 0 and recipe.consistency[0].name == "fixmatch"
+    with pytest.raises(SemisupError, match="not a feature cache .no key.json.; write one with `semisup features"):
+        start_run(clip, [f"data.root={demo_root}", f'data.features="{tmp_path / "none"}"'], tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from semisup import distributed
-from semisup.build import load_data
+from semisup.build import load_data, open_feature_cache
 from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
 from semisup.config import Recipe, load_recipe, recipe_to_toml
 from semisup.data.inspect import problem_summary
@@ -160,6 +160,7 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
     with distributed.main_first():  # under torchrun rank 0 builds a demo folder before the others read it
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
     recipe = resolved_recipe(recipe, dataset.tasks)
+    open_feature_cache(recipe, dataset.samples)  # a missing or stale cache fails before a run directory exists
 
     def create() -> Path:
         run_dir = new_run_dir(recipe, out)
