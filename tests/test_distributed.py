@@ -168,3 +168,20 @@ def test_sync_batchnorm_on_cpu_processes_is_refused_in_one_line(tiny_recipe, tmp
     assert "error: run.sync_batchnorm: synchronised BatchNorm needs CUDA devices" in done.stderr
     assert "Traceback" not in done.stderr.split("error: run.sync_batchnorm")[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_two_processes_resumes_exactly_in_two(tiny_recipe, tmp_path):
+    """With random augmentation on: each process gets its own random state back from last.pt."""
+    recipe = tiny_recipe()  # SESEMI and random crops, rotations and flips
+    constant = ["--set", 'optim.schedule="constant"']  # one epoch then another = two epochs
+    run = tmp_path / "run"
+    launch(tmp_path, "first", recipe_args(recipe, run, batch=4, epochs=1) + constant, processes=2)
+    config = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(config.replace("epochs = 1\n", "epochs = 2\n", 1))
+    (run / "report.json").unlink()
+    resumed, _ = launch(tmp_path, "resumed", ["run", "--resume", str(run)], processes=2)
+    whole, _ = launch(tmp_path, "whole", recipe_args(recipe, tmp_path / "whole", batch=4) + constant, processes=2)
+    a, b = torch.load(resumed / "rank0.pt")["after"], torch.load(whole / "rank0.pt")["after"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_metrics(run / "metrics.jsonl")[-1]["loss"] == read_metrics(tmp_path / "whole" / "metrics.jsonl")[-1]["loss"]
