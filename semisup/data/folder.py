@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Sequence
 
 from semisup.data.labels import TaskColumn, resolve_labels
-from semisup.data.samples import SPLITS, Dataset, Problem, Sample
+from semisup.data.samples import SPLITS, Dataset, FrameFiles, Problem, Sample
 from semisup.data.video import VIDEO_SUFFIXES
 from semisup.errors import SemisupError
 
@@ -155,7 +155,7 @@ def _video_index(folder: Path) -> dict[str, Path]:
             if path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")}
 
 
-def frame_files(folder: Path, where: str = "") -> tuple[Path, ...]:
+def frame_files(folder: Path, where: str = "") -> FrameFiles:
     """Image files of one sample's frames folder, sorted by name; hidden files are skipped.
 
     Raises:
@@ -171,4 +171,4 @@ def frame_files(folder: Path, where: str = "") -> tuple[Path, ...]:
         raise SemisupError(f"{prefix}{folder} is a file, expected a frames folder") from None
     if not names:
         raise SemisupError(f"{prefix}frames folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return tuple(folder / name for name in names)
+    return FrameFiles(folder, names)

@@ -19,13 +19,57 @@ Split = Literal["train", "val", "test", "unlabeled"]
 TaskKind = Literal["multilabel", "multiclass"]
 
 
+class FrameFiles(Sequence[Path]):
+    """A sample's frame files: a folder and the names of its frames, in time order.
+
+    Reads like a tuple of paths (``len``, indexing, iteration, ``==`` with a tuple);
+    each path is made when it is read. Listing a million frames makes no path
+    objects: making them would take most of the listing's time.
+
+    Example:
+        >>> frames = FrameFiles(Path("frames/t1"), ["000.jpg", "001.jpg"])
+        >>> len(frames), frames[1].as_posix()
+        (2, 'frames/t1/001.jpg')
+    """
+
+    __slots__ = ("folder", "names")
+
+    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+        self.folder, self.names = folder, tuple(names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return tuple(self.folder / name for name in self.names[index])
+        return self.folder / self.names[index]
+
+    def __iter__(self):
+        return (self.folder / name for name in self.names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FrameFiles):
+            return self.folder == other.folder and self.names == other.names
+        if isinstance(other, (tuple, list)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"FrameFiles({str(self.folder)!r}, {len(self.names)} frames)"
+
+
 @dataclass(frozen=True)
 class Sample:
     """One trailer (or shot): where its frames are, and its labels.
 
     Attributes:
         id: unique identifier.
-        frames: image files in time order; empty when the frames come from ``video``.
+        frames: image files in time order (a tuple, or :class:`FrameFiles`); empty when the
+            frames come from ``video``.
         video: a video file whose frames are decoded on the fly.
         labels: per task, the sample's labels, or ``None`` when it is unlabeled for that task.
         split: ``train``, ``val``, ``test`` or ``unlabeled``.
@@ -34,7 +78,7 @@ class Sample:
     """
 
     id: str
-    frames: tuple[Path, ...] = ()
+    frames: Sequence[Path] = ()
     video: Path | None = None
     labels: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
     split: Split = "train"
