@@ -206,18 +206,21 @@ def average_gradients(parameters: Sequence[nn.Parameter]) -> None:
             offset += g.numel()
 
 
-def broadcast_buffers(modules: Iterable[nn.Module]) -> None:
-    """Copy rank 0's buffers (BatchNorm running statistics) to every process."""
-    if not current().distributed:
-        return
-    buffers = [b for module in modules for b in module.buffers()]
-    for group in _flat_groups(buffers).values():
-        flat = torch.cat([b.reshape(-1) for b in group])
+def _broadcast_from_rank0(tensors: Iterable[torch.Tensor]) -> None:
+    """Copy rank 0's values of ``tensors`` into every process's, in place: one broadcast per dtype."""
+    for group in _flat_groups(tensors).values():
+        flat = torch.cat([t.reshape(-1) for t in group])
         dist.broadcast(flat, src=0)
         offset = 0
-        for b in group:
-            b.copy_(flat[offset:offset + b.numel()].view_as(b))
-            offset += b.numel()
+        for t in group:
+            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+
+def broadcast_buffers(modules: Iterable[nn.Module]) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process."""
+    if current().distributed:
+        _broadcast_from_rank0([b for module in modules for b in module.buffers()])
 
 
 def broadcast_parameters(modules: Iterable[nn.Module]) -> None:
@@ -226,13 +229,7 @@ def broadcast_parameters(modules: Iterable[nn.Module]) -> None:
         return
     modules = list(modules)
     with torch.no_grad():
-        for group in _flat_groups(p.data for m in modules for p in m.parameters()).values():
-            flat = torch.cat([t.reshape(-1) for t in group])
-            dist.broadcast(flat, src=0)
-            offset = 0
-            for t in group:
-                t.copy_(flat[offset:offset + t.numel()].view_as(t))
-                offset += t.numel()
+        _broadcast_from_rank0([p.data for m in modules for p in m.parameters()])
     broadcast_buffers(modules)
 
 

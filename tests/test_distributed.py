@@ -67,6 +67,11 @@ def launch(tmp_path: Path, name: str, args: list[str], processes: int) -> tuple[
     return params, done
 
 
+def saved(path: Path) -> dict:
+    """What the launcher saved: ``{"before": weights, "after": weights}`` (tensors only)."""
+    return torch.load(path, weights_only=True)
+
+
 def recipe_args(recipe: Path, out: Path, batch: int, epochs: int = 2) -> list[str]:
     """``semisup run`` arguments: ``batch`` labeled and ``2 * batch`` unlabeled trailers per process."""
     sets = ['model.encoder="test_convnext"', "model.head_dropout=0.0", "run.precision=fp32",
@@ -81,14 +86,14 @@ def test_two_processes_train_the_model_one_process_trains_with_the_same_global_b
     one, _ = launch(tmp_path, "one", recipe_args(recipe, tmp_path / "one", batch=8), processes=1)
 
     # every process holds the same weights, bit for bit
-    rank0, rank1 = torch.load(two / "rank0.pt")["after"], torch.load(two / "rank1.pt")["after"]
+    rank0, rank1 = saved(two / "rank0.pt")["after"], saved(two / "rank1.pt")["after"]
     assert rank0.keys() == rank1.keys()
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
 
     # ... and they are what one process with twice the batch trains: the two runs' weights differ
     # by under 1e-4 of how far training moved them (float sums in another order: ~1e-6 measured)
-    single = torch.load(one / "rank0.pt")
-    assert all(torch.equal(single["before"][k], v) for k, v in torch.load(two / "rank0.pt")["before"].items())
+    single = saved(one / "rank0.pt")
+    assert all(torch.equal(single["before"][k], v) for k, v in saved(two / "rank0.pt")["before"].items())
     assert gap(single["after"], rank0) < 1e-4 * gap(single["after"], single["before"])
 
     # only rank 0 wrote: one record per epoch, one TensorBoard file, the same files as one process
@@ -118,7 +123,7 @@ def test_a_checkpoint_of_two_processes_resumes_in_one(tiny_recipe, tmp_path):
     assert (run / "report.json").is_file()
     # the same as two epochs in one process from the start
     reference, _ = launch(tmp_path, "reference", recipe_args(recipe, tmp_path / "reference", batch=8), processes=1)
-    resumed, single = torch.load(one / "rank0.pt")["after"], torch.load(reference / "rank0.pt")
+    resumed, single = saved(one / "rank0.pt")["after"], saved(reference / "rank0.pt")
     assert gap(single["after"], resumed) < 1e-4 * gap(single["after"], single["before"])
 
 
@@ -150,7 +155,7 @@ def test_simclr_and_fixmatch_with_an_ema_teacher_stay_one_model_across_processes
     both processes' clips, and the EMA teacher follows identical weights: the processes never drift."""
     recipe = tiny_recipe(extra=PRETRAIN_AND_FIXMATCH)
     params, _ = launch(tmp_path, "two", recipe_args(recipe, tmp_path / "run", batch=4, epochs=1), processes=2)
-    runs = [torch.load(params / f"rank{r}.pt")["after"] for r in (0, 1)]
+    runs = [saved(params / f"rank{r}.pt")["after"] for r in (0, 1)]
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
     assert "fixmatch" in record["consistency"] and "sesemi" in record["pretext"]
@@ -182,6 +187,6 @@ def test_a_checkpoint_of_two_processes_resumes_exactly_in_two(tiny_recipe, tmp_p
     (run / "report.json").unlink()
     resumed, _ = launch(tmp_path, "resumed", ["run", "--resume", str(run)], processes=2)
     whole, _ = launch(tmp_path, "whole", recipe_args(recipe, tmp_path / "whole", batch=4) + constant, processes=2)
-    a, b = torch.load(resumed / "rank0.pt")["after"], torch.load(whole / "rank0.pt")["after"]
+    a, b = saved(resumed / "rank0.pt")["after"], saved(whole / "rank0.pt")["after"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert read_metrics(run / "metrics.jsonl")[-1]["loss"] == read_metrics(tmp_path / "whole" / "metrics.jsonl")[-1]["loss"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from semisup.checkpoints import load_checkpoint
 from semisup.config import load_recipe
 from semisup.errors import SemisupError
 from semisup.features import write_features
@@ -89,7 +90,7 @@ def test_training_and_evaluation_from_the_cache_with_fixmatch(tiny_recipe, tmp_p
     test = result.report["splits"]["test"]["genres"]
     assert 0.0 < test["mAP"] <= 1.0
     # nothing of the encoder is in the checkpoint: only aggregators and heads trained
-    state = torch.load(result.run_dir / "checkpoints" / "best.pt", weights_only=False)["model"]
+    state = load_checkpoint(result.run_dir / "checkpoints" / "best.pt")["model"]
     assert not any(k.startswith("encoder.") for k in state)
 
     # the run's own dataset is scored again from the cache; new videos cannot be
