@@ -182,6 +182,31 @@ def test_fixmatch_learns_only_confident_targets_and_warms_up():
     assert sure_of_nothing(unlabeled_batch(0), model, context).loss.item() == 0.0
 
 
+def test_fixmatch_soft_targets_and_negatives_only_on_hand_computed_scores():
+    """Hard: confident entries become 0/1; soft: the teacher's (sharpened) probability;
+    positives = false: only the confident negatives are learned."""
+    method = get_consistency("fixmatch")
+    probs = torch.tensor([[0.97, 0.5, 0.02], [0.2, 0.96, 0.6]])
+    losses, priors = {"genres": AsymmetricLoss()}, {"genres": PRIORS["genres"]}
+
+    def pseudo(**options):
+        objective = method(method.Options(threshold="fixed", positive=0.9, negative=0.1, **options), TASKS[:1],
+                           losses, priors)
+        return objective.pseudo_targets("genres", "multilabel", probs)
+
+    targets, mask = pseudo()
+    assert targets.tolist() == [[1, 0, 0], [0, 1, 0]] and mask.tolist() == [[1, 0, 1], [0, 1, 0]]
+    targets, mask = pseudo(targets="soft")
+    assert torch.allclose(targets, probs) and mask.tolist() == [[1, 0, 1], [0, 1, 0]]
+    targets, _ = pseudo(targets="soft", temperature=0.5)  # sigmoid(2 logit): p^2 / (p^2 + (1 - p)^2)
+    assert targets[0, 0].item() == pytest.approx(0.97 ** 2 / (0.97 ** 2 + 0.03 ** 2), rel=1e-5)
+    assert targets[0, 1].item() == pytest.approx(0.5)
+    targets, mask = pseudo(positives=False)
+    assert mask.tolist() == [[0, 0, 1], [0, 0, 0]]
+    with pytest.raises(ValueError, match="temperature"):
+        method.Options(targets="soft", temperature=0.0)
+
+
 def test_mean_teacher_pulls_the_student_towards_the_teacher():
     torch.manual_seed(0)
     student, other = TinyModel({"genres": 3, "scale": 3}), TinyModel({"genres": 3, "scale": 3})

@@ -48,6 +48,14 @@ class FixMatch(ConsistencyObjective):
             memory: cap: how many recent clips the per-class quantiles come from.
             momentum: freematch: the EMA momentum of the confidences.
             teacher: ``self`` (the model's own weak-view predictions) or ``ema`` (the EMA teacher, ``[ema]``).
+            targets: multi-label: ``hard`` (a confident entry's target is 0 or 1, as FixMatch) or
+                ``soft`` (its target is the teacher's probability, sharpened by ``temperature``:
+                a wrong but unsure teacher pulls the student less). Multi-class tasks always
+                take the arg-max class.
+            temperature: soft targets: ``sigmoid(logit / temperature)``; below 1 sharpens.
+            positives: multi-label: ``false`` keeps only the confident negatives ("this trailer
+                is not a Western"), which a weak teacher gets right far more often than its
+                positives (negative learning, Rizve et al., "In Defense of Pseudo-Labeling", ICLR 2021).
         """
 
         threshold: Literal["fixed", "cap", "freematch"] = "cap"
@@ -57,12 +65,18 @@ class FixMatch(ConsistencyObjective):
         memory: int = 256
         momentum: float = 0.999
         teacher: Literal["self", "ema"] = "self"
+        targets: Literal["hard", "soft"] = "hard"
+        temperature: float = 1.0
+        positives: bool = True
 
         def __post_init__(self) -> None:
             if not 0 < self.negative < self.positive < 1:
                 raise ValueError(f"expected 0 < negative < positive < 1, got {self.negative}, {self.positive}")
             if not 0 < self.keep <= 1 or self.memory < 1 or not 0 <= self.momentum < 1:
                 raise ValueError("expected 0 < keep <= 1, memory >= 1 and 0 <= momentum < 1")
+            if self.targets not in ("hard", "soft") or not self.temperature > 0:
+                raise ValueError(f'expected targets "hard" or "soft" and temperature > 0, got {self.targets!r}, '
+                                 f'{self.temperature}')
 
     @classmethod
     def needs_teacher(cls, options: "FixMatch.Options") -> bool:
@@ -91,10 +105,23 @@ class FixMatch(ConsistencyObjective):
             probs = activation(teacher_logits[task.name], task.kind)
             rule: Thresholds = self.thresholds[task.name]
             rule.observe(distributed.gather_rows(probs))  # every process's clips: one estimate for all
-            targets, mask = rule.decide(probs)
+            targets, mask = self.pseudo_targets(task.name, task.kind, probs)
             loss = loss + self.losses[task.name].masked(student_logits[task.name], targets, mask)
             logs[f"{task.name}_mask_rate"] = mask.mean().item()
         return ObjectiveOutput(self.weight_now(context) * loss, logs, 2 * len(weak))
+
+    @torch.no_grad()
+    def pseudo_targets(self, task: str, kind: str, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(targets, mask)`` for one task's teacher probabilities ``(B, C)``: the task's
+        threshold rule, then the ``positives`` and ``targets`` options (multi-label)."""
+        targets, mask = self.thresholds[task].decide(probs)
+        if kind != "multilabel":
+            return targets, mask
+        if not self.options.positives:
+            mask = mask * (1 - targets)
+        if self.options.targets == "soft":
+            targets = sharpen(probs.float(), self.options.temperature)
+        return targets, mask
 
     @torch.no_grad()
     def pseudo_label_quality(self, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
@@ -116,12 +143,26 @@ class FixMatch(ConsistencyObjective):
             truth = torch.as_tensor(targets[task.name][keep], dtype=torch.float32, device=probs.device)
             if not len(probs):
                 continue
-            pseudo, mask = rule.decide(probs)
+            pseudo, mask = self.pseudo_targets(task.name, task.kind, probs)
+            pseudo = (pseudo >= 0.5).float() if task.kind == "multilabel" else pseudo
             right = (pseudo == truth).float() if task.kind == "multilabel" else (pseudo.argmax(1) == truth.argmax(1)).float()
             out[task.name] = {"mask_rate": float(mask.mean()), "precision": _share(right, mask)}
             if task.kind == "multilabel":
                 out[task.name]["positive_precision"] = _share(truth, pseudo * mask)
         return out
+
+
+def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Sigmoid probabilities at a temperature: ``sigmoid(logit(p) / temperature)``.
+
+    Example:
+        >>> [round(p, 3) for p in sharpen(torch.tensor([0.5, 0.73106]), 0.5).tolist()]
+        [0.5, 0.881]
+    """
+    if temperature == 1.0:
+        return probs
+    p = probs.clamp(1e-6, 1 - 1e-6)
+    return torch.sigmoid(torch.logit(p) / temperature)
 
 
 def _share(hits: torch.Tensor, where: torch.Tensor) -> float:
