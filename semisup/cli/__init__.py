@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from semisup.cli.app import app, errors
-from semisup.cli import data, evaluate, plugins, run  # noqa: F401  (register the commands)
+from semisup.cli import data, evaluate, plugins, run, select  # noqa: F401  (register the commands)
 from semisup.errors import SemisupError
 
 try:  # typer >= 0.20 carries its own copy of click

@@ -190,6 +190,25 @@ def _print_split(dataset: Dataset, splits: dict[str, str], shares: dict) -> None
         console.print(table)
 
 
+@data_app.command("label")
+def label(
+    root: Path = typer.Argument(..., help="Folder-format dataset (its labels.csv is updated)."),
+    selection: Path = typer.Argument(..., help="The CSV `semisup select` wrote, with its task columns filled in."),
+    labels_file: str = typer.Option("labels.csv", "--labels-file", help="The labels CSV inside ROOT."),
+    partial: bool = typer.Option(False, "--partial", help="Merge the filled-in rows, leave empty rows unlabeled."),
+    allow_new_labels: bool = typer.Option(False, "--allow-new-labels",
+                                          help="Admit labels the dataset does not use yet."),
+) -> None:
+    """Merge hand-filled labels into labels.csv (those trailers move to train); the old file is backed up."""
+    from semisup.data.annotate import merge_labels
+
+    result = merge_labels(root, selection, labels_file, partial=partial, allow_new_labels=allow_new_labels)
+    skipped = f"; {len(result.skipped)} empty rows left unlabeled" if result.skipped else ""
+    console.print(f"{len(result.labeled)} trailers labeled ({', '.join(result.tasks)}) and moved to train in "
+                  f"[bold]{escape(str(result.labels_file))}[/]{skipped}; the old file is "
+                  f"{escape(str(result.backup))}")
+
+
 @data_app.command("inspect")
 def inspect(
     root: Optional[Path] = typer.Argument(None, help="Dataset folder."),

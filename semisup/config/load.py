@@ -92,6 +92,22 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return raw
 
 
+def parse_assignments(items: Sequence[str], option: str = "--option") -> dict[str, Any]:
+    """``key=value`` strings (values are TOML literals; anything else is a string) as a dict.
+
+    Example:
+        >>> parse_assignments(["candidates=4", 'reduce="max"', "measure=entropy"])
+        {'candidates': 4, 'reduce': 'max', 'measure': 'entropy'}
+    """
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SemisupError(f"{option} {item}: expected key=value")
+        out[key.strip()] = _parse_value(text.strip())
+    return out
+
+
 def _list_item(node: list, part: str, where: str, item: str) -> Any:
     if not part.isdigit() or int(part) >= len(node):
         raise SemisupError(f"--set {item}: {where}: expected an index below {len(node)}")
@@ -117,6 +133,16 @@ def parse_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
 
 
 # ---------------------------------------------------------------- validation
+
+
+def build_options(cls: type, table: dict[str, Any], where: str, source: str) -> Any:
+    """Build a plug-in's ``Options`` dataclass from a table (a recipe section, or a command's
+    ``--option key=value`` pairs), checking keys, types, ranges and the class's own checks.
+
+    Raises:
+        SemisupError: one line naming ``source``, ``where`` and the key at fault.
+    """
+    return _build(cls, table, where, source)
 
 
 def _build(cls: type, table: Any, where: str, source: str) -> Any:

@@ -164,3 +164,24 @@ def plot_sweeps(sweeps: dict[str, TaskSweep], out_dir: Path, val: Predictions,
             targets, scores = test.targets[task][keep], test.scores[task][keep]
         written += sweep_plots(result, targets, scores, val.labels[task], out_dir)
     return written
+
+
+def plot_selection_curves(points: Sequence[tuple[str, int, float]], path: Path, ylabel: str = "test mAP") -> Path:
+    """Metric against labeled trailers, one line per strategy: the mean over seeds at each
+    label count, with the seeds' range shaded (``points``: strategy, labels, value)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for strategy in dict.fromkeys(s for s, _, _ in points):
+        by_labels: dict[int, list[float]] = {}
+        for s, labels, value in points:
+            if s == strategy:
+                by_labels.setdefault(labels, []).append(value)
+        xs = sorted(by_labels)
+        means = [float(np.mean(by_labels[x])) for x in xs]
+        line, = ax.plot(xs, means, marker="o", label=strategy)
+        ax.fill_between(xs, [min(by_labels[x]) for x in xs], [max(by_labels[x]) for x in xs],
+                        color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("labeled train trailers")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return _save(fig, path)

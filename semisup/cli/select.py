@@ -1,0 +1,94 @@
+"""``semisup select``, ``semisup select-simulate`` and ``semisup strategy list``: choose what to label next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from semisup.cli.app import app, console, errors
+
+strategy_app = typer.Typer(help="Selection strategies for `semisup select`: built-in and plug-ins.",
+                           no_args_is_help=True)
+app.add_typer(strategy_app, name="strategy")
+
+STRATEGY_HELP = "random, uncertainty, diversity, mix or rare (`semisup strategy list`), or a package.module:Class."
+OPTION_HELP = "A strategy option, key=value (repeat): e.g. reduce=max, measure=entropy, rare=1, candidates=4."
+
+
+def build_strategy(name: str, options: List[str]):
+    """The strategy ``name`` with its ``--option`` values (one-line errors for unknown keys or values)."""
+    from semisup.config.load import build_options, parse_assignments
+    from semisup.selection.strategies import get_strategy
+
+    cls = get_strategy(name)
+    return cls(build_options(cls.Options, parse_assignments(options), name, "--option"))
+
+
+@app.command("select")
+def select(
+    run_dir: Path = typer.Argument(..., help="A trained run directory."),
+    budget: int = typer.Option(..., "--budget", help="How many trailers to select."),
+    strategy: str = typer.Option("mix", "--strategy", help=STRATEGY_HELP),
+    option: List[str] = typer.Option([], "--option", help=OPTION_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="The CSV to write (default RUN_DIR/select.csv)."),
+    checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
+    task: Optional[str] = typer.Option(None, "--task", help="Embeddings for diversity from this task's "
+                                                             "aggregator (default: every task's)."),
+    seed: int = typer.Option(0, help="Seed of random choices."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out."),
+) -> None:
+    """Rank the unlabeled trailers and write the BUDGET to label next, with the model's guesses, to a CSV."""
+    from semisup.selection.select import select_run
+
+    chosen = build_strategy(strategy, option)
+    with errors.status(f"scoring the unlabeled trailers ({strategy})..."):
+        result = select_run(run_dir, budget, chosen, out, checkpoint, seed, force, task)
+    extra = f" ({result.unreadable} unreadable)" if result.unreadable else ""
+    console.print(f"{len(result.ids)} of {result.pool} unlabeled trailers{extra} selected by {strategy}: "
+                  f"[bold]{result.out}[/]")
+    console.print(f"fill in the empty task columns, then `semisup data label DATASET_ROOT {result.out}`")
+
+
+@app.command("select-simulate")
+def select_simulate(
+    recipe: Path = typer.Argument(..., help="The recipe trained at every round (folder-format data or the demo)."),
+    truth: Path = typer.Option(..., "--truth", help="A labels file with every trailer's labels "
+                                                     "(the demo's labels_all.csv)."),
+    strategy: List[str] = typer.Option(["random", "uncertainty", "diversity", "mix"], "--strategy",
+                                       help="Strategies to compare (repeat)."),
+    rounds: int = typer.Option(3, "--rounds", help="Selections per seed and strategy."),
+    budget: int = typer.Option(20, "--budget", help="Trailers labeled per round."),
+    seed: List[int] = typer.Option([0], "--seed", help="Seeds (repeat): one labeling loop each."),
+    out: Path = typer.Option(..., "--out", help="The simulation folder (continued if interrupted)."),
+    overrides: List[str] = typer.Option([], "--set", help="Recipe override section.key=value (repeat)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task whose test mAP is recorded (default: the first)."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty --out that is not a simulation."),
+) -> None:
+    """Simulate labeling rounds on a dataset whose hidden labels are known: test mAP against labels per strategy."""
+    from semisup.selection.simulate import simulate, summary_table
+    from semisup.train.progress import RichProgress
+
+    rows = simulate(recipe, truth, strategy, rounds, budget, seed, out, overrides, force, task,
+                    log=lambda line: console.print(escape(line)), progress=RichProgress(errors))
+    header, body = summary_table(rows)
+    table = Table(title="test mAP by labeled trailers (mean ± std over seeds)")
+    for column in header:
+        table.add_column(column, justify="right")
+    for row in body:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"written: {out / 'simulation.csv'}, {out / 'simulation.md'}, {out / 'simulation.png'}")
+
+
+@strategy_app.command("list")
+def list_strategies() -> None:
+    """Every selection strategy found: built-ins and installed plug-ins (entry points)."""
+    from semisup.cli.plugins import print_catalogue
+    from semisup.selection.strategies import strategy_catalogue
+
+    print_catalogue("selection strategies (use a name, or a package.module:Class path, with --strategy)",
+                    strategy_catalogue())
