@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -205,6 +207,15 @@ def test_fixmatch_soft_targets_and_negatives_only_on_hand_computed_scores():
     assert mask.tolist() == [[0, 0, 1], [0, 0, 0]]
     with pytest.raises(ValueError, match="temperature"):
         method.Options(targets="soft", temperature=0.0)
+    soft = method(method.Options(threshold="fixed", positive=0.9, negative=0.1, targets="soft"), TASKS[:1], losses,
+                  priors)
+    logits = torch.zeros(2, 3)  # a student at p = 0.5: BCE log(2) per masked label (three of six), over 2 clips
+    targets, mask = soft.pseudo_targets("genres", "multilabel", probs)
+    expected = sum(-(t * math.log(0.5) + (1 - t) * math.log(0.5)) for t in targets[mask.bool()].tolist()) / 2
+    assert soft.student_loss("genres", "multilabel", logits, targets, mask).item() == pytest.approx(expected)
+    fitted = soft.student_loss("genres", "multilabel", torch.logit(targets.clamp(1e-4, 1 - 1e-4)), targets, mask)
+    assert fitted < soft.student_loss("genres", "multilabel", torch.logit(targets.clamp(1e-4, 1 - 1e-4)) + 0.5,
+                                      targets, mask)  # the minimum is at the soft target
 
 
 def test_mean_teacher_pulls_the_student_towards_the_teacher():

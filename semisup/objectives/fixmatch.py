@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from semisup import distributed
@@ -48,10 +49,10 @@ class FixMatch(ConsistencyObjective):
             memory: cap: how many recent clips the per-class quantiles come from.
             momentum: freematch: the EMA momentum of the confidences.
             teacher: ``self`` (the model's own weak-view predictions) or ``ema`` (the EMA teacher, ``[ema]``).
-            targets: multi-label: ``hard`` (a confident entry's target is 0 or 1, as FixMatch) or
-                ``soft`` (its target is the teacher's probability, sharpened by ``temperature``:
-                a wrong but unsure teacher pulls the student less). Multi-class tasks always
-                take the arg-max class.
+            targets: multi-label: ``hard`` (a confident entry's target is 0 or 1, as FixMatch,
+                learned with the task's loss) or ``soft`` (its target is the teacher's probability,
+                sharpened by ``temperature``, learned with binary cross-entropy: a wrong but unsure
+                teacher pulls the student less). Multi-class tasks always take the arg-max class.
             temperature: soft targets: ``sigmoid(logit / temperature)``; below 1 sharpens.
             positives: multi-label: ``false`` keeps only the confident negatives ("this trailer
                 is not a Western"), which a weak teacher gets right far more often than its
@@ -106,7 +107,7 @@ class FixMatch(ConsistencyObjective):
             rule: Thresholds = self.thresholds[task.name]
             rule.observe(distributed.gather_rows(probs))  # every process's clips: one estimate for all
             targets, mask = self.pseudo_targets(task.name, task.kind, probs)
-            loss = loss + self.losses[task.name].masked(student_logits[task.name], targets, mask)
+            loss = loss + self.student_loss(task.name, task.kind, student_logits[task.name], targets, mask)
             logs[f"{task.name}_mask_rate"] = mask.mean().item()
         return ObjectiveOutput(self.weight_now(context) * loss, logs, 2 * len(weak))
 
@@ -122,6 +123,18 @@ class FixMatch(ConsistencyObjective):
         if self.options.targets == "soft":
             targets = sharpen(probs.float(), self.options.temperature)
         return targets, mask
+
+    def student_loss(self, task: str, kind: str, logits: torch.Tensor, targets: torch.Tensor,
+                     mask: torch.Tensor) -> torch.Tensor:
+        """The student's loss on the strong view: the task's own loss on hard targets. Soft
+        multi-label targets take binary cross-entropy instead, summed over the masked labels and
+        averaged over clips like the task loss: its minimum is at the target, where Asymmetric
+        Loss's focusing (negatives weighted by ``p ** gamma_neg``) would push every score above
+        its soft target, and the teacher's next targets with it."""
+        if kind == "multilabel" and self.options.targets == "soft":
+            per_label = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none")
+            return (per_label * mask).sum() / logits.shape[0]
+        return self.losses[task].masked(logits, targets, mask)
 
     @torch.no_grad()
     def pseudo_label_quality(self, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
