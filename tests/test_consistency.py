@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -216,6 +217,37 @@ def test_fixmatch_soft_targets_and_negatives_only_on_hand_computed_scores():
     fitted = soft.student_loss("genres", "multilabel", torch.logit(targets.clamp(1e-4, 1 - 1e-4)), targets, mask)
     assert fitted < soft.student_loss("genres", "multilabel", torch.logit(targets.clamp(1e-4, 1 - 1e-4)) + 0.5,
                                       targets, mask)  # the minimum is at the soft target
+
+
+def test_the_precision_guard_admits_only_pseudo_labels_as_precise_as_measured_on_validation():
+    method = get_consistency("fixmatch")
+    objective = method(method.Options(threshold="fixed", positive=0.5, negative=0.5 - 1e-6, min_precision=0.7),
+                       TASKS, {"genres": AsymmetricLoss(), "scale": MulticlassLoss()}, PRIORS)
+    probs = torch.tensor([[0.95, 0.9, 0.1], [0.6, 0.2, 0.05]])
+    _, mask = objective.pseudo_targets("genres", "multilabel", probs)
+    assert mask.sum() == 0  # before any validation nothing is trusted
+    # validation: class a's positives are right from 0.7 up, its negatives up to 0.6; b and c have no
+    # positive at all: their positives are never trusted, their negatives up to their highest score
+    val = torch.tensor([[0.9, 0.9, 0.1], [0.8, 0.8, 0.1], [0.7, 0.7, 0.2], [0.6, 0.6, 0.2], [0.3, 0.3, 0.3],
+                        [0.1, 0.1, 0.3]])
+    truth = torch.tensor([[1.0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    scale_val = torch.tensor([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.5, 0.4, 0.1]])
+    scale_truth = torch.tensor([[1.0, 0, 0], [1, 0, 0], [1, 0, 0], [0, 1, 0]])
+    objective.calibrate({"genres": val.numpy(), "scale": scale_val.numpy()},
+                        {"genres": truth.numpy(), "scale": scale_truth.numpy()},
+                        {"genres": np.ones(6, bool), "scale": np.ones(4, bool)})
+    guard = objective.guards["genres"]
+    assert guard.positive.tolist() == pytest.approx([0.7, 2.0, 2.0])
+    assert guard.negative.tolist() == pytest.approx([0.6, 0.9, 0.3])  # c: all 6 scores true negatives, 6/7 >= 0.7
+    targets, mask = objective.pseudo_targets("genres", "multilabel", probs)
+    assert mask.tolist() == [[1, 0, 1], [0, 1, 1]]  # a: 0.95 passes, 0.6 not; b: never a positive
+    assert objective.guards["scale"].positive[0].item() == pytest.approx(0.7)
+    _, scale_mask = objective.pseudo_targets("scale", "multiclass", torch.tensor([[0.75, 0.2, 0.05], [0.6, 0.3, 0.1]]))
+    assert scale_mask.tolist() == [1.0, 0.0]
+    quality = objective.pseudo_label_quality({"genres": val.numpy(), "scale": scale_val.numpy()},
+                                             {"genres": truth.numpy(), "scale": scale_truth.numpy()},
+                                             {"genres": np.ones(6, bool), "scale": np.ones(4, bool)})
+    assert quality["genres"]["positive_precision"] == 1.0
 
 
 def test_mean_teacher_pulls_the_student_towards_the_teacher():

@@ -99,6 +99,12 @@ def test_training_and_evaluation_from_the_cache_with_fixmatch(tiny_recipe, tmp_p
     with pytest.raises(SemisupError, match="trained on cached features"):
         load_model(run_recipe, recipe_tasks(run_recipe), result.run_dir / "checkpoints" / "best.pt")
 
+    # label-next selection works from the cache too, embeddings included
+    from semisup.selection.select import select_run
+    from semisup.selection.strategies import get_strategy
+    chosen = select_run(result.run_dir, 3, get_strategy("mix")(), tmp_path / "select.csv")
+    assert len(chosen.ids) == 3 and len((tmp_path / "select.csv").read_text().splitlines()) == 4
+
 
 def test_a_stale_cache_is_never_used(tiny_recipe, tmp_path, demo_root):
     import shutil

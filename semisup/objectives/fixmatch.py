@@ -57,6 +57,13 @@ class FixMatch(ConsistencyObjective):
             positives: multi-label: ``false`` keeps only the confident negatives ("this trailer
                 is not a Western"), which a weak teacher gets right far more often than its
                 positives (negative learning, Rizve et al., "In Defense of Pseudo-Labeling", ICLR 2021).
+            min_precision: > 0: a guard on top of the threshold rule, measured where labels are
+                known. At every validation, per class, the lowest score at which the teacher's
+                positives on the validation trailers are right at least this often (and, multi-
+                label, the highest score at which its negatives are), counted pessimistically
+                (right / (kept + 1)); pseudo-labels must also clear those scores. A class whose
+                validation positives never reach it gets no pseudo-positives, and before the first
+                validation nothing is confident.
         """
 
         threshold: Literal["fixed", "cap", "freematch"] = "cap"
@@ -69,12 +76,15 @@ class FixMatch(ConsistencyObjective):
         targets: Literal["hard", "soft"] = "hard"
         temperature: float = 1.0
         positives: bool = True
+        min_precision: float = 0.0
 
         def __post_init__(self) -> None:
             if not 0 < self.negative < self.positive < 1:
                 raise ValueError(f"expected 0 < negative < positive < 1, got {self.negative}, {self.positive}")
             if not 0 < self.keep <= 1 or self.memory < 1 or not 0 <= self.momentum < 1:
                 raise ValueError("expected 0 < keep <= 1, memory >= 1 and 0 <= momentum < 1")
+            if not 0 <= self.min_precision < 1:
+                raise ValueError(f"expected 0 <= min_precision < 1, got {self.min_precision}")
             if self.targets not in ("hard", "soft") or not self.temperature > 0:
                 raise ValueError(f'expected targets "hard" or "soft" and temperature > 0, got {self.targets!r}, '
                                  f'{self.temperature}')
@@ -91,6 +101,8 @@ class FixMatch(ConsistencyObjective):
         self.thresholds = nn.ModuleDict({t.name: build_thresholds(o.threshold, t.kind, priors[t.name], o.positive,
                                                                   o.negative, o.memory, o.keep, o.momentum)
                                          for t in self.tasks})
+        self.guards = nn.ModuleDict({t.name: PrecisionGuard(t.kind, len(t.labels), o.min_precision)
+                                     for t in self.tasks if o.min_precision > 0})
 
     def forward(self, batch: StepBatch, model: "TrailerModel", context: StepContext) -> ObjectiveOutput:
         weak, strong = batch.view("weak"), batch.view("strong")
@@ -116,6 +128,8 @@ class FixMatch(ConsistencyObjective):
         """``(targets, mask)`` for one task's teacher probabilities ``(B, C)``: the task's
         threshold rule, then the ``positives`` and ``targets`` options (multi-label)."""
         targets, mask = self.thresholds[task].decide(probs)
+        if task in self.guards:
+            mask = mask * self.guards[task].admits(probs, targets)
         if kind != "multilabel":
             return targets, mask
         if not self.options.positives:
@@ -135,6 +149,17 @@ class FixMatch(ConsistencyObjective):
             per_label = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none")
             return (per_label * mask).sum() / logits.shape[0]
         return self.losses[task].masked(logits, targets, mask)
+
+    @torch.no_grad()
+    def calibrate(self, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+                  labeled: dict[str, np.ndarray]) -> None:
+        """Re-measure the ``min_precision`` guards on validation (the arguments as
+        :meth:`pseudo_label_quality`'s); nothing without them."""
+        for task in self.tasks:
+            if task.name in self.guards:
+                keep = labeled[task.name]
+                self.guards[task.name].calibrate(torch.as_tensor(scores[task.name][keep], dtype=torch.float32),
+                                                 torch.as_tensor(targets[task.name][keep], dtype=torch.float32))
 
     @torch.no_grad()
     def pseudo_label_quality(self, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
@@ -163,6 +188,63 @@ class FixMatch(ConsistencyObjective):
             if task.kind == "multilabel":
                 out[task.name]["positive_precision"] = _share(truth, pseudo * mask)
         return out
+
+
+class PrecisionGuard(nn.Module):
+    """Per class, the scores a pseudo-label must clear so that, on labeled validation
+    trailers, the teacher's labels at or beyond them were right at least ``bar`` of the time.
+
+    Precision is counted pessimistically, ``right / (kept + 1)``: one lucky trailer is not
+    evidence. Until :meth:`calibrate` runs, nothing is admitted.
+
+    Example:
+        >>> guard = PrecisionGuard("multilabel", 1, bar=0.7)
+        >>> scores = torch.tensor([[0.9], [0.8], [0.7], [0.6], [0.2], [0.1]])
+        >>> guard.calibrate(scores, torch.tensor([[1.0], [1], [1], [0], [0], [0]]))
+        >>> round(guard.positive.item(), 2), round(guard.negative.item(), 2)  # 3 right of 3, counted 3/4
+        (0.7, 0.6)
+    """
+
+    def __init__(self, kind: str, classes: int, bar: float) -> None:
+        super().__init__()
+        self.kind, self.bar = kind, bar
+        self.register_buffer("positive", torch.full((classes,), 2.0))   # above any probability: none yet
+        self.register_buffer("negative", torch.full((classes,), -1.0))  # below any: none yet
+
+    @torch.no_grad()
+    def calibrate(self, scores: torch.Tensor, targets: torch.Tensor) -> None:
+        """Set the guards from validation probabilities ``(N, C)`` and their 0/1 targets."""
+        scores, targets = scores.to(self.positive.device), targets.to(self.positive.device)
+        for c in range(len(self.positive)):
+            if self.kind == "multilabel":
+                self.positive[c] = _lowest_precise_cut(scores[:, c], targets[:, c], self.bar)
+                self.negative[c] = -_lowest_precise_cut(-scores[:, c], 1 - targets[:, c], self.bar)
+            else:  # among the trailers the teacher puts in class c, how sure it must be
+                mine = scores.argmax(1) == c
+                self.positive[c] = _lowest_precise_cut(scores[mine, c], targets[mine, c], self.bar)
+
+    def admits(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """A 0/1 mask like the rule's: ``(B, C)`` multi-label (positives at or above
+        ``positive``, negatives at or below ``negative``), ``(B,)`` multi-class."""
+        probs = probs.float()
+        if self.kind == "multilabel":
+            return torch.where(targets > 0, probs >= self.positive, probs <= self.negative).float()
+        confidence, best = probs.max(1)
+        return (confidence >= self.positive[best]).float()
+
+
+def _lowest_precise_cut(scores: torch.Tensor, hits: torch.Tensor, bar: float) -> torch.Tensor:
+    """The lowest cut ``t`` (one of ``scores``) with ``hits[scores >= t].sum() / (count + 1) >= bar``;
+    2.0 (above any probability) when there is none."""
+    if not len(scores):
+        return torch.tensor(2.0, device=scores.device)
+    order = scores.argsort(descending=True)
+    right = hits[order].cumsum(0)
+    kept = torch.arange(1, len(scores) + 1, device=scores.device, dtype=right.dtype)
+    precise = torch.nonzero(right / (kept + 1) >= bar).flatten()
+    if not len(precise):
+        return torch.tensor(2.0, device=scores.device)
+    return scores[order][precise[-1]]
 
 
 def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -116,7 +116,11 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
 
 def pseudo_label_quality(objectives: Sequence[Objective], predictions: Predictions) -> dict[str, Any]:
     """``{"pseudo_labels": {method: {task: {mask_rate, precision}}}}`` on validation, for the
-    objectives that pseudo-label (empty without them)."""
+    objectives that pseudo-label (empty without them), after those that calibrate on
+    validation (FixMatch's ``min_precision``) have."""
+    for o in objectives:  # measured where labels are known: guards that pseudo-labels must clear
+        if hasattr(o, "calibrate"):
+            o.calibrate(predictions.scores, predictions.targets, predictions.labeled)
     quality = {o.short_name: o.pseudo_label_quality(predictions.scores, predictions.targets, predictions.labeled)
                for o in objectives if hasattr(o, "pseudo_label_quality")}
     return {"pseudo_labels": quality} if quality else {}
