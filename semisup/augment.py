@@ -34,11 +34,13 @@ class FrameAugment(nn.Module):
             equalize, grayscale, each with its own probability) and random erasing
             (Cutout) after normalisation; geometric operations stay the weak ones,
             so a clip's motion is not distorted.
+        strong_colour: with ``strong``, the photometric operations; ``False`` keeps only
+            random erasing (for labels carried by colour).
     """
 
     def __init__(self, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], hflip: float = 0.5,
                  degrees: float = 15.0, scale: tuple[float, float] = (0.8, 1.0), per_clip: bool = False,
-                 strong: bool = False) -> None:
+                 strong: bool = False, strong_colour: bool = True) -> None:
         super().__init__()
         steps: list[nn.Module] = []
         if scale[0] < 1:
@@ -47,7 +49,7 @@ class FrameAugment(nn.Module):
             steps.append(K.RandomRotation(degrees, p=1.0))
         if hflip > 0:
             steps.append(K.RandomHorizontalFlip(p=hflip))
-        if strong:
+        if strong and strong_colour:
             steps += [K.ColorJiggle(0.4, 0.4, 0.4, 0.1, p=0.8), K.RandomPosterize(bits=(4, 8), p=0.3),
                       K.RandomSolarize(0.1, 0.1, p=0.2), K.RandomSharpness(0.5, p=0.3), K.RandomEqualize(p=0.2),
                       K.RandomGrayscale(p=0.2)]

@@ -41,6 +41,19 @@ def test_every_part_can_be_off():
     torch.testing.assert_close(plain, FrameNormalize(MEAN, STD)(frames))
 
 
+def test_a_strong_view_without_colour_keeps_every_unerased_pixel_as_it_was():
+    frames, _ = clips_of_one_frame(clips=8, frames=1)
+    plain = FrameNormalize(MEAN, STD)(frames)
+    torch.manual_seed(1)
+    no_colour = FrameAugment(24, MEAN, STD, hflip=0.0, degrees=0.0, scale=(1.0, 1.0), strong=True,
+                             strong_colour=False)(frames.clone())
+    kept = torch.isclose(no_colour, plain, atol=1e-4).all(1)  # per pixel: all channels as they were
+    assert kept.float().mean() > 0.7 and not kept.all()  # random erasing only: some patches, no colour change
+    torch.manual_seed(1)
+    coloured = FrameAugment(24, MEAN, STD, hflip=0.0, degrees=0.0, scale=(1.0, 1.0), strong=True)(frames.clone())
+    assert torch.isclose(coloured, plain, atol=1e-4).all(1).float().mean() < 0.5  # colour jitter (p = 0.8) moves most pixels
+
+
 @pytest.mark.parametrize("task_aggregator, pretext, per_clip, expected", [
     ("mean", "sesemi", "auto", (False, False)),
     ("gru", "sesemi", "auto", (True, False)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import List, Optional
 
@@ -48,8 +49,17 @@ def select(
     with errors.status(f"scoring the unlabeled trailers ({strategy})..."):
         result = select_run(run_dir, budget, chosen, out, checkpoint, seed, force, task)
     extra = f" ({result.unreadable} unreadable)" if result.unreadable else ""
-    console.print(f"{len(result.ids)} of {result.pool} unlabeled trailers{extra} selected by {strategy}: "
-                  f"[bold]{result.out}[/]")
+    with result.out.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    guesses = [c for c in (rows[0] if rows else {}) if c.endswith("_guess")]
+    table = Table(title=f"{len(result.ids)} of {result.pool} unlabeled trailers{extra}, by {strategy}"
+                        + (" (the first 10)" if len(rows) > 10 else ""))
+    for column in ("rank", "id", "score", *guesses):
+        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+    for row in rows[:10]:
+        table.add_row(*(escape(row[c]) for c in ("rank", "id", "score", *guesses)))
+    console.print(table)
+    console.print(f"written to [bold]{escape(str(result.out))}[/]")
     console.print(f"fill in the empty task columns, then `semisup data label DATASET_ROOT {result.out}`")
 
 

@@ -269,6 +269,9 @@ class AugmentConfig:
     per_clip: Literal["auto", "always", "never"] = spec(
         "auto", doc="draw crop, rotation and flip once per clip for all its frames; auto: for the labeled frames "
                     "when a task's aggregator reads time order, for the pretext frames when a pretext task does")
+    strong_colour: bool = spec(True, doc="consistency methods' strong view: its photometric operations (colour, "
+                                         "posterize, solarize, sharpness, equalize, grayscale); false keeps only "
+                                         "random erasing, for labels carried by colour (a horror grade)")
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def build_augmentations(recipe: Recipe, model: TrailerModel,
     if recipe.consistency:
         views["weak"] = views["labeled"]
         views["strong"] = FrameAugment(size, mean, std, hflip=a.hflip, per_clip=tasks_per_clip, strong=True,
-                                       **common)
+                                       strong_colour=a.strong_colour, **common)
     return views
 
 
