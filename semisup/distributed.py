@@ -162,6 +162,28 @@ def gather_objects(value: Any) -> list[Any]:
     return out
 
 
+def mean_records(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Records of the same shape averaged key by key (nested dicts recursively; numbers
+    averaged, None where any is None; anything else taken from the first).
+
+    Example:
+        >>> mean_records([{"loss": 1.0, "fixmatch": {"loss": 2.0}}, {"loss": 3.0, "fixmatch": {"loss": 4.0}}])
+        {'loss': 2.0, 'fixmatch': {'loss': 3.0}}
+    """
+    first = records[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        values = [r.get(key) for r in records]
+        if isinstance(value, dict):
+            out[key] = mean_records([v if isinstance(v, dict) else {} for v in values])
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            out[key] = sum(numbers) / len(numbers) if len(numbers) == len(values) else None
+        else:
+            out[key] = value
+    return out
+
+
 def all_true(flags: Sequence[bool], device: torch.device) -> list[bool]:
     """Per flag: true on every process."""
     if not current().distributed:

@@ -106,6 +106,11 @@ def test_two_processes_train_the_model_one_process_trains_with_the_same_global_b
     # validation is sharded and gathered: both runs scored every validation trailer alike
     assert records[-1]["val_score"] == pytest.approx(read_metrics(tmp_path / "one" / "metrics.jsonl")[-1]["val_score"],
                                                      abs=0.02)
+    # the logged losses are the global batch's (both processes' means averaged), not rank 0's half
+    single_records = read_metrics(tmp_path / "one" / "metrics.jsonl")
+    for mine, reference in zip(records, single_records):
+        assert mine["loss"] == pytest.approx(reference["loss"], rel=1e-3)
+        assert mine["pretext"]["sesemi"]["loss"] == pytest.approx(reference["pretext"]["sesemi"]["loss"], rel=1e-3)
 
 
 @pytest.mark.slow

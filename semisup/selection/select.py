@@ -118,8 +118,12 @@ def select_run(run_dir: Path, budget: int, strategy: Strategy, out: Path | None 
                 priors={t.name: label_priors(dataset.samples, t) for t in dataset.tasks})
     if strategy.needs_embeddings:
         by_id = {s.id: s for s in candidates}
-        pool.embeddings = _embeddings(recipe, loaded, [by_id[i] for i in pool.ids], task)
-        pool.labeled_embeddings = _embeddings(recipe, loaded, labeled_pool(dataset.samples), task)
+        vectors = _embeddings(recipe, loaded, [by_id[i] for i in pool.ids], task)
+        if set(vectors) != set(pool.ids):  # the scoring pass read them all: the same frames again
+            raise SemisupError(f"{run.path}: some unlabeled trailers became unreadable between two passes")
+        pool.embeddings = np.stack([vectors[i] for i in pool.ids])
+        labeled = _embeddings(recipe, loaded, labeled_pool(dataset.samples), task)  # unreadable ones left out
+        pool.labeled_embeddings = np.stack(list(labeled.values())) if labeled else None
     ranking = strategy.rank(pool, budget, np.random.default_rng(seed))
     guesses = {t.name: rules[t.name](pool.scores[t.name][ranking.indices]) for t in dataset.tasks}
     samples = {s.id: s for s in candidates}
@@ -128,13 +132,14 @@ def select_run(run_dir: Path, budget: int, strategy: Strategy, out: Path | None 
     return Selection(out, len(candidates), len(predictions.unreadable), [pool.ids[i] for i in ranking.indices])
 
 
-def _embeddings(recipe: Any, loaded: Any, samples: Sequence[Sample], task: str | None) -> np.ndarray:
-    """``(N, D)`` trailer features of ``samples`` (in order) as the run's task aggregators make them."""
+def _embeddings(recipe: Any, loaded: Any, samples: Sequence[Sample], task: str | None) -> dict[str, np.ndarray]:
+    """Trailer features by id, as the run's task aggregators make them (trailers without a
+    readable frame are left out)."""
     from semisup.build import build_eval_loader
     from semisup.evaluate.inference import embed
 
     if not samples:
-        return np.zeros((0, 0), np.float32)
+        return {}
     names = [task] if task else list(loaded.model.aggregators)
 
     def featurize(frames: Any, owner: Any, b: int) -> Any:
@@ -147,10 +152,7 @@ def _embeddings(recipe: Any, loaded: Any, samples: Sequence[Sample], task: str |
     loader = build_eval_loader(samples, (), recipe.data.image_size, recipe.data.eval_frames,
                                recipe.train.eval_batch_size, recipe.data.num_workers, cache=loaded.cache)
     ids, vectors = embed(featurize, loader, loaded.normalize, loaded.device, loaded.amp_dtype)
-    row = {sample_id: i for i, sample_id in enumerate(ids)}
-    dim = vectors.shape[1] if len(ids) else 1
-    # a trailer without a readable frame has no embedding: far from everything, it is never a k-center pick
-    return np.stack([vectors[row[s.id]] if s.id in row else np.zeros(dim, np.float32) for s in samples])
+    return dict(zip(ids, vectors))
 
 
 def write_selection(out: Path, samples: Sequence[Sample], ranking: Ranking, strategy: str,

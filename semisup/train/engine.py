@@ -475,10 +475,14 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             if improved and process.main:
                 save_checkpoint(ckpt_dir / "best.pt", {"model": evaluated.state_dict(), "epoch": state.epoch + 1,
                                                        "score": score})
+            logs, images_per_s = epoch_logs(state, objectives), state.images_per_s()
+            if process.distributed:  # every process's means averaged: the whole global batch; images of all
+                logs = distributed.mean_records(distributed.gather_objects(logs))
+                images_per_s = sum(distributed.gather_objects(images_per_s))
             record: dict[str, Any] = {
-                **stage.record, "epoch": state.epoch + 1, **epoch_logs(state, objectives), **fields,
+                **stage.record, "epoch": state.epoch + 1, **logs, **fields,
                 "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
-                "images_per_s": state.images_per_s(), "corrupt_frames": len(state.bad_frames),
+                "images_per_s": images_per_s, "corrupt_frames": len(state.bad_frames),
                 "synthetic_clips": int(state.sums.get("synthetic", 0)),
                 "unreadable_trailers": {**{n: len(t.unreadable) for n, t in tallies.items()}, **unreadable_eval},
                 "elapsed_s": round(checkpointer.elapsed(), 1)}
