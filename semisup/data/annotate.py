@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from semisup.data.folder import read_csv, too_many_fields
+from semisup.data.folder import parse_cell, read_csv, too_many_fields
 from semisup.errors import SemisupError
 from semisup.io import atomic_write
 
@@ -129,7 +129,7 @@ def merge_labels(root: Path, selection: Path, labels_file: str = "labels.csv", s
 
 
 def _labels(cell: str | None, separator: str) -> list[str]:
-    return list(dict.fromkeys(p.strip() for p in (cell or "").split(separator) if p.strip()))
+    return list(parse_cell(cell, separator) or ())
 
 
 def _vocabulary(rows: list[tuple[int, dict[str, str]]], column: str, separator: str) -> set[str]:

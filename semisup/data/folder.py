@@ -98,7 +98,7 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
             except SemisupError as exc:
                 problems.append(Problem("missing frames", str(exc)))
                 continue
-        labels = {t.name: (None if split == "unlabeled" else _parse_cell(row.get(t.column), t.separator))
+        labels = {t.name: (None if split == "unlabeled" else parse_cell(row.get(t.column), t.separator))
                   for t in tasks}
         samples.append(Sample(sample_id, frames, video, labels, split, (row.get("group") or "").strip() or None))
     samples, specs, label_problems = resolve_labels(samples, tasks, str(csv_path))
@@ -140,7 +140,13 @@ def too_many_fields(row: dict, columns: Sequence[str]) -> str:
     return f"{len(columns) + len(row[None])} fields, the header has {len(columns)}"  # type: ignore[index]
 
 
-def _parse_cell(cell: str | None, separator: str) -> tuple[str, ...] | None:
+def parse_cell(cell: str | None, separator: str) -> tuple[str, ...] | None:
+    """The labels of one CSV cell, stripped, without repeats, in order (``None`` when empty).
+
+    Example:
+        >>> parse_cell(" Drama | Comedy|Drama ", "|")
+        ('Drama', 'Comedy')
+    """
     if cell is None or not cell.strip():
         return None
     return tuple(dict.fromkeys(part.strip() for part in cell.split(separator) if part.strip())) or None

@@ -25,13 +25,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from semisup.data.samples import Sample, TaskSpec, label_counts, labeled_pool, unlabeled_pool
+from semisup.data.annotate import GUESS_SUFFIX
+from semisup.data.samples import Sample, TaskSpec, labeled_pool, unlabeled_pool
 from semisup.errors import SemisupError
 from semisup.evaluate.decisions import DecisionRule, PerClassThreshold, Threshold
 from semisup.io import atomic_write, refuse_existing
 from semisup.selection.strategies import Pool, Ranking, Strategy
 
-GUESS_SUFFIX = "_guess"
 
 
 @dataclass
@@ -65,13 +65,6 @@ def rule_thresholds(rule: DecisionRule, classes: int) -> np.ndarray:
     return np.full(classes, 0.5)
 
 
-def label_priors(samples: Sequence[Sample], task: TaskSpec) -> np.ndarray:
-    """``(C,)`` each class's share among the labeled train trailers of ``task``."""
-    labeled = [s for s in labeled_pool(samples) if s.labels.get(task.name) is not None]
-    counts = label_counts(labeled, task.name)
-    return np.array([counts.get(label, 0) / max(len(labeled), 1) for label in task.labels])
-
-
 def select_run(run_dir: Path, budget: int, strategy: Strategy, out: Path | None = None, checkpoint: str = "best",
                seed: int = 0, force: bool = False, task: str | None = None) -> Selection:
     """Rank a run's unlabeled trailers with ``strategy`` and write the ``budget`` best to ``out``.
@@ -91,6 +84,7 @@ def select_run(run_dir: Path, budget: int, strategy: Strategy, out: Path | None 
     """
     from semisup.build import read_recipe_data
     from semisup.evaluate.runs import RunDir, load_model, score_samples, stored_rules
+    from semisup.train.setup import class_priors
 
     if budget < 1:
         raise SemisupError(f"--budget: expected a positive number of trailers, got {budget}")
@@ -101,7 +95,8 @@ def select_run(run_dir: Path, budget: int, strategy: Strategy, out: Path | None 
     refuse_existing(out, force, "selection", "--out")
     recipe = run.recipe()
     if task is not None and task not in [t.name for t in recipe.tasks]:
-        raise SemisupError(f"--task: the run has no task {task!r} (its tasks: {', '.join(t.name for t in recipe.tasks)})")
+        names = ", ".join(t.name for t in recipe.tasks)
+        raise SemisupError(f"--task: the run has no task {task!r} (its tasks: {names})")
     dataset = read_recipe_data(recipe.data, recipe.tasks)
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message)
@@ -112,10 +107,12 @@ def select_run(run_dir: Path, budget: int, strategy: Strategy, out: Path | None 
     loaded = load_model(recipe, dataset.tasks, source, dataset.samples)
     predictions = score_samples(recipe, dataset.tasks, source, candidates, loaded=loaded)
     rules = stored_rules(run, {t.name: t.kind for t in dataset.tasks})
-    pool = Pool(ids=list(predictions.ids), scores=dict(predictions.scores), kinds={t.name: t.kind for t in dataset.tasks},
+    priors = class_priors(dataset.samples, dataset.tasks)
+    pool = Pool(ids=list(predictions.ids), scores=dict(predictions.scores),
+                kinds={t.name: t.kind for t in dataset.tasks},
                 thresholds={t.name: rule_thresholds(rules[t.name], len(t.labels))
                             for t in dataset.tasks if t.kind == "multilabel"},
-                priors={t.name: label_priors(dataset.samples, t) for t in dataset.tasks})
+                priors={name: prior.numpy() for name, prior in priors.items()})
     if strategy.needs_embeddings:
         by_id = {s.id: s for s in candidates}
         vectors = _embeddings(recipe, loaded, [by_id[i] for i in pool.ids], task)

@@ -31,6 +31,7 @@ implements :meth:`Strategy.rank` and registers itself with
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
@@ -75,7 +76,7 @@ class Ranking:
     scores: np.ndarray
 
 
-class Strategy:
+class Strategy(abc.ABC):
     """Base class of selection strategies.
 
     Args:
@@ -93,9 +94,9 @@ class Strategy:
     def __init__(self, options: "Strategy.Options | None" = None) -> None:
         self.options = options if options is not None else type(self).Options()
 
+    @abc.abstractmethod
     def rank(self, pool: Pool, budget: int, rng: np.random.Generator) -> Ranking:
         """The ``min(budget, len(pool))`` trailers to label next, best first."""
-        raise NotImplementedError
 
 
 SELECTION: Registry = Registry("selection strategy", Strategy, "semisup.selection", "semisup strategy list")
@@ -204,7 +205,8 @@ def k_center_greedy(embeddings: np.ndarray, budget: int, centers: np.ndarray | N
     nearest = np.full(len(x), np.inf)
     if centers is not None and len(centers):
         for start in range(0, len(centers), 1024):  # in chunks: (N, 1024) distances at a time
-            nearest = np.minimum(nearest, _distances(x, np.asarray(centers[start:start + 1024], dtype=np.float64)).min(1))
+            chunk = np.asarray(centers[start:start + 1024], dtype=np.float64)
+            nearest = np.minimum(nearest, _distances(x, chunk).min(1))
     picked, scores = [], []
     for _ in range(budget):
         if np.isinf(nearest).all():
