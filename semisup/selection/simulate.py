@@ -80,6 +80,7 @@ def simulate(recipe_path: Path, truth: Path, strategies: Sequence[str], rounds: 
                            "format (or the demo), whose labels.csv it rewrites each round")
     root = _data_root(recipe)
     task = task or recipe.tasks[0].name
+    tasks = [t.csv_column for t in recipe.tasks]
     settings = {"recipe": str(Path(recipe_path).resolve()), "overrides": list(overrides), "truth": str(truth),
                 "strategies": list(strategies), "rounds": rounds, "budget": budget, "seeds": list(seeds),
                 "task": task}
@@ -90,7 +91,7 @@ def simulate(recipe_path: Path, truth: Path, strategies: Sequence[str], rounds: 
         start = out / f"seed{seed}" / "round0"
         _dataset(start / "data", root, root / recipe.data.labels_file)
         first = _train(recipe_path, overrides, start / "data", start / "run", seed, log, progress)
-        rows += [SimulationRow(s, seed, 0, _labeled(start / "data"), _test_map(first, task)) for s in strategies]
+        rows += [SimulationRow(s, seed, 0, _labeled(start / "data", tasks), _test_map(first, task)) for s in strategies]
         for name, cls in classes.items():
             previous = first
             for r in range(1, rounds + 1):
@@ -98,7 +99,7 @@ def simulate(recipe_path: Path, truth: Path, strategies: Sequence[str], rounds: 
                 if not (here / "data" / "labels.csv").is_file():
                     _reveal(previous, here, root, cls(), budget, seed, truth_rows)
                 previous = _train(recipe_path, overrides, here / "data", here / "run", seed, log, progress)
-                rows.append(SimulationRow(name, seed, r, _labeled(here / "data"), _test_map(previous, task)))
+                rows.append(SimulationRow(name, seed, r, _labeled(here / "data", tasks), _test_map(previous, task)))
                 log(f"seed {seed} {name} round {r}: {rows[-1].labels} labels, test mAP {rows[-1].test_map:.3f}")
     write_results(out, rows, task)
     return rows
@@ -184,10 +185,9 @@ def _reveal(run_dir: Path, here: Path, root: Path, strategy: Any, budget: int, s
     staging.rename(here / "data")
 
 
-def _labeled(data: Path) -> int:
-    """Labeled train trailers of a round's dataset."""
-    rows, columns = read_csv(data / "labels.csv")
-    tasks = [c for c in columns if c not in ("id", "split", "group")]
+def _labeled(data: Path, tasks: Sequence[str]) -> int:
+    """Labeled train trailers of a round's dataset (labels in any of the recipe's task columns)."""
+    rows, _ = read_csv(data / "labels.csv")
     return sum(1 for _, row in rows if (row.get("split") or "train").strip() == "train"
                and any((row.get(t) or "").strip() for t in tasks))
 
