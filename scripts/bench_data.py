@@ -34,7 +34,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_train import markdown_section, replace_section, sesemi, supervised, timed  # noqa: E402
+from bench_train import (FRAMES, LABELED, UNLABELED, UNLABELED_FRAMES, markdown_section, replace_section,  # noqa: E402
+                         semisup_step, timed, write_dataset)
 from semisup.augment import FrameAugment  # noqa: E402
 from semisup.data.loaders import CyclingBatchSampler, TrailerFrames, collate_packed, make_loader, train_picker  # noqa: E402
 from semisup.data.samples import Sample, TaskSpec  # noqa: E402
@@ -128,34 +129,6 @@ def views_rate(kind: str, size: int, frames: int = 64, rounds: int = 3) -> float
     return rounds * frames / (time.perf_counter() - start)
 
 
-def simclr_rate(args, device, dtype) -> float:
-    """Frames per second a SimCLR step consumes (two views each through encoder and projection head)."""
-    from lightly.loss import NTXentLoss
-    from lightly.models.modules import SimCLRProjectionHead
-
-    from semisup.augment import ContrastiveViews
-    from semisup.device import autocast
-    from semisup.models import Encoder
-
-    encoder = Encoder(args.model, trainable_stages=1, channels_last=True).to(device).train()
-    head = SimCLRProjectionHead(encoder.num_features, 512, 128).to(device)
-    views = ContrastiveViews(args.size, encoder.mean, encoder.std).to(device)
-    optimizer = torch.optim.Adam(encoder.trainable_parameters() + list(head.parameters()), lr=1e-4)
-    criterion = NTXentLoss(0.2)
-    frames = torch.randint(0, 256, (16, 3, args.size, args.size), dtype=torch.uint8, device=device)
-
-    def step() -> int:
-        with autocast(device, dtype):
-            z1, z2 = head(encoder(views(frames))), head(encoder(views(frames)))
-        loss = criterion(z1.float(), z2.float())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return len(frames)
-
-    return timed(step, 2, 6)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="resnet50")
@@ -167,9 +140,9 @@ def main() -> None:
     torch.manual_seed(0)
     device = resolve_device("auto")
     dtype = resolve_precision(device, "auto")
-    step_args = argparse.Namespace(model=args.model, size=args.size, batch=16, frames=4, trainable_stages=1)
-
     with tempfile.TemporaryDirectory() as tmp:
+        step_args = argparse.Namespace(model=args.model, size=args.size, trainable_stages="1", data=Path(tmp) / "folder")
+        write_dataset(step_args.data, labeled=16, unlabeled=32)  # what semisup's steps are built from
         keyframes = keyframe_samples(Path(tmp) / "keyframes", trailers=32, frames=24)
         clips = clip_samples(Path(tmp), clips=16, frames=48)
         rows = [
@@ -178,11 +151,15 @@ def main() -> None:
             ("loader: mp4 clips 640x360 decoded on the fly (8 clips x 8 frames per batch)",
              loader_rate(clips, args.size, 8, 8, args.workers, args.batches, device)),
         ]
-    sesemi_rate = timed(sesemi(step_args, device, dtype), 2, 6) / 6  # images/s -> frames/s (six per frame)
-    supervised_rate = timed(supervised(step_args, device, dtype), 2, 6)
+        # images/s -> frames/s: a SESEMI step's images are its labeled frames plus six of each unlabeled one
+        labeled, unlabeled = LABELED * FRAMES, UNLABELED * UNLABELED_FRAMES
+        sesemi_rate = timed(semisup_step(step_args, "sesemi", device, dtype), 2, 6, device) * (
+            (labeled + unlabeled) / (labeled + 6 * unlabeled))
+        supervised_rate = timed(semisup_step(step_args, "supervised", device, dtype), 2, 6, device)
+        simclr_rate = timed(semisup_step(step_args, "simclr", device, dtype), 2, 6, device) / 2  # two views each
     rows += [(f"SESEMI step, {args.model} last stage, all six transforms (frames consumed)", sesemi_rate),
              (f"supervised step, {args.model} last stage (frames consumed)", supervised_rate),
-             (f"SimCLR step, {args.model} last stage, two views (frames consumed)", simclr_rate(step_args, device, dtype)),
+             (f"SimCLR step, {args.model} last stage, two views (frames consumed)", simclr_rate),
              (f"SimCLR views, kornia, batch of 64 on the main process ({args.size} px)",
               views_rate("kornia", args.size)),
              (f"SimCLR views, lightly SimCLRTransform, per PIL image, one process ({args.size} px)",

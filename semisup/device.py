@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import ContextManager
 
 import torch
@@ -61,3 +62,24 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> ContextManager:
 def needs_grad_scaler(device: torch.device, dtype: torch.dtype | None) -> bool:
     """fp16 on CUDA needs loss scaling; bf16 and fp32 do not."""
     return device.type == "cuda" and dtype == torch.float16
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak for :func:`peak_memory_mb` (CUDA; on the CPU the peak is the process's)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> float | None:
+    """Peak memory in MiB, to one decimal: on CUDA the tensors allocated since
+    :func:`reset_peak_memory`; on the CPU the process's peak resident set so far
+    (weights, activations, the interpreter; loader workers are processes of their
+    own). None where the platform does not say (Windows)."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)

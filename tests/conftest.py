@@ -11,6 +11,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no test may reach for the network
 
+# epoch-record fields that measure the machine, not the computation: left out where runs are compared
+MACHINE_FIELDS = ("images_per_s", "elapsed_s", "peak_memory_mb")
+
 TINY_RECIPE = """
 [run]
 name = "tiny"

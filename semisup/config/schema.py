@@ -42,6 +42,10 @@ class RunConfig:
     out_dir: Path = spec(Path("runs"), doc="parent folder of run directories")
     sync_batchnorm: bool = spec(False, doc="data-parallel runs on GPUs: BatchNorm statistics over every "
                                            "process's batch (else rank 0's are copied to all after each step)")
+    compile: Literal["off", "inductor", "aot_eager", "eager"] = spec(
+        "off", doc='torch.compile the encoder: "inductor" fuses its kernels (on CPUs it needs a C++ compiler; the '
+                   'first steps of each shape compile, minutes for a ResNet); "eager" and "aot_eager" only capture '
+                   'its graphs, to find what breaks them; weights and checkpoints are the same either way')
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ class StepBatch:
         if key not in self._views:
             if name not in self.augmentations:
                 raise KeyError(f"no {name!r} augmentation in this run (have: {', '.join(self.augmentations)})")
-            self._views[key] = self.augmentations[name](self.frames, self.owner)
+            with torch.profiler.record_function(f"semisup/view:{name}"):
+                self._views[key] = self.augmentations[name](self.frames, self.owner)
         return self._views[key]
 
     def clips(self, frames: torch.Tensor) -> torch.Tensor:

@@ -37,12 +37,13 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from semisup import distributed
 from semisup.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from semisup.data.health import ReadTally
 from semisup.data.loaders import draw_seed
-from semisup.device import autocast, needs_grad_scaler
+from semisup.device import autocast, needs_grad_scaler, peak_memory_mb, reset_peak_memory
 from semisup.models.ema import EmaTeacher
 from semisup.objectives import Augment, Objective, ObjectiveOutput, StepBatch, StepContext
 from semisup.train.logs import RunLogger
@@ -377,18 +378,22 @@ def step_objectives(stage: Stage, batches: dict[str, StepBatch | None], context:
     last_of = {o.optimizer: o.objective_name for o in active}  # the member after which an optimiser steps
     outputs: dict[str, ObjectiveOutput] = {}
     for objective in active:
-        outputs[objective.objective_name] = objective(batches[objective.stream], stage.model, context)
+        with record_function(f"semisup/forward:{objective.objective_name}"):
+            outputs[objective.objective_name] = objective(batches[objective.stream], stage.model, context)
         if not joint and last_of[objective.optimizer] == objective.objective_name:
             loss = sum(outputs[o.objective_name].loss for o in active
                        if o.optimizer == objective.optimizer and o.objective_name in outputs)
-            optimiser_step(loss, stage.optimizers[objective.optimizer], scalers[objective.optimizer], grad_clip)
+            with record_function(f"semisup/backward+step:{objective.optimizer}"):
+                optimiser_step(loss, stage.optimizers[objective.optimizer], scalers[objective.optimizer], grad_clip)
     if joint and outputs:
         total = sum(o.weight * outputs[o.objective_name].loss for o in active)
         if total.requires_grad:
-            optimiser_step(total, stage.optimizers["joint"], scalers["joint"], grad_clip)
+            with record_function("semisup/backward+step:joint"):
+                optimiser_step(total, stage.optimizers["joint"], scalers["joint"], grad_clip)
     distributed.broadcast_buffers([stage.model, *stage.objectives])
     if stage.teacher is not None:
-        stage.teacher.update(stage.model, context.step)
+        with record_function("semisup/ema"):
+            stage.teacher.update(stage.model, context.step)
     return outputs
 
 
@@ -435,18 +440,21 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             logger.log_epoch({**stage.record, "epoch": 0, "loss": None, **stage.validate(evaluated)[0]}, step=0)
         while state.epoch < epochs:
             model.train()
+            reset_peak_memory(device)
             progress.start_epoch(state.epoch, epochs, steps, state.batch)
             unlabeled_batches = streams.unlabeled_epoch(state.epoch, state.batch)
             while state.batch < steps:
                 tic, step = time.perf_counter(), state.epoch * steps + state.batch
                 set_lr(optimizers, lr_factor(step, total_steps, warmup_steps, settings.schedule))
-                loaded = {"labeled": next(labeled_batches), "unlabeled": next(unlabeled_batches)}
+                with record_function("semisup/load"):  # waiting for the loader's workers
+                    loaded = {"labeled": next(labeled_batches), "unlabeled": next(unlabeled_batches)}
                 for name, batch in loaded.items():  # count what was unreadable; stop a run on garbage
                     if batch is not None:
                         state.bad_frames.update(batch.bad_frames)
                         tallies[name].add(batch.indices.tolist(), batch.unreadable)
                         tallies[name].check_early()
-                batches = {name: step_batch(b, device, stage.augmentations) for name, b in loaded.items()}
+                with record_function("semisup/to_device"):
+                    batches = {name: step_batch(b, device, stage.augmentations) for name, b in loaded.items()}
                 if process.distributed:  # a stream steps only where every process has a readable batch
                     agreed = distributed.all_true([b is not None for b in batches.values()], device)
                     batches = {name: b if ok else None for (name, b), ok in zip(batches.items(), agreed)}
@@ -467,7 +475,8 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             # End of epoch: check what was unreadable, validate, log, checkpoint.
             for tally in tallies.values():
                 tally.check()
-            fields, score = stage.validate(evaluated)
+            with record_function("semisup/validate"):
+                fields, score = stage.validate(evaluated)
             unreadable_eval = fields.pop("unreadable", {})
             improved = score is not None and score > state.best_score
             if improved:
@@ -482,7 +491,8 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             record: dict[str, Any] = {
                 **stage.record, "epoch": state.epoch + 1, **logs, **fields,
                 "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
-                "images_per_s": images_per_s, "corrupt_frames": len(state.bad_frames),
+                "images_per_s": images_per_s, "peak_memory_mb": peak_memory_mb(device),
+                "corrupt_frames": len(state.bad_frames),
                 "synthetic_clips": int(state.sums.get("synthetic", 0)),
                 "unreadable_trailers": {**{n: len(t.unreadable) for n, t in tallies.items()}, **unreadable_eval},
                 "elapsed_s": round(checkpointer.elapsed(), 1)}

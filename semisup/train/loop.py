@@ -33,7 +33,7 @@ from semisup import distributed
 from semisup.train.engine import FitResult, Stage, train_stage
 from semisup.train.progress import NullProgress
 from semisup.train.setup import (build_augmentations, build_objectives, build_optimizers, build_streams,
-                                 build_teacher, loop_settings, sync_batchnorm)
+                                 build_teacher, compile_encoder, loop_settings, sync_batchnorm)
 
 
 def validation_scores(predictions: Predictions, specs: Sequence[TaskSpec]) -> dict[str, dict[str, float]]:
@@ -83,6 +83,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
     objectives = [objective.to(device) for objective in build_objectives(recipe, samples, specs)]
     teacher = build_teacher(recipe, model)
+    compile_encoder(model, recipe.run.compile)  # after the teacher's copy: the student's forward is compiled
     streams = build_streams(recipe, samples, specs, device.type == "cuda", process.rank, process.world_size, cache)
     if streams.labeled_sampler.epochs.plan is not None:
         progress.message(f"labeled stream re-balanced ({t.balance}): "

@@ -28,7 +28,7 @@ from semisup.data.synthetic import SyntheticMoves
 from semisup.device import resolve_device, resolve_precision
 from semisup.errors import SemisupError
 from semisup.losses import AsymmetricLoss, MulticlassLoss, class_balanced_weights
-from semisup.models import TrailerModel
+from semisup.models import Encoder, TrailerModel
 from semisup.models.ema import EmaTeacher
 from semisup.objectives import Objective, Pretext, SimCLR, Supervised, get_consistency
 from semisup.pretext import pretext_key
@@ -68,6 +68,15 @@ def sync_batchnorm(model: nn.Module, settings: LoopSettings, enabled: bool) -> n
     if enabled and settings.process.distributed:
         return nn.SyncBatchNorm.convert_sync_batchnorm(model)
     return model
+
+
+def compile_encoder(model: TrailerModel, backend: str) -> None:
+    """``torch.compile`` the encoder's backbone in place with ``backend`` (``run.compile``;
+    ``"off"``: leave it). In place, so parameter names, ``state_dict`` keys and checkpoints
+    stay those of the plain model; an EMA teacher copied before stays uncompiled. A
+    cached-feature encoder has nothing to compile."""
+    if backend != "off" and isinstance(model.encoder, Encoder):
+        model.encoder.model.compile(backend=backend)
 
 
 def build_losses(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec]) -> dict[str, nn.Module]:

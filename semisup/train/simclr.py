@@ -32,7 +32,8 @@ from semisup.evaluate.metrics import mean_average_precision
 from semisup.models import Encoder, TrailerModel
 from semisup.train.engine import Stage, build_optimizers, train_stage
 from semisup.train.progress import NullProgress
-from semisup.train.setup import build_pretrain_objective, build_pretrain_streams, loop_settings, sync_batchnorm
+from semisup.train.setup import (build_pretrain_objective, build_pretrain_streams, compile_encoder, loop_settings,
+                                 sync_batchnorm)
 
 
 def encoder_path(run_dir: Path) -> Path:
@@ -90,6 +91,7 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
     encoder.check_image_size(recipe.data.image_size)
     model = TrailerModel(encoder, {}, {}, head_hidden=1, head_dropout=0.0)  # the encoder alone
     model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
+    compile_encoder(model, recipe.run.compile)
     simclr, views = build_pretrain_objective(recipe, model)
     simclr.to(device)
     knn_train, knn_val = labeled_pool(samples), [s for s in split_samples(samples, "val") if s.is_labeled()]
