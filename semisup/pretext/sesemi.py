@@ -68,11 +68,12 @@ def predict_transform(task: PretextTask, frames: torch.Tensor, encode: Encode, c
     """
     x = frames.flatten(0, 1)
     n = x.shape[0]
-    if transforms == "all":
+    if transforms == "all":  # every frame in every class, class by class: one concatenation, no scatter
+        if x.shape[-1] != x.shape[-2]:
+            raise ValueError(f"SESEMI needs square frames, got {tuple(x.shape[-2:])}")
         target = torch.arange(classes, device=x.device).repeat_interleave(n)
-        x = x.repeat(classes, 1, 1, 1)
-    else:
-        target = torch.randint(0, classes, (n,), device=x.device)
+        return task.classify(encode(torch.cat([apply(x) for apply in _TRANSFORMS[:classes]])), target)
+    target = torch.randint(0, classes, (n,), device=x.device)
     return task.classify(encode(sesemi_transform(x, target)), target)
 
 
