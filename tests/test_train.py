@@ -18,7 +18,7 @@ from semisup.checkpoints import load_checkpoint
 from semisup.io import read_metrics
 from semisup.train.run import resume_run, start_run
 from semisup.build import build_model, load_data
-from semisup.train.setup import build_objectives, build_optimizers
+from semisup.train.setup import build_objectives, build_optimizers, build_streams
 
 from conftest import MACHINE_FIELDS, run_cli
 
@@ -120,6 +120,31 @@ def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_ro
         "supervised", "consistency/fixmatch", "pretext/sesemi"}
 
 
+def test_epochs_over_the_labeled_stream_cycle_the_unlabeled_one(tiny_recipe):
+    """``epoch_over = "labeled"``: an epoch is one labeled pass, as in a supervised run, and the
+    unlabeled batches run on across epochs, each pass over the pool a fresh permutation."""
+    recipe = load_recipe(tiny_recipe(extra=FIXMATCH_EMA, name="fm.toml"), ["train.epoch_over=labeled"])
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    streams = build_streams(recipe, dataset.samples, dataset.tasks)
+    supervised = build_streams(load_recipe(tiny_recipe(pretext=False)), dataset.samples, dataset.tasks)
+    by_pool = build_streams(load_recipe(tiny_recipe(extra=FIXMATCH_EMA, name="fm2.toml")), dataset.samples,
+                            dataset.tasks)
+    assert streams.steps_per_epoch == supervised.steps_per_epoch == len(streams.labeled_sampler.epochs)
+    assert by_pool.steps_per_epoch == len(by_pool.unlabeled_sampler) != streams.steps_per_epoch
+    pool, per_pass = len(streams.unlabeled.dataset), len(by_pool.unlabeled_sampler)
+    sampler = streams.unlabeled_sampler
+    draws = []
+    for epoch in range(per_pass // streams.steps_per_epoch + 2):  # more unlabeled batches than one pass holds
+        sampler.start_batch = epoch * streams.steps_per_epoch
+        batches = iter(sampler)
+        draws += [[i for i, _ in next(batches)] for _ in range(streams.steps_per_epoch)]
+    assert len(draws) > per_pass
+    first_pass = [i for batch in draws[:per_pass] for i in batch]
+    assert len(set(first_pass)) == len(first_pass) == per_pass * recipe.train.unlabeled_batch_size <= pool
+    sampler.start_batch = 5  # batch g depends on g alone: a resumed run reads the same batches
+    assert [i for i, _ in next(iter(sampler))] == draws[5]
+
+
 def test_a_pretext_step_does_not_touch_the_task_heads(tiny_recipe):
     """One separate-mode step each: the pretext optimiser moves the encoder but no task head."""
     recipe = load_recipe(tiny_recipe(), ["optim.lr=0.01"])
@@ -182,13 +207,16 @@ warmup_epochs = 0.5
 """
 
 
-@pytest.mark.parametrize("every_step, consistency", [(False, ""), (True, ""), (True, FIXMATCH_EMA)],
-                         ids=["epoch-checkpoint", "mid-epoch-checkpoint", "mid-epoch-fixmatch-ema"])
-def test_sigkill_during_second_epoch_then_resume(tiny_recipe, tmp_path, every_step, consistency):
+@pytest.mark.parametrize("every_step, consistency, sets", [
+    (False, "", []), (True, "", []),
+    (True, FIXMATCH_EMA, ["train.epoch_over=labeled", "train.labeled_batch_size=2"])],  # 2+ labeled steps per epoch
+    ids=["epoch-checkpoint", "mid-epoch-checkpoint", "mid-epoch-fixmatch-ema-cycling-unlabeled"])
+def test_sigkill_during_second_epoch_then_resume(tiny_recipe, tmp_path, every_step, consistency, sets):
     """A killed run resumes and ends exactly where an uninterrupted run does (with FixMatch
-    too: its thresholds' memory and the EMA teacher are in last.pt)."""
+    too: its thresholds' memory and the EMA teacher are in last.pt; and with epochs over the
+    labeled stream, the unlabeled one cycling)."""
     extra = "\n[optim]\nlr = 0.002\n" + consistency
-    sets = ["train.epochs=3"] + (["train.checkpoint_minutes=0.00001"] if every_step else [])
+    sets = ["train.epochs=3"] + sets + (["train.checkpoint_minutes=0.00001"] if every_step else [])
     reference = start_run(tiny_recipe(extra=extra), sets, tmp_path / "reference")
 
     run = tmp_path / "killed"

@@ -212,10 +212,18 @@ class TrainConfig:
     """``[train]``: epochs, batch sizes and checkpointing.
 
     An epoch is one pass over the unlabeled trailers (the labeled ones cycle);
-    without pretext tasks it is one pass over the labeled trailers.
+    without pretext tasks or consistency methods it is one pass over the
+    labeled trailers. ``epoch_over = "labeled"`` makes it a pass over the
+    labeled trailers in every case (the unlabeled ones cycle): a run then takes
+    as many labeled steps as a supervised run of the same epochs, whatever the
+    size of the unlabeled pool.
     """
 
     epochs: int = spec(10, ge=1)
+    epoch_over: Literal["unlabeled", "labeled"] = spec(
+        "unlabeled", doc="one epoch is a pass over these trailers (the other stream cycles); \"labeled\": as "
+                         "many labeled steps as a supervised run of the same epochs, whatever the unlabeled pool's "
+                         "size")
     labeled_batch_size: int = spec(8, ge=1, doc="labeled trailers per step")
     unlabeled_batch_size: int = spec(16, ge=1, doc="unlabeled trailers per step")
     eval_batch_size: int = spec(16, ge=1, doc="trailers per evaluation batch")

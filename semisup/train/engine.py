@@ -211,26 +211,38 @@ def build_optimizers(objectives: list[Objective], model: nn.Module, mode: str, l
 
 
 class Streams:
-    """The batches a stage reads: labeled (cycling forever) and unlabeled (one pass per epoch).
+    """The batches a stage reads: labeled (cycling forever) and unlabeled.
 
-    Either may be None. ``steps_per_epoch`` is one pass over the unlabeled
-    stream when there is one, else over the labeled one. Each stream carries a
-    :class:`~semisup.data.health.ReadTally` under its ``names`` entry.
+    Either may be None. An epoch is one pass over the unlabeled stream when
+    there is one (the labeled one cycles), else over the labeled one; with
+    ``epoch_over = "labeled"`` it is one pass over the labeled stream even when
+    there is an unlabeled one, which then cycles (pass after pass, shuffled
+    afresh each pass), so a run takes as many labeled steps as a supervised run
+    of the same epochs, whatever the size of the unlabeled pool. Each stream
+    carries a :class:`~semisup.data.health.ReadTally` under its ``names`` entry.
 
     Args:
         labeled, labeled_sampler: loader of :class:`~semisup.data.loaders.PackedBatch` and its
             :class:`~semisup.data.loaders.CyclingBatchSampler`.
         unlabeled, unlabeled_sampler: loader of :class:`~semisup.data.loaders.ClipBatch` and its
-            :class:`~semisup.data.loaders.EpochBatchSampler`.
+            :class:`~semisup.data.loaders.EpochBatchSampler`, or its
+            :class:`~semisup.data.loaders.CyclingBatchSampler` with ``epoch_over = "labeled"``.
         names: what each stream is called in messages, e.g. ``{"labeled": "labeled train"}``.
+        epoch_over: ``"unlabeled"`` or ``"labeled"``: which stream one epoch is a pass over.
     """
 
     def __init__(self, labeled=None, labeled_sampler=None, unlabeled=None, unlabeled_sampler=None,
-                 names: dict[str, str] | None = None) -> None:
+                 names: dict[str, str] | None = None, epoch_over: str = "unlabeled") -> None:
         self.labeled, self.labeled_sampler = labeled, labeled_sampler
         self.unlabeled, self.unlabeled_sampler = unlabeled, unlabeled_sampler
         self.names = {"labeled": "labeled train", "unlabeled": "unlabeled", **(names or {})}
-        self.steps_per_epoch = len(unlabeled_sampler) if unlabeled is not None else len(labeled_sampler.epochs)
+        self.unlabeled_cycles = unlabeled is not None and epoch_over == "labeled"
+        if self.unlabeled_cycles and labeled is None:
+            raise ValueError("epoch_over='labeled' needs a labeled stream")
+        if unlabeled is not None and not self.unlabeled_cycles:
+            self.steps_per_epoch = len(unlabeled_sampler)
+        else:
+            self.steps_per_epoch = len(labeled_sampler.epochs)
 
     def labeled_batches(self, start_step: int) -> Iterator:
         """Labeled batches from global step ``start_step`` on (``None`` forever without a labeled stream)."""
@@ -245,7 +257,10 @@ class Streams:
         if self.unlabeled is None:
             while True:
                 yield None
-        self.unlabeled_sampler.set_epoch(epoch, start_batch)
+        if self.unlabeled_cycles:  # one unlabeled batch per step, as the labeled stream
+            self.unlabeled_sampler.start_batch = epoch * self.steps_per_epoch + start_batch
+        else:
+            self.unlabeled_sampler.set_epoch(epoch, start_batch)
         yield from self.unlabeled
 
     def tallies(self, max_unreadable: float, saved: dict[str, Any]) -> dict[str, ReadTally]:

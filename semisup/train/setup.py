@@ -220,10 +220,14 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     pool_pick = ordered_picker(frames) if ordered else clip_picker(frames)
     pool_set = (CachedTrailers(cache, pool, (), pool_pick) if cache is not None
                 else TrailerFrames(pool, (), d.image_size, pool_pick))
-    sampler = EpochBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, shuffle=True,
-                                drop_last=True, rank=rank, world_size=world_size)
+    if t.epoch_over == "labeled":  # the unlabeled trailers cycle beside the labeled ones
+        sampler = CyclingBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, rank=rank,
+                                      world_size=world_size)
+    else:
+        sampler = EpochBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, shuffle=True,
+                                    drop_last=True, rank=rank, world_size=world_size)
     return Streams(labeled_loader, labeled_sampler, make_loader(pool_set, sampler, collate_clips, d.num_workers,
-                                                                pin_memory), sampler)
+                                                                pin_memory), sampler, epoch_over=t.epoch_over)
 
 
 def build_pretrain_streams(recipe: Recipe, samples: Sequence[Sample], pin_memory: bool = False) -> Streams:
