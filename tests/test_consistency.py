@@ -333,3 +333,54 @@ def test_a_consistency_plug_in_by_module_path_trains_beside_sesemi(tiny_recipe, 
     assert record["consistency"]["consistency_plugins.entropy:Entropy"]["entropy"] > 0
     with pytest.raises(SemisupError, match="consistency.0.scal: unknown key"):
         load_recipe(tiny_recipe(extra=extra.replace("scale", "scal"), name="bad.toml"))
+
+
+@pytest.mark.slow
+def test_the_guard_is_calibrated_on_validation_clips_as_long_as_the_unlabeled_ones(tiny_recipe, tmp_path):
+    """The unlabeled clips have 2 frames, validation scores 4: the ``min_precision`` guard is
+    measured on 2-frame validation clips, where its cut-offs hold for the clips it judges."""
+    from semisup.build import build_eval_loader, build_model, input_transform, load_data
+    from semisup.checkpoints import load_checkpoint
+    from semisup.data.samples import split_samples
+    from semisup.device import resolve_precision
+    from semisup.evaluate.inference import predict
+    from semisup.objectives.fixmatch import PrecisionGuard
+    from semisup.train.loop import pseudo_label_frames
+    from semisup.train.run import start_run
+    from semisup.train.setup import build_objectives
+
+    extra = '\n[[consistency]]\nname = "fixmatch"\nmin_precision = 0.6\nframes_per_trailer = 2\n'
+    path = tiny_recipe(extra=extra, pretext=False)
+    result = start_run(path, ["train.epochs=2"], tmp_path / "run")
+    recipe = load_recipe(path)
+    dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
+    specs = dataset.tasks
+    assert pseudo_label_frames(recipe, build_objectives(recipe, dataset.samples, specs)) == 2
+    sesemi = load_recipe(tiny_recipe(name="sesemi.toml"))
+    assert pseudo_label_frames(sesemi, build_objectives(sesemi, dataset.samples, specs)) is None
+
+    saved = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")  # after the last validation
+    model = build_model(recipe, specs)
+    model.load_state_dict(saved["model"])
+    stored = saved["objectives"]["consistency/fixmatch"]
+
+    def guard_from(frames):
+        loader = build_eval_loader(split_samples(dataset.samples, "val"), specs, recipe.data.image_size, frames,
+                                   8, 0)
+        scored = predict(model, loader, input_transform(model), specs, torch.device("cpu"),
+                         resolve_precision(torch.device("cpu"), recipe.run.precision))  # as the run scored
+        keep = scored.labeled["genres"]
+        guard = PrecisionGuard("multilabel", len(specs[0].labels), 0.6)
+        guard.calibrate(torch.as_tensor(scored.scores["genres"][keep]),
+                        torch.as_tensor(scored.targets["genres"][keep], dtype=torch.float32))
+        return guard
+
+    def gap(a, b):  # the largest difference between two guards' cut-offs
+        return max((a.positive - b.positive).abs().max().item(), (a.negative - b.negative).abs().max().item())
+
+    two = guard_from(2)
+    stored_guard = PrecisionGuard("multilabel", len(specs[0].labels), 0.6)
+    stored_guard.load_state_dict({"positive": stored["guards.genres.positive"],
+                                  "negative": stored["guards.genres.negative"]})
+    four = guard_from(recipe.data.eval_frames)  # what validation's own scores would have set
+    assert gap(stored_guard, two) < 1e-6 < 1e-3 < gap(stored_guard, four)

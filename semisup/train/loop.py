@@ -7,7 +7,8 @@ when one is needed) and hands it to :func:`~semisup.train.engine.train_stage`.
 After each epoch the model (or its teacher, ``[ema] evaluate``) is scored on
 validation: mean over tasks of mAP (multi-label) or accuracy (multi-class),
 which picks ``best.pt``; consistency methods that pseudo-label also report how
-their current thresholds would label the validation clips.
+their current thresholds would label validation clips as long as their
+unlabeled ones (and calibrate on them).
 """
 
 from __future__ import annotations
@@ -94,18 +95,27 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
                          f"{', '.join(m.moves)}")
     # each process scores its share of validation; rank 0 gathers and judges
     d = recipe.data
-    val_loader = build_eval_loader(split_samples(samples, "val")[process.rank::process.world_size], specs,
-                                   d.image_size, d.eval_frames, t.eval_batch_size, d.num_workers, device.type == "cuda",
-                                   cache)
+    val_share = split_samples(samples, "val")[process.rank::process.world_size]
+    val_loader = build_eval_loader(val_share, specs, d.image_size, d.eval_frames, t.eval_batch_size, d.num_workers,
+                                   device.type == "cuda", cache)
+    # methods that pseudo-label are calibrated and judged on validation clips as long as their unlabeled ones
+    frames = pseudo_label_frames(recipe, objectives)
+    clip_loader = None if frames is None else build_eval_loader(val_share, specs, d.image_size, frames,
+                                                                 t.eval_batch_size, d.num_workers,
+                                                                 device.type == "cuda", cache)
     normalize = input_transform(model).to(device)
 
+    def scored(evaluated: nn.Module, loader) -> Predictions:
+        return Predictions.concat(distributed.gather_objects(
+            predict(evaluated, loader, normalize, specs, device, settings.amp_dtype)))
+
     def validate(evaluated: nn.Module) -> tuple[dict[str, Any], float]:
-        predictions = Predictions.concat(distributed.gather_objects(
-            predict(evaluated, val_loader, normalize, specs, device, settings.amp_dtype)))
+        predictions = scored(evaluated, val_loader)
         check_split("val", split_samples(samples, "val"), predictions.unreadable, recipe.data.max_unreadable)
         val = validation_scores(predictions, specs)
         score = float(np.nanmean([primary_score(v) for v in val.values()]))
-        return {"val": val, "val_score": score, **pseudo_label_quality(objectives, predictions),
+        clips = predictions if clip_loader is None else scored(evaluated, clip_loader)
+        return {"val": val, "val_score": score, **pseudo_label_quality(objectives, clips),
                 "unreadable": {"val": len(predictions.unreadable)}}, score
 
     stage = Stage(model, objectives, build_optimizers(recipe, objectives, model), streams,
@@ -115,10 +125,23 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     return train_stage(stage, settings, run_dir, resume, progress)
 
 
+def pseudo_label_frames(recipe: Recipe, objectives: Sequence[Objective]) -> int | None:
+    """The frames per clip on which validation also scores the model for the objectives that
+    pseudo-label (those with ``pseudo_label_quality``): as many as their unlabeled clips have
+    (the largest ``frames_per_trailer`` of the consistency methods), so that thresholds measured
+    on validation (FixMatch's ``min_precision``) hold for the clips they are applied to. None
+    when no objective pseudo-labels or validation already scores clips that long."""
+    frames = max((c.frames_per_trailer for c in recipe.consistency), default=0)
+    if not any(hasattr(o, "pseudo_label_quality") for o in objectives) or frames in (0, recipe.data.eval_frames):
+        return None
+    return frames
+
+
 def pseudo_label_quality(objectives: Sequence[Objective], predictions: Predictions) -> dict[str, Any]:
-    """``{"pseudo_labels": {method: {task: {mask_rate, precision}}}}`` on validation, for the
-    objectives that pseudo-label (empty without them), after those that calibrate on
-    validation (FixMatch's ``min_precision``) have."""
+    """``{"pseudo_labels": {method: {task: {mask_rate, precision}}}}`` on validation (``predictions``
+    of clips as long as the unlabeled ones, :func:`pseudo_label_frames`), for the objectives that
+    pseudo-label (empty without them), after those that calibrate on validation (FixMatch's
+    ``min_precision``) have."""
     for o in objectives:  # measured where labels are known: guards that pseudo-labels must clear
         if hasattr(o, "calibrate"):
             o.calibrate(predictions.scores, predictions.targets, predictions.labeled)
