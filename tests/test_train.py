@@ -122,27 +122,31 @@ def test_separate_mode_steps_each_optimiser_on_its_own_loss(tiny_recipe, demo_ro
 
 def test_epochs_over_the_labeled_stream_cycle_the_unlabeled_one(tiny_recipe):
     """``epoch_over = "labeled"``: an epoch is one labeled pass, as in a supervised run, and the
-    unlabeled batches run on across epochs, each pass over the pool a fresh permutation."""
-    recipe = load_recipe(tiny_recipe(extra=FIXMATCH_EMA, name="fm.toml"), ["train.epoch_over=labeled"])
+    unlabeled batches run on across epochs, each pass over the pool a fresh permutation; a
+    resumed run reads the same batches."""
+    two = ["train.labeled_batch_size=2"]  # a few labeled steps per epoch
+    recipe = load_recipe(tiny_recipe(extra=FIXMATCH_EMA, name="fm.toml"), ["train.epoch_over=labeled"] + two)
     dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=True)
     streams = build_streams(recipe, dataset.samples, dataset.tasks)
-    supervised = build_streams(load_recipe(tiny_recipe(pretext=False)), dataset.samples, dataset.tasks)
+    supervised = build_streams(load_recipe(tiny_recipe(pretext=False), two), dataset.samples, dataset.tasks)
     by_pool = build_streams(load_recipe(tiny_recipe(extra=FIXMATCH_EMA, name="fm2.toml")), dataset.samples,
                             dataset.tasks)
     assert streams.steps_per_epoch == supervised.steps_per_epoch == len(streams.labeled_sampler.epochs)
     assert by_pool.steps_per_epoch == len(by_pool.unlabeled_sampler) != streams.steps_per_epoch
     pool, per_pass = len(streams.unlabeled.dataset), len(by_pool.unlabeled_sampler)
-    sampler = streams.unlabeled_sampler
-    draws = []
-    for epoch in range(per_pass // streams.steps_per_epoch + 2):  # more unlabeled batches than one pass holds
-        sampler.start_batch = epoch * streams.steps_per_epoch
-        batches = iter(sampler)
-        draws += [[i for i, _ in next(batches)] for _ in range(streams.steps_per_epoch)]
-    assert len(draws) > per_pass
+
+    def epoch(s, number, start=0):  # the unlabeled trailers of each step of one epoch
+        return [batch.indices.tolist() for batch in s.unlabeled_epoch(number, start)]
+
+    epochs = [epoch(streams, e) for e in range(2 * per_pass // streams.steps_per_epoch + 1)]
+    assert all(len(e) == streams.steps_per_epoch for e in epochs)
+    draws = [batch for e in epochs for batch in e]
+    assert len(draws) >= 2 * per_pass  # two passes over the pool and more
     first_pass = [i for batch in draws[:per_pass] for i in batch]
     assert len(set(first_pass)) == len(first_pass) == per_pass * recipe.train.unlabeled_batch_size <= pool
-    sampler.start_batch = 5  # batch g depends on g alone: a resumed run reads the same batches
-    assert [i for i, _ in next(iter(sampler))] == draws[5]
+    assert draws[per_pass:2 * per_pass] != draws[:per_pass]  # the next pass is another permutation
+    resumed = build_streams(recipe, dataset.samples, dataset.tasks)
+    assert epoch(resumed, 1, 1) == epochs[1][1:] and epoch(resumed, 2) == epochs[2]
 
 
 def test_a_pretext_step_does_not_touch_the_task_heads(tiny_recipe):

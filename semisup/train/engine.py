@@ -243,6 +243,8 @@ class Streams:
             self.steps_per_epoch = len(unlabeled_sampler)
         else:
             self.steps_per_epoch = len(labeled_sampler.epochs)
+        self._cycle: Iterator | None = None  # the cycling unlabeled batches, kept across epochs ...
+        self._cycle_step = -1                # ... and the global step of the next one
 
     def labeled_batches(self, start_step: int) -> Iterator:
         """Labeled batches from global step ``start_step`` on (``None`` forever without a labeled stream)."""
@@ -257,11 +259,19 @@ class Streams:
         if self.unlabeled is None:
             while True:
                 yield None
-        if self.unlabeled_cycles:  # one unlabeled batch per step, as the labeled stream
-            self.unlabeled_sampler.start_batch = epoch * self.steps_per_epoch + start_batch
-        else:
+        if not self.unlabeled_cycles:
             self.unlabeled_sampler.set_epoch(epoch, start_batch)
-        yield from self.unlabeled
+            yield from self.unlabeled
+            return
+        # one unlabeled batch per step, as the labeled stream; one loader iterator for the whole
+        # run (a new one each epoch would throw away the batches its workers had prefetched)
+        step = epoch * self.steps_per_epoch + start_batch
+        if self._cycle is None or self._cycle_step != step:
+            self.unlabeled_sampler.start_batch = step
+            self._cycle, self._cycle_step = iter(self.unlabeled), step
+        for _ in range(self.steps_per_epoch - start_batch):
+            self._cycle_step += 1
+            yield next(self._cycle)
 
     def tallies(self, max_unreadable: float, saved: dict[str, Any]) -> dict[str, ReadTally]:
         """A :class:`ReadTally` per stream, restored from a checkpoint's ``reads``."""
