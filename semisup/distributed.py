@@ -1,5 +1,5 @@
-"""Data-parallel training under ``torchrun``: which process this is, and the few
-collectives the training loop needs.
+"""Data-parallel training under ``torchrun``: which process this is, the one
+wrapper that keeps N processes one model, and the few collectives the loop needs.
 
 ``torchrun --nproc_per_node=N -m semisup run RECIPE`` starts N copies of
 ``semisup run``; each reads ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` from
@@ -10,17 +10,21 @@ code it always did.
 
 How semisup keeps N processes one model:
 
-* every process builds the same model from the same seed, and rank 0's
-  weights are broadcast before the first step;
-* after each backward pass the gradients an optimiser is about to step are
-  averaged across processes (:func:`average_gradients`) -- the all-reduce that
-  ``DistributedDataParallel`` does, done per optimiser because semisup's
-  objectives (pretext heads, projection heads) keep parameters outside the
-  model and separate optimisers step different parameter sets;
-* after each step BatchNorm statistics are copied from rank 0
-  (:func:`broadcast_buffers`, as DDP's ``broadcast_buffers`` does), unless
-  ``run.sync_batchnorm`` computes them over the global batch on GPUs;
-* a batch one process could not read is skipped by all (:func:`all_true`).
+* every trained parameter of a stage lives in one module, the learner
+  (:class:`semisup.train.learner.Learner`), wrapped once in
+  ``DistributedDataParallel`` (:func:`wrap`): DDP copies rank 0's weights to
+  every process when it wraps them, and averages gradients in buckets that
+  overlap the backward pass;
+* every process reads an equal share of every pass
+  (:func:`semisup.data.loaders.equal_share`), so every process takes the same
+  steps; :func:`check_same` stops a stage in one line when they do not agree;
+* each step starts with one small all-reduce (:func:`agree`): whether every
+  process read a batch of each stream, whether a checkpoint is due, and
+  whether any process failed; a failure on one process stops every process
+  at that point, with its message;
+* BatchNorm statistics follow rank 0 (DDP's ``broadcast_buffers`` before
+  each forward, :func:`broadcast_buffers` before validation and checkpoints),
+  unless ``run.sync_batchnorm`` computes them over the global batch on GPUs.
 """
 
 from __future__ import annotations
@@ -125,7 +129,7 @@ def main_first() -> Iterator[None]:
 
 def on_main(work: Callable[[], Any]) -> Any:
     """Do ``work`` on rank 0 only (e.g. create the run directory) and return its result on
-    every process; when it fails, every process raises (the others a :class:`SemisupError`
+    every process; when it fails, every process raises (the others :class:`PeerFailed`
     with rank 0's message)."""
     process = current()
     if not process.distributed:
@@ -135,11 +139,11 @@ def on_main(work: Callable[[], Any]) -> Any:
         try:
             outcome = (True, work())
         except Exception as exc:
-            broadcast_object((False, f"{type(exc).__name__}: {exc}"))
+            broadcast_object((False, _message(exc)))
             raise
     done, value = broadcast_object(outcome)
     if not done:
-        raise SemisupError(f"rank 0 failed: {value}")
+        raise PeerFailed(f"process 0 of {process.world_size} failed: {value}")
     return value
 
 
@@ -184,48 +188,11 @@ def mean_records(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def all_true(flags: Sequence[bool], device: torch.device) -> list[bool]:
-    """Per flag: true on every process."""
-    if not current().distributed:
-        return list(flags)
-    tensor = torch.tensor([int(f) for f in flags], dtype=torch.int32, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
-    return [bool(v) for v in tensor.tolist()]
-
-
 def _flat_groups(tensors: Iterable[torch.Tensor]) -> dict[torch.dtype, list[torch.Tensor]]:
     groups: dict[torch.dtype, list[torch.Tensor]] = {}
     for tensor in tensors:
         groups.setdefault(tensor.dtype, []).append(tensor)
     return groups
-
-
-def average_gradients(parameters: Sequence[nn.Parameter]) -> None:
-    """Average the gradients of ``parameters`` across processes, in place.
-
-    One all-reduce per dtype over the flattened gradients. A parameter without
-    a gradient on one process counts as a zero gradient there; one without a
-    gradient on every process keeps none (so Adam leaves it alone, as it would
-    alone).
-    """
-    process = current()
-    if not process.distributed or not parameters:
-        return
-    device = parameters[0].device
-    has_grad = torch.tensor([p.grad is not None for p in parameters], dtype=torch.int32, device=device)
-    dist.all_reduce(has_grad)
-    stepped = [p for p, n in zip(parameters, has_grad.tolist()) if n > 0]
-    for p in stepped:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    for grads in _flat_groups(p.grad for p in stepped).values():
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= process.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
 
 
 def _broadcast_from_rank0(tensors: Iterable[torch.Tensor]) -> None:
@@ -240,19 +207,110 @@ def _broadcast_from_rank0(tensors: Iterable[torch.Tensor]) -> None:
 
 
 def broadcast_buffers(modules: Iterable[nn.Module]) -> None:
-    """Copy rank 0's buffers (BatchNorm running statistics) to every process."""
+    """Copy rank 0's buffers (BatchNorm running statistics) to every process: before
+    validation and checkpoints, so that every process scores and saves the same model."""
     if current().distributed:
         _broadcast_from_rank0([b for module in modules for b in module.buffers()])
 
 
-def broadcast_parameters(modules: Iterable[nn.Module]) -> None:
-    """Copy rank 0's parameters and buffers to every process (before the first step)."""
+def broadcast_module(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers of ``module`` to every process (a module outside
+    the DDP-wrapped learner, such as the EMA teacher, before the first step)."""
     if not current().distributed:
         return
-    modules = list(modules)
     with torch.no_grad():
-        _broadcast_from_rank0([p.data for m in modules for p in m.parameters()])
-    broadcast_buffers(modules)
+        _broadcast_from_rank0([p.data for p in module.parameters()] + list(module.buffers()))
+
+
+def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool,
+         sync_batchnorm: bool = False) -> nn.Module:
+    """``module`` in ``DistributedDataParallel`` in a data-parallel run (unchanged alone).
+
+    DDP broadcasts rank 0's parameters and buffers when it wraps, then averages
+    gradients during every backward pass that follows a forward through it, in
+    buckets whose all-reduce overlaps the rest of the backward pass; the
+    gradients are views of those buckets (``gradient_as_bucket_view``), so no
+    extra gradient-sized copy is made.
+
+    Args:
+        module: every trained parameter of the stage (the learner).
+        device: this process's device.
+        find_unused_parameters: a forward may leave trained parameters unused (one
+            optimiser's group among several, an objective that is not active yet).
+        sync_batchnorm: BatchNorm layers are ``SyncBatchNorm``: their statistics are
+            already the global batch's, so DDP does not broadcast buffers.
+    """
+    if not current().distributed:
+        return module
+    return nn.parallel.DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=find_unused_parameters, broadcast_buffers=not sync_batchnorm,
+        gradient_as_bucket_view=True)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (``module`` itself when not wrapped)."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+class PeerFailed(SemisupError):
+    """Another process of the run failed, and has said why: this one stops too."""
+
+
+def _message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SemisupError) else f"{type(exc).__name__}: {exc}"
+
+
+def agree(flags: Sequence[bool], failure: BaseException | None, device: torch.device) -> list[bool]:
+    """The step's one collective: per flag, whether it is true on every process, and
+    whether some process failed.
+
+    Args:
+        flags: this process's flags (e.g. "I read a labeled batch").
+        failure: the exception this process met since the last agreement, or None.
+        device: where the collective runs (the process group's device).
+
+    Returns:
+        Per flag, true on every process.
+
+    Raises:
+        The ``failure`` itself on the process that met it; :class:`PeerFailed`, with the
+        failing process's message, on every other process. Alone, ``failure`` is raised
+        as it is.
+    """
+    process = current()
+    if not process.distributed:
+        if failure is not None:
+            raise failure
+        return list(flags)
+    tensor = torch.tensor([failure is not None, *(not f for f in flags)], dtype=torch.int32, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    if tensor[0].item():
+        messages = gather_objects(None if failure is None else _message(failure))
+        if failure is not None:
+            raise failure
+        rank, message = next((r, m) for r, m in enumerate(messages) if m is not None)
+        raise PeerFailed(f"process {rank} of {process.world_size} failed: {message}")
+    return [not v for v in tensor[1:].tolist()]
+
+
+def check_same(what: dict[str, Any]) -> None:
+    """Stop unless every process has the same values of ``what`` (e.g. steps per epoch and
+    the dataset it reads): one collective at the start of a stage.
+
+    Raises:
+        SemisupError: on every process, naming the first value that differs and each
+            process's value.
+    """
+    if not current().distributed:
+        return
+    everyone = gather_objects(what)
+    for key in what:
+        values = [w[key] for w in everyone]
+        if any(v != values[0] for v in values):
+            raise SemisupError(f"the {len(values)} processes disagree on {key}: "
+                               + ", ".join(f"process {r} has {v}" for r, v in enumerate(values))
+                               + " (every process must read the same data with the same recipe)")
 
 
 def gather_rows(tensor: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -138,13 +139,45 @@ def test_epoch_sampler_is_a_pure_function_of_seed_epoch_and_position():
     assert any(seeds3[i] != seeds4[i] for i in set(seeds3) & set(seeds4))
 
 
-def test_epoch_sampler_shards_cover_the_epoch_once():
+@pytest.mark.parametrize("num_samples", [1, 2, 3, 7, 13, 20, 63, 639])
+@pytest.mark.parametrize("world_size", [2, 3, 4, 7])
+@pytest.mark.parametrize("batch_size", [1, 4, 16])
+@pytest.mark.parametrize("drop_last", [True, False])
+def test_every_process_gets_the_same_number_of_batches_whatever_the_pool(num_samples, world_size, batch_size,
+                                                                         drop_last):
+    samplers = [EpochBatchSampler(num_samples, batch_size, seed=1, stream=1, rank=rank, world_size=world_size,
+                                  drop_last=drop_last) for rank in range(world_size)]
     shards = []
-    for rank in range(3):
-        sampler = EpochBatchSampler(20, 3, seed=1, stream=1, rank=rank, world_size=3)
+    for sampler in samplers:
         sampler.set_epoch(0)
-        shards += [i for batch in sampler for i, _ in batch]
-    assert sorted(shards) == list(range(20))
+        shards.append([[i for i, _ in batch] for batch in sampler])
+    # the same number of steps on every process (a step's collectives pair up), each as long
+    assert len({len(sampler) for sampler in samplers}) == 1
+    assert all(len(shard) == len(samplers[0]) for shard in shards)
+    assert len({tuple(len(b) for b in shard) for shard in shards}) == 1
+    read = [i for shard in shards for batch in shard for i in batch]
+    if num_samples >= world_size:  # an equal share each: no sample read twice, at most world_size - 1 left out
+        assert len(read) == len(set(read))
+        if not drop_last or num_samples // world_size < batch_size:
+            assert num_samples - len(read) < world_size
+    else:  # fewer samples than processes: wrapped around, every sample read
+        assert set(read) == set(range(num_samples)) and len(read) == world_size
+
+
+def test_a_repeated_sample_draws_afresh():
+    """A pool smaller than the processes wraps around: the repeat gets its own frame draws."""
+    draws = [list(EpochBatchSampler(1, 4, seed=1, stream=1, rank=rank, world_size=2))[0][0] for rank in range(2)]
+    assert draws[0][0] == draws[1][0] == 0 and draws[0][1] != draws[1][1]
+
+
+def test_two_shares_are_the_batches_of_one_process_with_twice_the_batch():
+    """What makes N processes train what one process trains with N times the batch."""
+    one = EpochBatchSampler(63, 32, seed=1, stream=1, drop_last=True)
+    two = [EpochBatchSampler(63, 16, seed=1, stream=1, drop_last=True, rank=r, world_size=2) for r in range(2)]
+    for batches in (one, *two):
+        batches.set_epoch(3)
+    assert len(one) == len(two[0]) == 1
+    assert sorted(list(one)[0]) == sorted(list(two[0])[0] + list(two[1])[0])
 
 
 def test_cycling_sampler_resumes_exactly():

@@ -74,13 +74,16 @@ def test_identical_runs_give_identical_results(tiny_recipe, tmp_path):
 
 # A tiny SESEMI run's epoch losses in fp32 (supervised ASL, SESEMI cross-entropy), pinned on 2026-12-01
 # before the loop became a loop over objectives (issue 11): restructuring must not change what it computes.
+# Another CPU's kernels sum in another order: on 2026-12-03 a machine of the same kind gave epoch 2's
+# supervised loss 1.0101101 (2.3e-4 off), the landed code and the restructured one alike; a real change
+# of the computation moves these by far more than 1e-3.
 PINNED_LOSSES = [1.0819342, 1.8111089, 1.0103441, 1.8014491]  # epoch 1 (supervised, sesemi), epoch 2
 
 
 def test_a_tiny_sesemi_run_computes_the_pinned_losses(tiny_recipe, tmp_path):
     run = start_run(tiny_recipe(), ["run.precision=fp32"], tmp_path / "run")
     losses = [x for r in epoch_records(run.run_dir) for x in (r["loss"], r["pretext"]["sesemi"]["loss"])]
-    assert losses == pytest.approx(PINNED_LOSSES, rel=1e-4)
+    assert losses == pytest.approx(PINNED_LOSSES, rel=1e-3)
 
 
 def test_a_compiled_encoder_computes_the_same_run_and_plain_checkpoints(tiny_recipe, tmp_path):
@@ -88,7 +91,7 @@ def test_a_compiled_encoder_computes_the_same_run_and_plain_checkpoints(tiny_rec
     # them with the same kernels: the pinned losses hold; compiling in place keeps the state_dict keys
     run = start_run(tiny_recipe(), ["run.precision=fp32", "run.compile=eager"], tmp_path / "run")
     losses = [x for r in epoch_records(run.run_dir) for x in (r["loss"], r["pretext"]["sesemi"]["loss"])]
-    assert losses == pytest.approx(PINNED_LOSSES, rel=1e-4)
+    assert losses == pytest.approx(PINNED_LOSSES, rel=1e-3)
     keys = load_checkpoint(run.run_dir / "checkpoints" / "best.pt")["model"].keys()
     assert "encoder.model.conv1.0.weight" in keys and not any("_orig_mod" in k for k in keys)
 

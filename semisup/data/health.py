@@ -120,6 +120,13 @@ class ReadTally:
         """Restore what :meth:`state_dict` returned."""
         self.seen, self.unreadable = set(state["seen"]), set(state["unreadable"])
 
+    def merge(self, states: Sequence[dict[str, Any]]) -> None:
+        """Add what other tallies of the same stream read (their :meth:`state_dict`): the
+        processes of a data-parallel run each read a share of the stream, and judge it whole."""
+        for state in states:
+            self.seen.update(state["seen"])
+            self.unreadable.update(state["unreadable"])
+
 
 def check_split(stream: str, samples: Sequence[Sample], unreadable_ids: Sequence[str], max_share: float) -> None:
     """Apply the rule to one pass over a split (evaluation): ``unreadable_ids`` of ``samples``.

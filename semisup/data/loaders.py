@@ -278,6 +278,24 @@ def draw_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+def equal_share(num_samples: int, world_size: int) -> int:
+    """How many samples of a pass each of ``world_size`` processes reads: the same number
+    for every process, so that every process takes the same number of steps.
+
+    Each process takes every ``world_size``-th sample of the pass's order from
+    its rank on, up to ``num_samples // world_size`` of them: the last
+    ``num_samples % world_size`` samples of the order are left out of this pass
+    (a different few each pass, the order being shuffled each pass), as
+    ``DistributedSampler(drop_last=True)`` does. A pool smaller than the number
+    of processes is wrapped around instead, so that every process has one.
+
+    Example:
+        >>> [equal_share(63, 2), equal_share(639, 4), equal_share(3, 4), equal_share(8, 1)]
+        [31, 159, 1, 8]
+    """
+    return max(1, num_samples // world_size)
+
+
 class EpochPlan(Protocol):
     """The sample indices of each epoch (already shuffled), always ``length`` of them."""
 
@@ -292,7 +310,12 @@ class EpochBatchSampler(Sampler):
     Call :meth:`set_epoch` before iterating. With ``shuffle`` the order is a
     permutation seeded by (seed, stream, epoch); a ``plan`` (e.g. a
     re-balanced one, where an index may repeat) gives each epoch's order
-    instead. ``rank``/``world_size`` shard the epoch for data-parallel training.
+    instead.
+
+    ``rank``/``world_size`` shard the epoch for data-parallel training, and
+    every process gets **the same number of samples**, so the same number of
+    batches, whatever the pool's size: :func:`equal_share`. Alone, the epoch is
+    the whole order.
     """
 
     def __init__(self, num_samples: int, batch_size: int, seed: int, stream: int, shuffle: bool = True,
@@ -308,31 +331,33 @@ class EpochBatchSampler(Sampler):
         """Choose the epoch to iterate and the batch to start from (when resuming)."""
         self.epoch, self.start_batch = epoch, start_batch
 
-    def _shard(self) -> np.ndarray:
+    def _order(self) -> np.ndarray:
         if self.plan is not None:
-            order = self.plan(self.epoch)
-        elif self.shuffle:
+            return self.plan(self.epoch)
+        if self.shuffle:
             rng = np.random.default_rng([self.seed, self.stream, self.epoch])
-            order = rng.permutation(self.num_samples)
-        else:
-            order = np.arange(self.num_samples)
-        return order[self.rank::self.world_size]
+            return rng.permutation(self.num_samples)
+        return np.arange(self.num_samples)
 
     def __len__(self) -> int:
-        n = len(range(self.rank, self.plan.length if self.plan is not None else self.num_samples, self.world_size))
+        n = equal_share(self.plan.length if self.plan is not None else self.num_samples, self.world_size)
         if self.drop_last and n >= self.batch_size:
             return n // self.batch_size
         return math.ceil(n / self.batch_size)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        order = self._shard()
+        order = self._order()
+        share = equal_share(len(order), self.world_size)
+        positions = np.arange(share * self.world_size)[self.rank::self.world_size]  # in the epoch's order
         for b in range(self.start_batch, len(self)):
-            chunk = order[b * self.batch_size:(b + 1) * self.batch_size]
-            if self.plan is None:
-                yield [(int(i), draw_seed(self.seed, self.stream, self.epoch, int(i))) for i in chunk]
-            else:  # an index may repeat within an epoch: its position tells the draws apart
-                yield [(int(i), draw_seed(self.seed, self.stream, self.epoch, int(i), b * self.batch_size + j))
-                       for j, i in enumerate(chunk)]
+            chunk = positions[b * self.batch_size:(b + 1) * self.batch_size]
+            # an index may repeat within an epoch (a plan, or a pool smaller than the processes):
+            # then its position tells the draws apart
+            yield [(int(order[p % len(order)]),
+                    draw_seed(self.seed, self.stream, self.epoch, int(order[p % len(order)]))
+                    if self.plan is None and p < len(order) else
+                    draw_seed(self.seed, self.stream, self.epoch, int(order[p % len(order)]), int(p)))
+                   for p in chunk]
 
 
 class CyclingBatchSampler(Sampler):

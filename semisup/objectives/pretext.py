@@ -50,7 +50,7 @@ class Pretext(Objective):
         def encode(images: torch.Tensor) -> torch.Tensor:
             nonlocal encoded
             encoded += len(images)
-            return model.encoder(images)
+            return model.encode(images)
 
         clips = clip_frames(batch.clips(batch.view("pretext")), task.frames)
         with context.autocast():

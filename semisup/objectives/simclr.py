@@ -41,11 +41,13 @@ class SimCLR(Objective):
                                     gather_distributed=torch.distributed.is_available())
 
     def forward(self, batch: StepBatch, model: "TrailerModel", context: StepContext) -> ObjectiveOutput:
-        if len(batch.frames) < 2:  # NT-Xent needs two frames
-            return ObjectiveOutput(torch.zeros((), device=batch.frames.device), {}, 0)
         first, second = batch.view("contrastive"), batch.view("contrastive", copy=1)
+        if len(first) < 2:  # NT-Xent needs two frames: a zero loss, still computed from every weight it trains
+            with context.autocast():  # (both views through the head at once: its BatchNorm needs two rows)
+                z = self.head(model.encode(torch.cat([first, second])))
+            return ObjectiveOutput(0.0 * z.float().sum(), {}, 2 * len(first))
         with context.autocast():
-            z1, z2 = self.head(model.encoder(first)), self.head(model.encoder(second))
+            z1, z2 = self.head(model.encode(first)), self.head(model.encode(second))
         return ObjectiveOutput(self.criterion(z1.float(), z2.float()), {}, 2 * len(first))
 
     def trained_parameters(self, model: "TrailerModel") -> list[nn.Parameter]:

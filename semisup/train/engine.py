@@ -4,10 +4,14 @@
 optimisers, its streams, how to validate) for a number of epochs. Each step:
 
 1. takes the next labeled and unlabeled batches and counts what was unreadable;
-2. runs every objective on its stream's batch (each augmented view made once
-   and shared) and, in separate mode, steps that objective's own Adam;
-   in joint mode steps one Adam on the weighted sum of the losses;
-3. moves the EMA teacher, if the stage has one.
+2. agrees with the other processes of a data-parallel run (one small
+   all-reduce): which streams every process could read, whether a checkpoint
+   is due, whether a process failed (then every process stops);
+3. per optimiser, one forward of its objectives through the
+   :class:`~semisup.train.learner.Learner` (every augmented view made once
+   and shared), then backward and step (``optim.mode = "separate"``); or one
+   forward, backward and step of the weighted sum of all losses (``"joint"``);
+4. moves the EMA teacher, if the stage has one.
 
 After each epoch the stage validates (the teacher, when it is evaluated),
 ``best.pt`` is saved when the score improved, and ``last.pt`` always; ``last.pt``
@@ -16,10 +20,11 @@ restarts at exactly the saved step with the same random state, so it ends
 where an uninterrupted run would.
 
 Under ``torchrun`` (:mod:`semisup.distributed`) every process runs this same
-loop on its share of each batch: gradients are averaged before each optimiser
-step, BatchNorm statistics follow rank 0, a batch is skipped only when some
-process could not read its share, and only rank 0 writes logs and checkpoints
-(``last.pt`` holds every process's random state).
+loop on its equal share of each pass: the learner is wrapped in
+``DistributedDataParallel``, which averages gradients during backward;
+BatchNorm statistics follow rank 0; a batch is skipped only when some process
+could not read its share; only rank 0 writes logs and checkpoints (``last.pt``
+holds every process's random state).
 
 Fine-tuning (:func:`semisup.train.loop.fit`) and contrastive pretraining
 (:func:`semisup.train.simclr.pretrain`) are both a :class:`Stage` handed to
@@ -28,6 +33,7 @@ Fine-tuning (:func:`semisup.train.loop.fit`) and contrastive pretraining
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 import time
@@ -45,7 +51,9 @@ from semisup.data.health import ReadTally
 from semisup.data.loaders import draw_seed
 from semisup.device import autocast, needs_grad_scaler, peak_memory_mb, reset_peak_memory
 from semisup.models.ema import EmaTeacher
+from semisup.errors import SemisupError
 from semisup.objectives import Augment, Objective, ObjectiveOutput, StepBatch, StepContext
+from semisup.train.learner import Learner
 from semisup.train.logs import RunLogger
 from semisup.train.progress import NullProgress
 
@@ -114,43 +122,40 @@ class Checkpointer:
 
     ``payload`` returns what to save besides the random state and the
     :class:`TrainState` (weights, optimisers, scalers); :meth:`save` adds both.
-    In a data-parallel run every process calls :meth:`save` and
-    :meth:`save_if_due` at the same steps; rank 0 writes, with every process's
-    random state (``rng_ranks``) and the number of processes.
+    In a data-parallel run every process calls :meth:`save` at the same steps
+    (the step's agreement says when one is :meth:`due`); rank 0 writes, with
+    every process's random state (``rng_ranks``) and the number of processes,
+    and when its write fails every process stops with its message.
     """
 
-    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float,
-                 device: torch.device | None = None):
+    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float) -> None:
         self.path, self.payload, self.state, self.interval = path, payload, state, minutes * 60
         self.session_start = self.last_save = time.monotonic()
         self.elapsed_before = state.elapsed
-        self.device = device or torch.device("cpu")
 
     def elapsed(self) -> float:
         """Training seconds so far, earlier sessions included."""
         return self.elapsed_before + time.monotonic() - self.session_start
 
+    def due(self) -> bool:
+        """Whether ``minutes`` have passed since the last save (a save inside an epoch)."""
+        return time.monotonic() - self.last_save > self.interval
+
     def save(self) -> None:
         self.state.elapsed = self.elapsed()
         rngs = distributed.gather_objects(rng_state())
-        if distributed.current().main:
-            save_checkpoint(self.path, {**self.payload(), "rng": rngs[0], "rng_ranks": rngs,
-                                        "world_size": len(rngs), "state": self.state.to_dict()})
+        distributed.on_main(lambda: save_checkpoint(self.path, {
+            **self.payload(), "rng": rngs[0], "rng_ranks": rngs, "world_size": len(rngs),
+            "state": self.state.to_dict()}))
         self.last_save = time.monotonic()
-
-    def save_if_due(self) -> None:
-        """Save inside an epoch once ``minutes`` have passed since the last save (on every process)."""
-        if distributed.all_true([time.monotonic() - self.last_save > self.interval], self.device)[0]:
-            self.save()
 
 
 def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                    grad_clip: float = 0.0) -> None:
-    """zero_grad -> backward (scaled for fp16) -> gradients averaged across processes (data-parallel
-    runs) -> optional gradient clipping -> step."""
+    """zero_grad -> backward (scaled for fp16; in a data-parallel run DDP averages the gradients
+    across processes during it) -> optional gradient clipping -> step."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
-    distributed.average_gradients([p for group in optimizer.param_groups for p in group["params"]])
     if grad_clip > 0:
         scaler.unscale_(optimizer)
         params = [p for group in optimizer.param_groups for p in group["params"]]
@@ -273,6 +278,16 @@ class Streams:
             self._cycle_step += 1
             yield next(self._cycle)
 
+    def fingerprint(self) -> str:
+        """What the streams read, in a few characters: a hash of each stream's trailer ids, for
+        checking that every process of a data-parallel run reads the same data."""
+        digest = hashlib.sha1()
+        for name, loader in (("labeled", self.labeled), ("unlabeled", self.unlabeled)):
+            if loader is not None:
+                digest.update(f"{name}:{len(loader.dataset.samples)}:".encode())
+                digest.update("\n".join(s.id for s in loader.dataset.samples).encode())
+        return digest.hexdigest()[:12]
+
     def tallies(self, max_unreadable: float, saved: dict[str, Any]) -> dict[str, ReadTally]:
         """A :class:`ReadTally` per stream, restored from a checkpoint's ``reads``."""
         tallies = {name: ReadTally(self.names[name], loader.dataset.samples, max_unreadable)
@@ -328,6 +343,8 @@ class LoopSettings:
     max_unreadable: float = 0.2
     process: distributed.Process = distributed.Process()
     """This process's rank among ``world_size`` (see :mod:`semisup.distributed`)."""
+    sync_batchnorm: bool = False
+    """BatchNorm layers compute their statistics over every process's batch (``run.sync_batchnorm``)."""
 
 
 def step_batch(batch: Any, device: torch.device, augmentations: dict[str, Augment]) -> StepBatch | None:
@@ -391,35 +408,78 @@ def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path,
     return state, saved
 
 
-def step_objectives(stage: Stage, batches: dict[str, StepBatch | None], context: StepContext,
+def optimiser_groups(active: list[Objective], joint: bool) -> list[tuple[str, list[Objective]]]:
+    """The step's forwards: per optimiser (in the order its objectives come) the active
+    objectives it steps; in joint mode one ``joint`` group of all. Objectives that share an
+    optimiser come one after another (a step in between would change weights their graphs hold)."""
+    if joint:
+        return [("joint", active)] if active else []
+    groups: dict[str, list[Objective]] = {}
+    for objective in active:
+        groups.setdefault(objective.optimizer, []).append(objective)
+    return list(groups.items())
+
+
+def step_objectives(stage: Stage, learner: nn.Module, batches: dict[str, StepBatch | None], context: StepContext,
                     scalers: dict[str, torch.amp.GradScaler], grad_clip: float) -> dict[str, ObjectiveOutput]:
-    """One training step: every active objective on its stream's batch. In separate mode an
-    optimiser steps as soon as the last of its objectives has run, on the sum of their
-    losses (``weight`` counts in joint mode only; objectives sharing an optimiser must come
-    one after another, since a step in between would change weights their graphs hold);
-    in joint mode one step on the weighted sum of all. Then the teacher moves."""
+    """One training step: per optimiser, a forward through ``learner`` (the
+    :class:`~semisup.train.learner.Learner`, DDP-wrapped in a data-parallel run) of the active
+    objectives it steps, each on its stream's batch, then one backward and step on the sum of
+    their losses (``weight`` counts in joint mode only, where one optimiser steps the weighted sum
+    of all). Then the teacher moves.
+
+    Raises:
+        SemisupError: an objective returned a loss that no trained parameter produced
+            (a plug-in's loss must come from the model or the objective's own layers).
+    """
     joint = "joint" in stage.optimizers
     active = [o for o in stage.objectives if batches[o.stream] is not None and o.active(context)]
-    last_of = {o.optimizer: o.objective_name for o in active}  # the member after which an optimiser steps
     outputs: dict[str, ObjectiveOutput] = {}
-    for objective in active:
-        with record_function(f"semisup/forward:{objective.objective_name}"):
-            outputs[objective.objective_name] = objective(batches[objective.stream], stage.model, context)
-        if not joint and last_of[objective.optimizer] == objective.objective_name:
-            loss = sum(outputs[o.objective_name].loss for o in active
-                       if o.optimizer == objective.optimizer and o.objective_name in outputs)
-            with record_function(f"semisup/backward+step:{objective.optimizer}"):
-                optimiser_step(loss, stage.optimizers[objective.optimizer], scalers[objective.optimizer], grad_clip)
-    if joint and outputs:
-        total = sum(o.weight * outputs[o.objective_name].loss for o in active)
-        if total.requires_grad:
-            with record_function("semisup/backward+step:joint"):
-                optimiser_step(total, stage.optimizers["joint"], scalers["joint"], grad_clip)
-    distributed.broadcast_buffers([stage.model, *stage.objectives])
+    for optimizer, members in optimiser_groups(active, joint):
+        with record_function(f"semisup/forward:{optimizer}"):
+            group = learner([o.objective_name for o in members], batches, context)
+        loss = sum((o.weight if joint else 1.0) * group[o.objective_name].loss for o in members)
+        if not loss.requires_grad:
+            raise SemisupError(f"{', '.join(group)}: the loss does not depend on any trained parameter "
+                               "(an objective must compute its loss from the model or its own layers)")
+        with record_function(f"semisup/backward+step:{optimizer}"):
+            optimiser_step(loss, stage.optimizers[optimizer], scalers[optimizer], grad_clip)
+        outputs.update(group)
     if stage.teacher is not None:
         with record_function("semisup/ema"):
             stage.teacher.update(stage.model, context.step)
     return outputs
+
+
+STREAMS = ("labeled", "unlabeled")
+
+
+def load_step(labeled: Iterator, unlabeled: Iterator, tallies: dict[str, ReadTally], state: TrainState,
+              device: torch.device, augmentations: dict[str, Augment]) -> tuple[dict[str, Any], dict[str, StepBatch | None]]:
+    """The step's batches from the loaders, on the device (None where a stream has no readable
+    trailer), with what was unreadable counted.
+
+    Raises:
+        SemisupError: a stream's first trailers are all unreadable (:meth:`ReadTally.check_early`).
+    """
+    with record_function("semisup/load"):  # waiting for the loader's workers
+        loaded = {"labeled": next(labeled), "unlabeled": next(unlabeled)}
+    for name, batch in loaded.items():  # count what was unreadable; stop a run on garbage
+        if batch is not None:
+            state.bad_frames.update(batch.bad_frames)
+            tallies[name].add(batch.indices.tolist(), batch.unreadable)
+            tallies[name].check_early()
+    with record_function("semisup/to_device"):
+        batches = {name: step_batch(b, device, augmentations) for name, b in loaded.items()}
+    return loaded, batches
+
+
+def merge_tallies(tallies: dict[str, ReadTally]) -> None:
+    """Every process's tallies joined (each read its share of a stream; the stream is judged whole)."""
+    if distributed.current().distributed:
+        for tally, states in zip(tallies.values(),
+                                 zip(*distributed.gather_objects([t.state_dict() for t in tallies.values()]))):
+            tally.merge(states)
 
 
 def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = False,
@@ -428,6 +488,10 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
 
     ``out`` receives ``metrics.jsonl``, ``tensorboard/``, ``checkpoints/last.pt``
     and (when the stage validates with a score) ``checkpoints/best.pt``.
+
+    Raises:
+        SemisupError: the processes of a data-parallel run disagree on the data or the steps
+            per epoch; a process failed (every process stops, with its message).
     """
     progress = progress or NullProgress()
     model, objectives, optimizers, streams, teacher = (stage.model, stage.objectives, stage.optimizers,
@@ -440,11 +504,15 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
         state, saved = restore(stage, scalers, ckpt_dir / "last.pt", process)
     else:
         state, saved = TrainState(), {}
-        if process.distributed:  # one model everywhere; each process its own augmentation draws
-            distributed.broadcast_parameters([model, *objectives] + ([teacher.module] if teacher else []))
+        if process.distributed:  # each process its own augmentation draws
             torch.manual_seed(draw_seed(torch.initial_seed(), process.rank))
-
     steps, epochs = streams.steps_per_epoch, settings.epochs
+    distributed.check_same({"steps per epoch": steps, "training data": streams.fingerprint(),
+                            "position": (state.epoch, state.batch)})
+    learner = Learner(model, objectives)  # every trained parameter; DDP copies rank 0's to all processes
+    trainer = distributed.wrap(learner, device, learner.leaves_parameters_unused(), settings.sync_batchnorm)
+    if teacher is not None and not resume:
+        distributed.broadcast_module(teacher)
     total_steps, warmup_steps = epochs * steps, round(settings.warmup_epochs * steps)
     tallies = streams.tallies(settings.max_unreadable, saved.get("reads", {}))
     logger = RunLogger(out, enabled=process.main, resume_epoch=state.epoch if resume else None,
@@ -454,8 +522,15 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
         "scalers": {n: s.state_dict() for n, s in scalers.items()},
         "objectives": {o.objective_name: o.state_dict() for o in objectives},
         "teacher": teacher.state_dict() if teacher is not None else None,
-        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes, device)
+        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes)
     evaluated = teacher.module if stage.evaluate_teacher and teacher is not None else model
+    synced = [model] + ([teacher] if teacher is not None else [])  # what must be rank 0's before it is read
+
+    def save() -> None:
+        if not settings.sync_batchnorm:
+            distributed.broadcast_buffers(synced)
+        merge_tallies(tallies)
+        checkpointer.save()
 
     labeled_batches = streams.labeled_batches(state.epoch * steps + state.batch)
     progress.start(total_steps, state.epoch * steps + state.batch)
@@ -471,56 +546,37 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             while state.batch < steps:
                 tic, step = time.perf_counter(), state.epoch * steps + state.batch
                 set_lr(optimizers, lr_factor(step, total_steps, warmup_steps, settings.schedule))
-                with record_function("semisup/load"):  # waiting for the loader's workers
-                    loaded = {"labeled": next(labeled_batches), "unlabeled": next(unlabeled_batches)}
-                for name, batch in loaded.items():  # count what was unreadable; stop a run on garbage
-                    if batch is not None:
-                        state.bad_frames.update(batch.bad_frames)
-                        tallies[name].add(batch.indices.tolist(), batch.unreadable)
-                        tallies[name].check_early()
-                with record_function("semisup/to_device"):
-                    batches = {name: step_batch(b, device, stage.augmentations) for name, b in loaded.items()}
-                if process.distributed:  # a stream steps only where every process has a readable batch
-                    agreed = distributed.all_true([b is not None for b in batches.values()], device)
-                    batches = {name: b if ok else None for (name, b), ok in zip(batches.items(), agreed)}
+                loaded, batches, failure = {}, {}, None
+                try:
+                    loaded, batches = load_step(labeled_batches, unlabeled_batches, tallies, state, device,
+                                                stage.augmentations)
+                except Exception as exc:  # every process hears of it at the agreement below, and stops
+                    failure = exc
+                # the step's one collective: a stream steps only where every process has a readable
+                # batch; a checkpoint is saved when every process finds one due; a failure stops all
+                *readable, due = distributed.agree([batches.get(n) is not None for n in STREAMS]
+                                                   + [checkpointer.due()], failure, device)
+                batches = {name: batches[name] if ok else None for name, ok in zip(STREAMS, readable)}
                 context = StepContext(step, steps, total_steps, teacher.module if teacher else None,
                                       lambda: autocast(device, amp_dtype))
-                outputs = step_objectives(stage, batches, context, scalers, settings.grad_clip)
+                outputs = step_objectives(stage, trainer, batches, context, scalers, settings.grad_clip)
 
                 state.batch += 1
                 state.add(steps=1, images=sum(o.images for o in outputs.values()), seconds=time.perf_counter() - tic,
-                          synthetic=getattr(loaded["labeled"], "synthetic", 0),
+                          synthetic=getattr(loaded.get("labeled"), "synthetic", 0),
                           **{f"{name}#steps": 1 for name in outputs},
                           **{f"{name}:{key}": value for name, o in outputs.items()
                              for key, value in {"loss": o.loss.item(), **o.logs}.items()})
                 progress.advance({**{o.short_name: objective_mean(state, o.objective_name) for o in objectives},
                                   "img/s": state.images_per_s()})
-                checkpointer.save_if_due()
+                if due:
+                    save()
 
-            # End of epoch: check what was unreadable, validate, log, checkpoint.
-            for tally in tallies.values():
-                tally.check()
-            with record_function("semisup/validate"):
-                fields, score = stage.validate(evaluated)
-            unreadable_eval = fields.pop("unreadable", {})
-            improved = score is not None and score > state.best_score
-            if improved:
-                state.best_score, state.best_epoch = score, state.epoch + 1
-            if improved and process.main:
-                save_checkpoint(ckpt_dir / "best.pt", {"model": evaluated.state_dict(), "epoch": state.epoch + 1,
-                                                       "score": score})
-            logs, images_per_s = epoch_logs(state, objectives), state.images_per_s()
-            if process.distributed:  # every process's means averaged: the whole global batch; images of all
-                logs = distributed.mean_records(distributed.gather_objects(logs))
-                images_per_s = sum(distributed.gather_objects(images_per_s))
-            record: dict[str, Any] = {
-                **stage.record, "epoch": state.epoch + 1, **logs, **fields,
-                "best": improved, "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"],
-                "images_per_s": images_per_s, "peak_memory_mb": peak_memory_mb(device),
-                "corrupt_frames": len(state.bad_frames),
-                "synthetic_clips": int(state.sums.get("synthetic", 0)),
-                "unreadable_trailers": {**{n: len(t.unreadable) for n, t in tallies.items()}, **unreadable_eval},
-                "elapsed_s": round(checkpointer.elapsed(), 1)}
+            # End of epoch: every process holds rank 0's statistics and every process's reads
+            if not settings.sync_batchnorm:
+                distributed.broadcast_buffers(synced)
+            merge_tallies(tallies)
+            record = end_epoch(stage, state, tallies, evaluated, settings, ckpt_dir, checkpointer.elapsed())
             logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
             if len(state.bad_frames) > reported_bad:
@@ -533,3 +589,36 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
         progress.close(failed=sys.exc_info()[0] is not None)
         logger.close()
     return FitResult(state.best_epoch, state.best_score, epochs, checkpointer.elapsed())
+
+
+def end_epoch(stage: Stage, state: TrainState, tallies: dict[str, ReadTally], evaluated: nn.Module,
+              settings: LoopSettings, ckpt_dir: Path, elapsed: float) -> dict[str, Any]:
+    """After an epoch's last step: check what was unreadable, validate, keep ``best.pt`` when the
+    score improved; return the epoch's record (losses averaged over every process's steps).
+
+    Raises:
+        SemisupError: a stream had too many unreadable trailers (on every process alike: the
+            tallies are every process's).
+    """
+    for tally in tallies.values():
+        tally.check()
+    with record_function("semisup/validate"):
+        fields, score = stage.validate(evaluated)
+    unreadable_eval = fields.pop("unreadable", {})
+    improved = score is not None and score > state.best_score
+    if improved:
+        state.best_score, state.best_epoch = score, state.epoch + 1
+        distributed.on_main(lambda: save_checkpoint(ckpt_dir / "best.pt", {
+            "model": evaluated.state_dict(), "epoch": state.epoch + 1, "score": score}))
+    logs, images_per_s = epoch_logs(state, stage.objectives), state.images_per_s()
+    if settings.process.distributed:  # every process's means averaged: the whole global batch; images of all
+        logs = distributed.mean_records(distributed.gather_objects(logs))
+        images_per_s = sum(distributed.gather_objects(images_per_s))
+    optimizer = next(iter(stage.optimizers.values()))
+    return {**stage.record, "epoch": state.epoch + 1, **logs, **fields,
+            "best": improved, "lr": optimizer.param_groups[0]["lr"],
+            "images_per_s": images_per_s, "peak_memory_mb": peak_memory_mb(settings.device),
+            "corrupt_frames": len(state.bad_frames),
+            "synthetic_clips": int(state.sums.get("synthetic", 0)),
+            "unreadable_trailers": {**{n: len(t.unreadable) for n, t in tallies.items()}, **unreadable_eval},
+            "elapsed_s": round(elapsed, 1)}

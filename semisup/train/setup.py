@@ -59,7 +59,8 @@ def loop_settings(recipe: Recipe, epochs: int, schedule: str, warmup_epochs: flo
     """
     process, device = distributed.join(resolve_device(recipe.run.device), recipe.run.sync_batchnorm)
     return LoopSettings(epochs, device, resolve_precision(device, recipe.run.precision), schedule, warmup_epochs,
-                        grad_clip, checkpoint_minutes, recipe.data.max_unreadable, process)
+                        grad_clip, checkpoint_minutes, recipe.data.max_unreadable, process,
+                        recipe.run.sync_batchnorm and process.distributed)
 
 
 def sync_batchnorm(model: nn.Module, settings: LoopSettings, enabled: bool) -> nn.Module:
