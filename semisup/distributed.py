@@ -38,7 +38,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from semisup.errors import SemisupError
+from semisup.errors import PeerFailed, SemisupError
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,8 @@ def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool,
          sync_batchnorm: bool = False) -> nn.Module:
     """``module`` in ``DistributedDataParallel`` in a data-parallel run (unchanged alone).
 
-    DDP broadcasts rank 0's parameters and buffers when it wraps, then averages
+    DDP broadcasts rank 0's parameters and buffers when it wraps, and rank 0's
+    buffers again before each forward (not with SyncBatchNorm), then averages
     gradients during every backward pass that follows a forward through it, in
     buckets whose all-reduce overlaps the rest of the backward pass; the
     gradients are views of those buckets (``gradient_as_bucket_view``), so no
@@ -244,17 +245,13 @@ def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool,
         return module
     return nn.parallel.DistributedDataParallel(
         module, device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=find_unused_parameters, broadcast_buffers=not sync_batchnorm,
+        find_unused_parameters=find_unused_parameters, forward_sync_buffers=not sync_batchnorm,
         gradient_as_bucket_view=True)
 
 
 def unwrap(module: nn.Module) -> nn.Module:
     """The module inside a DDP wrapper (``module`` itself when not wrapped)."""
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-
-
-class PeerFailed(SemisupError):
-    """Another process of the run failed, and has said why: this one stops too."""
 
 
 def _message(exc: BaseException) -> str:

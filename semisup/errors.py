@@ -9,3 +9,8 @@ shows the traceback as well.
 
 class SemisupError(Exception):
     """An error caused by user input, reported as one line without a traceback."""
+
+
+class PeerFailed(SemisupError):
+    """Another process of a data-parallel run failed, and has said why: this one stops too
+    (exit code 2; under ``torchrun`` rank 0 repeats the failing process's message)."""

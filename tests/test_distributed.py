@@ -7,9 +7,13 @@ model as one process with 8: same samples per step, gradients averaged.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,14 +25,23 @@ from semisup.io import read_metrics
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
 
 # Runs `semisup ARGS` and saves this process's weights before and after training to
-# PARAMS_DIR/rank<R>.pt: the
-# test can then compare what every process trained (only rank 0 writes the run's files).
+# PARAMS_DIR/rank<R>.pt: the test can then compare what every process trained (only rank 0 writes
+# the run's files). It also leaves its process id in PARAMS_DIR/pid<R>, and with
+# SEMISUP_TEST_FAIL="WHERE:RANK:STEP" raises on process RANK at its STEP-th (1-based) call of WHERE:
+# "load" (reading a step's batches, where the processes agree) or "forward" (the supervised loss,
+# in the middle of a step: no agreement there).
 LAUNCHER = '''
+import os
 import sys
 import torch
 import semisup.train.loop as loop
+import semisup.train.engine as engine
+import semisup.objectives.supervised as supervised
+from semisup.errors import SemisupError
 
 params_dir, sys.argv = sys.argv[1], ["semisup", *sys.argv[2:]]
+rank = int(os.environ.get("RANK", "0"))
+open(f"{params_dir}/pid{rank}", "w").write(str(os.getpid()))
 train_stage = loop.train_stage
 
 def weights(model):
@@ -41,6 +54,24 @@ def train_and_keep(stage, settings, out, *args, **kwargs):
     return result
 
 loop.train_stage = train_and_keep
+
+if os.environ.get("SEMISUP_TEST_FAIL"):
+    where, fail_rank, fail_step = os.environ["SEMISUP_TEST_FAIL"].split(":")
+    calls = [0]
+
+    def failing(function):
+        def wrapper(*args, **kwargs):
+            calls[0] += 1
+            if rank == int(fail_rank) and calls[0] == int(fail_step):
+                raise SemisupError(f"injected failure in {where} on process {rank}")
+            return function(*args, **kwargs)
+        return wrapper
+
+    if where == "load":
+        engine.load_step = failing(engine.load_step)
+    else:
+        supervised.Supervised.forward = failing(supervised.Supervised.forward)
+
 from semisup.cli import main
 main()
 '''
@@ -53,18 +84,26 @@ hflip = 0.0
 """
 
 
-def launch(tmp_path: Path, name: str, args: list[str], processes: int) -> tuple[Path, subprocess.CompletedProcess]:
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(LAUNCHER)
+def launch(tmp_path: Path, name: str, args: list[str], processes: int, check: bool = True,
+           env: dict[str, str] | None = None) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run the launcher alone (``processes=1``) or under ``torchrun --standalone``."""
     params = tmp_path / f"{name}-params"
     params.mkdir()
     prefix = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*prefix, str(launcher), str(params), *args], capture_output=True, text=True, env=env,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run([*prefix, str(launcher(tmp_path)), str(params), *args], capture_output=True, text=True,
+                          env={**ENV, **(env or {})}, timeout=600)
+    assert not check or done.returncode == 0, done.stderr[-3000:]
     return params, done
+
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def launcher(tmp_path: Path) -> Path:
+    path = tmp_path / "launch.py"
+    path.write_text(LAUNCHER)
+    return path
 
 
 def saved(path: Path) -> dict:
@@ -181,17 +220,113 @@ def test_sync_batchnorm_on_cpu_processes_is_refused_in_one_line(tiny_recipe, tmp
 
 
 @pytest.mark.slow
-def test_a_checkpoint_of_two_processes_resumes_exactly_in_two(tiny_recipe, tmp_path):
-    """With random augmentation on: each process gets its own random state back from last.pt."""
+def test_a_process_killed_mid_run_stops_the_others_and_the_run_resumes_exactly(tiny_recipe, tmp_path):
+    """SIGKILL on rank 1 in the middle of an epoch: torchrun stops rank 0 within seconds, and
+    `run --resume` in two processes ends bit for bit where an uninterrupted run ends (random
+    augmentation on: each process gets its own random state back from last.pt)."""
     recipe = tiny_recipe()  # SESEMI and random crops, rotations and flips
-    constant = ["--set", 'optim.schedule="constant"']  # one epoch then another = two epochs
-    run = tmp_path / "run"
-    launch(tmp_path, "first", recipe_args(recipe, run, batch=4, epochs=1) + constant, processes=2)
-    config = (run / "config.toml").read_text()
-    (run / "config.toml").write_text(config.replace("epochs = 1\n", "epochs = 2\n", 1))
-    (run / "report.json").unlink()
+    every_step = ["--set", "train.checkpoint_minutes=0.0001"]  # last.pt after every step
+    run, params = tmp_path / "run", tmp_path / "killed-params"
+    params.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(launcher(tmp_path)), str(params), *recipe_args(recipe, run, batch=4), *every_step]
+    with subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as killed:
+        deadline = time.monotonic() + 300
+        while not (run / "checkpoints" / "last.pt").is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(int((params / "pid1").read_text()), signal.SIGKILL)
+        tic = time.monotonic()
+        _, stderr = killed.communicate(timeout=120)
+    assert killed.returncode != 0 and time.monotonic() - tic < 30, stderr[-2000:]
+    assert not (run / "report.json").exists()  # it did not finish
+    stopped_at = load_checkpoint(run / "checkpoints" / "last.pt")["state"]
     resumed, _ = launch(tmp_path, "resumed", ["run", "--resume", str(run)], processes=2)
-    whole, _ = launch(tmp_path, "whole", recipe_args(recipe, tmp_path / "whole", batch=4) + constant, processes=2)
+    whole, _ = launch(tmp_path, "whole", recipe_args(recipe, tmp_path / "whole", batch=4) + every_step, processes=2)
     a, b = saved(resumed / "rank0.pt")["after"], saved(whole / "rank0.pt")["after"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    assert read_metrics(run / "metrics.jsonl")[-1]["loss"] == read_metrics(tmp_path / "whole" / "metrics.jsonl")[-1]["loss"]
+    assert all(torch.equal(a[k], b[k]) for k in a), f"resumed from {stopped_at}"
+    assert ([r["loss"] for r in read_metrics(run / "metrics.jsonl")]
+            == [r["loss"] for r in read_metrics(tmp_path / "whole" / "metrics.jsonl")])
+
+
+@pytest.fixture(scope="module")
+def uneven_labels(demo_root: Path) -> str:
+    """A labels file of the tiny demo whose splits divide unevenly between two processes: 5 labeled
+    train trailers (2 per process: fewer than a batch), 7 val, 9 test and 15 unlabeled (shares of 8
+    and 7 by striding, which with batches of 4 were 2 and 1 steps: the hang issue 21 found)."""
+    header, *rows = (demo_root / "labels.csv").read_text().splitlines()
+    wanted = {"train": 5, "val": 7, "test": 9, "unlabeled": 15}
+    kept = [header]
+    for row in rows:
+        split = row.split(",")[1]
+        if wanted.get(split, 0):
+            wanted[split] -= 1
+            kept.append(row)
+    assert not any(wanted.values())
+    (demo_root / "labels-uneven.csv").write_text("\n".join(kept) + "\n")
+    return "labels-uneven.csv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def two_agents(tmp_path: Path, name: str, args: list[str]) -> Path:
+    """The launcher as a two-node job: two torchrun agents of one process each, c10d rendezvous
+    on 127.0.0.1 (what two machines run, each naming the first)."""
+    params = tmp_path / f"{name}-params"
+    params.mkdir()
+    agent = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+             "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}", f"--rdzv-id={name}",
+             str(launcher(tmp_path)), str(params), *args]
+    agents = [subprocess.Popen(agent, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    for process in agents:
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
+    return params
+
+
+@pytest.mark.slow
+def test_uneven_shares_train_what_one_process_trains_and_two_agents_equal_one(tiny_recipe, uneven_labels, tmp_path):
+    recipe = tiny_recipe(extra=DETERMINISTIC, labels_file=uneven_labels)
+    # per process: 2 labeled and 4 unlabeled trailers a step (one process: 4 and 8)
+    two, _ = launch(tmp_path, "two", recipe_args(recipe, tmp_path / "two", batch=2), processes=2)
+    one, _ = launch(tmp_path, "one", recipe_args(recipe, tmp_path / "one", batch=4), processes=1)
+    agents = two_agents(tmp_path, "agents", recipe_args(recipe, tmp_path / "agents", batch=2))
+
+    rank0, rank1 = saved(two / "rank0.pt")["after"], saved(two / "rank1.pt")["after"]
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # one model on every process
+    single = saved(one / "rank0.pt")
+    assert gap(single["after"], rank0) < 1e-4 * gap(single["after"], single["before"])  # = one process
+    for rank in (0, 1):  # two machines of one process are two processes of one machine, bit for bit
+        assert all(torch.equal(rank0[k], v) for k, v in saved(agents / f"rank{rank}.pt")["after"].items())
+
+    # every validation trailer scored exactly once in the sharded validation (4 + 3), every test one
+    for run in ("two", "agents", "one"):
+        records = read_metrics(tmp_path / run / "metrics.jsonl")
+        assert [r["val_samples"] for r in records] == [7, 7]
+        report = json.loads((tmp_path / run / "report.json").read_text())
+        assert report["splits"]["test"]["genres"]["samples"] == 9
+    assert (read_metrics(tmp_path / "two" / "metrics.jsonl")[-1]["val_score"]
+            == pytest.approx(read_metrics(tmp_path / "one" / "metrics.jsonl")[-1]["val_score"], abs=1e-4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["load", "forward"])
+def test_a_failure_on_one_process_stops_every_process_with_its_message(tiny_recipe, tmp_path, where):
+    """"load": the step's agreement tells rank 0, which stops with rank 1's message; "forward": in the
+    middle of a step, rank 1 exits and rank 0 loses it (or torchrun stops it). Never a wait for the
+    backend's 30-minute timeout."""
+    tic = time.monotonic()
+    _, done = launch(tmp_path, "failing", recipe_args(tiny_recipe(), tmp_path / "run", batch=4), processes=2,
+                     check=False, env={"SEMISUP_TEST_FAIL": f"{where}:1:3"})
+    assert time.monotonic() - tic < 60
+    assert done.returncode != 0
+    lines = done.stderr.splitlines()
+    assert f"error: injected failure in {where} on process 1" in lines  # rank 1's own line
+    assert "exitcode  : 2" in done.stderr  # as torchrun reports its workers
+    assert not any(line.startswith("[rank") and "Traceback" in line for line in lines)  # no worker traceback
+    if where == "load":  # both stopped at the agreement; rank 0 repeats why
+        assert "error: process 1 of 2 failed: injected failure in load on process 1" in lines

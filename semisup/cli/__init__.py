@@ -9,6 +9,7 @@ evaluate, predict, embed, report) and :mod:`.plugins` (pretext list, aggregator 
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -17,7 +18,7 @@ from rich.markup import escape
 
 from semisup.cli.app import app, errors
 from semisup.cli import data, evaluate, plugins, run, select  # noqa: F401  (register the commands)
-from semisup.errors import SemisupError
+from semisup.errors import PeerFailed, SemisupError
 
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click import exceptions as click_errors
@@ -34,8 +35,18 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:
         code = app(standalone_mode=False, prog_name="semisup")  # errors come back here, not as boxes
+    except PeerFailed as exc:  # another process of a torchrun run failed and printed why: rank 0 repeats it
+        if os.environ.get("RANK", "0") == "0":
+            _error(str(exc), debug)
+        code = 2
     except SemisupError as exc:
         _error(str(exc), debug)
+        code = 2
+    except Exception as exc:
+        if not lost_peer(exc):
+            raise
+        _error("lost contact with another process of this torchrun run (it failed or was stopped, and says why "
+               f"in its own output): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", debug)
         code = 2
     except click_errors.NoArgsIsHelpError:
         code = 2  # the help was shown
@@ -51,6 +62,17 @@ def main() -> None:
     if code == 130:
         errors.print("interrupted (a run continues with `semisup run --resume RUN_DIR`)")
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc`` is a collective that broke because another process of a data-parallel run
+    died (gloo: "connection closed by peer"), not a fault of this process."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "torch.distributed" not in sys.modules:
+        return False
+    import torch.distributed as dist
+
+    return isinstance(exc, (dist.DistBackendError, dist.DistNetworkError)) or (
+        isinstance(exc, RuntimeError) and "gloo" in str(exc).lower())
 
 
 def _error(message: str, debug: bool) -> None:

@@ -38,13 +38,13 @@ def run(
                            "(the run keeps its config.toml and stages)")
     if resume is None and recipe is None:
         raise SemisupError("run: give a recipe (e.g. recipes/sesemi.toml) or --resume RUN_DIR")
-    try:
-        if resume is not None:
-            result = resume_run(resume, progress=progress)
-        else:
-            result = start_run(recipe, overrides, out, progress=progress, stage=stage, init_from=init_from)
-    finally:
-        distributed.leave()
+    if resume is not None:
+        result = resume_run(resume, progress=progress)
+    else:
+        result = start_run(recipe, overrides, out, progress=progress, stage=stage, init_from=init_from)
+    # left only after a run that ended well: a process that failed exits at once (leaving the group
+    # could wait on the others), and torchrun stops the rest
+    distributed.leave()
     if not main:
         return
     if "splits" in result.report:

@@ -143,10 +143,10 @@ class Checkpointer:
 
     def save(self) -> None:
         self.state.elapsed = self.elapsed()
-        rngs = distributed.gather_objects(rng_state())
+        rngs, sums = zip(*distributed.gather_objects((rng_state(), dict(self.state.sums))))
         distributed.on_main(lambda: save_checkpoint(self.path, {
-            **self.payload(), "rng": rngs[0], "rng_ranks": rngs, "world_size": len(rngs),
-            "state": self.state.to_dict()}))
+            **self.payload(), "rng": rngs[0], "rng_ranks": list(rngs), "sums_ranks": list(sums),
+            "world_size": len(rngs), "state": self.state.to_dict()}))
         self.last_save = time.monotonic()
 
 
@@ -386,8 +386,9 @@ def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path,
     random state); return the loop's position and the checkpoint.
 
     A checkpoint written by as many processes as now resumes exactly, each with
-    its own random state. One written by a different number resumes at the same
-    share of the epoch, with random states drawn afresh per process.
+    its own random state and its own running sums of the epoch's logs. One
+    written by a different number resumes at the same share of the epoch, with
+    random states drawn afresh per process (and rank 0's sums).
     """
     saved = load_checkpoint(path)
     stage.model.load_state_dict(saved["model"])
@@ -402,6 +403,7 @@ def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path,
     rngs, saved_world = saved.get("rng_ranks", [saved["rng"]]), saved.get("world_size", 1)
     if saved_world == process.world_size:
         set_rng_state(rngs[process.rank])
+        state.sums = dict(saved.get("sums_ranks", [state.sums] * saved_world)[process.rank])
     else:
         state.batch = state.batch * saved_world // process.world_size
         torch.manual_seed(draw_seed(state.epoch, state.batch, process.rank, process.world_size))

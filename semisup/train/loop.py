@@ -115,7 +115,8 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
         val = validation_scores(predictions, specs)
         score = float(np.nanmean([primary_score(v) for v in val.values()]))
         clips = predictions if clip_loader is None else scored(evaluated, clip_loader)
-        return {"val": val, "val_score": score, **pseudo_label_quality(objectives, clips),
+        return {"val": val, "val_score": score, "val_samples": len(predictions.ids),
+                **pseudo_label_quality(objectives, clips),
                 "unreadable": {"val": len(predictions.unreadable)}}, score
 
     stage = Stage(model, objectives, build_optimizers(recipe, objectives, model), streams,
