@@ -42,12 +42,6 @@ def main() -> None:
     except SemisupError as exc:
         _error(str(exc), debug)
         code = 2
-    except Exception as exc:
-        if not lost_peer(exc):
-            raise
-        _error("lost contact with another process of this torchrun run (it failed or was stopped, and says why "
-               f"in its own output): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", debug)
-        code = 2
     except click_errors.NoArgsIsHelpError:
         code = 2  # the help was shown
     except click_errors.UsageError as exc:
@@ -59,6 +53,12 @@ def main() -> None:
         code = exc.exit_code
     except typer.Abort:
         code = 130
+    except Exception as exc:
+        if not lost_peer(exc):
+            raise
+        _error("lost contact with another process of this torchrun run (it failed or was stopped, and says why "
+               f"in its own output): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", debug)
+        code = 2
     if code == 130:
         errors.print("interrupted (a run continues with `semisup run --resume RUN_DIR`)")
     sys.exit(code if isinstance(code, int) else 0)
