@@ -240,7 +240,9 @@ def semisup_step(args, kind: str, device: torch.device, dtype, compile_backend: 
     from semisup.config import load_recipe
     from semisup.device import needs_grad_scaler
     from semisup.objectives import StepBatch, StepContext
-    from semisup.train.engine import Stage, build_optimizers as engine_optimizers, step_objectives
+    from semisup.train.engine import Stage, step_objectives
+    from semisup.train.learner import Learner
+    from semisup.train.optimizers import adam_optimizers
     from semisup.train.setup import (build_augmentations, build_objectives, build_optimizers, build_pretrain_objective,
                                      compile_encoder)
 
@@ -251,13 +253,14 @@ def semisup_step(args, kind: str, device: torch.device, dtype, compile_backend: 
     if kind == "simclr":
         simclr, views = build_pretrain_objective(recipe, model)
         objectives = [simclr.to(device)]
-        optimizers = engine_optimizers(objectives, model, "separate", recipe.pretrain.lr)
+        optimizers = adam_optimizers(objectives, model, "separate", recipe.pretrain.lr)
         augmentations = {name: view.to(device) for name, view in views.items()}
     else:
         objectives = [o.to(device) for o in build_objectives(recipe, dataset.samples, dataset.tasks)]
         optimizers = build_optimizers(recipe, objectives, model)
         augmentations = {name: view.to(device) for name, view in build_augmentations(recipe, model).items()}
     stage = Stage(model, objectives, optimizers, None, augmentations, validate=None)
+    learner = Learner(model, objectives)
     scalers = {n: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, dtype)) for n in optimizers}
     s, classes = args.size, len(dataset.tasks[0].labels)
     frames = torch.randint(0, 256, (LABELED * FRAMES, 3, s, s), dtype=torch.uint8, device=device)
@@ -275,7 +278,7 @@ def semisup_step(args, kind: str, device: torch.device, dtype, compile_backend: 
                    "unlabeled": None if kind == "supervised" else
                    StepBatch(clips, clip_owner, trailers, augmentations, frames_per_trailer=per)}
         context = StepContext(next(count), 100, 10 ** 6, None, lambda: autocast(device, dtype))
-        outputs = step_objectives(stage, batches, context, scalers, 0.0)
+        outputs = step_objectives(stage, learner, batches, context, scalers, 0.0)
         for o in outputs.values():  # as the loop logs them
             o.loss.item()
         return sum(o.images for o in outputs.values())

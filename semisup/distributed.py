@@ -73,14 +73,16 @@ def join(device: torch.device, sync_batchnorm: bool = False) -> tuple[Process, t
     """Join the process group ``torchrun`` described in the environment, once.
 
     Returns this process and its device: on CUDA the GPU of ``LOCAL_RANK``.
-    Alone, returns rank 0 of 1 and ``device`` unchanged.
+    Alone, returns rank 0 of 1 and ``device`` unchanged. One process started by
+    ``torchrun`` (``--nproc_per_node=1``) joins a group of one, so that it
+    trains through DDP as N processes do (NCCL on a GPU).
 
     Raises:
         SemisupError: more processes on this machine than GPUs, or ``sync_batchnorm``
             (``run.sync_batchnorm``) for CPU processes, which cannot synchronise BatchNorm.
     """
     world = launched_world_size()
-    if world <= 1:
+    if world <= 1 and "TORCHELASTIC_RUN_ID" not in os.environ:  # not started by torchrun
         return Process(), device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
@@ -224,7 +226,7 @@ def broadcast_module(module: nn.Module) -> None:
 
 def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool,
          sync_batchnorm: bool = False) -> nn.Module:
-    """``module`` in ``DistributedDataParallel`` in a data-parallel run (unchanged alone).
+    """``module`` in ``DistributedDataParallel`` under ``torchrun`` (unchanged alone).
 
     DDP broadcasts rank 0's parameters and buffers when it wraps, and rank 0's
     buffers again before each forward (not with SyncBatchNorm), then averages
@@ -241,7 +243,7 @@ def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool,
         sync_batchnorm: BatchNorm layers are ``SyncBatchNorm``: their statistics are
             already the global batch's, so DDP does not broadcast buffers.
     """
-    if not current().distributed:
+    if not (dist.is_available() and dist.is_initialized()):
         return module
     return nn.parallel.DistributedDataParallel(
         module, device_ids=[device.index] if device.type == "cuda" else None,

@@ -85,11 +85,12 @@ hflip = 0.0
 
 
 def launch(tmp_path: Path, name: str, args: list[str], processes: int, check: bool = True,
-           env: dict[str, str] | None = None) -> tuple[Path, subprocess.CompletedProcess]:
-    """Run the launcher alone (``processes=1``) or under ``torchrun --standalone``."""
+           env: dict[str, str] | None = None, torchrun: bool | None = None) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run the launcher alone (``processes=1``) or under ``torchrun --standalone`` (also one
+    process with ``torchrun=True``)."""
     params = tmp_path / f"{name}-params"
     params.mkdir()
-    prefix = [sys.executable] if processes == 1 else [
+    prefix = [sys.executable] if not (torchrun or processes > 1) else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
     done = subprocess.run([*prefix, str(launcher(tmp_path)), str(params), *args], capture_output=True, text=True,
                           env={**ENV, **(env or {})}, timeout=600)
@@ -330,3 +331,13 @@ def test_a_failure_on_one_process_stops_every_process_with_its_message(tiny_reci
     assert not any(line.startswith("[rank") and "Traceback" in line for line in lines)  # no worker traceback
     if where == "load":  # both stopped at the agreement; rank 0 repeats why
         assert "error: process 1 of 2 failed: injected failure in load on process 1" in lines
+
+
+@pytest.mark.slow
+def test_one_process_under_torchrun_trains_through_ddp_exactly_what_a_plain_process_trains(tiny_recipe, tmp_path):
+    recipe = tiny_recipe(extra=DETERMINISTIC)
+    plain, _ = launch(tmp_path, "plain", recipe_args(recipe, tmp_path / "plain", batch=4, epochs=1), processes=1)
+    ddp, _ = launch(tmp_path, "ddp", recipe_args(recipe, tmp_path / "ddp", batch=4, epochs=1), processes=1,
+                    torchrun=True)
+    a, b = saved(plain / "rank0.pt")["after"], saved(ddp / "rank0.pt")["after"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -33,8 +33,6 @@ Fine-tuning (:func:`semisup.train.loop.fit`) and contrastive pretraining
 
 from __future__ import annotations
 
-import hashlib
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,16 +44,19 @@ from torch import nn
 from torch.profiler import record_function
 
 from semisup import distributed
-from semisup.checkpoints import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from semisup.checkpoints import load_checkpoint, save_checkpoint, set_rng_state
 from semisup.data.health import ReadTally
 from semisup.data.loaders import draw_seed
 from semisup.device import autocast, needs_grad_scaler, peak_memory_mb, reset_peak_memory
-from semisup.models.ema import EmaTeacher
 from semisup.errors import SemisupError
+from semisup.models.ema import EmaTeacher
 from semisup.objectives import Augment, Objective, ObjectiveOutput, StepBatch, StepContext
 from semisup.train.learner import Learner
 from semisup.train.logs import RunLogger
+from semisup.train.optimizers import lr_factor, optimiser_step, set_lr
 from semisup.train.progress import NullProgress
+from semisup.train.state import Checkpointer, TrainState
+from semisup.train.streams import Streams
 
 
 @dataclass
@@ -71,241 +72,13 @@ class FitResult:
 
 
 @dataclass
-class TrainState:
-    """Everything besides weights and optimisers that a resumed run needs.
-
-    Attributes:
-        epoch, batch: the next step to run (``epoch`` = epochs completed).
-        best_score, best_epoch: best validation score so far and the 1-based epoch that reached it.
-        sums: running sums of the current epoch's statistics.
-        bad_frames: unreadable frame files met so far.
-        elapsed: training seconds of earlier sessions.
-    """
-
-    epoch: int = 0
-    batch: int = 0
-    best_score: float = -math.inf
-    best_epoch: int = 0
-    sums: dict[str, float] = field(default_factory=dict)
-    bad_frames: set[str] = field(default_factory=set)
-    elapsed: float = 0.0
-
-    def add(self, **values: float) -> None:
-        """Add to the epoch's running sums."""
-        for key, value in values.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value)
-
-    def mean(self, key: str) -> float:
-        """Mean of a summed statistic over the epoch's steps so far."""
-        return self.sums.get(key, 0.0) / max(1.0, self.sums.get("steps", 0.0))
-
-    def images_per_s(self) -> float:
-        return self.sums.get("images", 0.0) / max(self.sums.get("seconds", 0.0), 1e-9)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "batch": self.batch, "best_score": self.best_score,
-                "best_epoch": self.best_epoch, "sums": dict(self.sums), "bad_frames": sorted(self.bad_frames),
-                "elapsed": self.elapsed}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainState":
-        return cls(data["epoch"], data["batch"], data["best_score"], data["best_epoch"], dict(data["sums"]),
-                   set(data["bad_frames"]), data["elapsed"])
-
-    def next_epoch(self) -> None:
-        """Move to the first step of the next epoch, with fresh running sums."""
-        self.epoch, self.batch, self.sums = self.epoch + 1, 0, {}
-
-
-class Checkpointer:
-    """Saves a loop's ``last.pt`` and keeps its wall time across resumed sessions.
-
-    ``payload`` returns what to save besides the random state and the
-    :class:`TrainState` (weights, optimisers, scalers); :meth:`save` adds both.
-    In a data-parallel run every process calls :meth:`save` at the same steps
-    (the step's agreement says when one is :meth:`due`); rank 0 writes, with
-    every process's random state (``rng_ranks``) and the number of processes,
-    and when its write fails every process stops with its message.
-    """
-
-    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float) -> None:
-        self.path, self.payload, self.state, self.interval = path, payload, state, minutes * 60
-        self.session_start = self.last_save = time.monotonic()
-        self.elapsed_before = state.elapsed
-
-    def elapsed(self) -> float:
-        """Training seconds so far, earlier sessions included."""
-        return self.elapsed_before + time.monotonic() - self.session_start
-
-    def due(self) -> bool:
-        """Whether ``minutes`` have passed since the last save (a save inside an epoch)."""
-        return time.monotonic() - self.last_save > self.interval
-
-    def save(self) -> None:
-        self.state.elapsed = self.elapsed()
-        rngs, sums = zip(*distributed.gather_objects((rng_state(), dict(self.state.sums))))
-        distributed.on_main(lambda: save_checkpoint(self.path, {
-            **self.payload(), "rng": rngs[0], "rng_ranks": list(rngs), "sums_ranks": list(sums),
-            "world_size": len(rngs), "state": self.state.to_dict()}))
-        self.last_save = time.monotonic()
-
-
-def optimiser_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                   grad_clip: float = 0.0) -> None:
-    """zero_grad -> backward (scaled for fp16; in a data-parallel run DDP averages the gradients
-    across processes during it) -> optional gradient clipping -> step."""
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    if grad_clip > 0:
-        scaler.unscale_(optimizer)
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then constant or cosine to zero."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def set_lr(optimizers: dict[str, torch.optim.Optimizer], factor: float) -> None:
-    """Scale every parameter group's ``initial_lr`` by the schedule's ``factor``."""
-    for optimizer in optimizers.values():
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
-
-
-def build_optimizers(objectives: list[Objective], model: nn.Module, mode: str, lr: float,
-                     weight_decay: float = 0.0) -> dict[str, torch.optim.Optimizer]:
-    """Adam optimisers by name: one per optimiser the objectives name (``mode = "separate"``),
-    or one named ``joint``.
-
-    In separate mode each optimiser steps the parameters its objectives train
-    (the shared trainable encoder plus their heads) at the learning rate of its
-    first objective (or ``lr``); objectives that share an optimiser (a
-    consistency method shares ``supervised``) have their losses summed into one
-    step. In joint mode one Adam holds every parameter, a group per objective
-    for the parameters it adds. A stage with a single optimiser gets it by its
-    name either way. Every group remembers its ``initial_lr`` for the schedule.
-    """
-    names = list(dict.fromkeys(o.optimizer for o in objectives))
-    if mode == "joint" and len(names) > 1:
-        groups, seen = [], set()
-        for objective in objectives:
-            params = [p for p in objective.trained_parameters(model) if id(p) not in seen]
-            seen.update(id(p) for p in params)
-            if params:
-                groups.append({"params": params, "lr": objective.lr or lr})
-        optimizers = {"joint": torch.optim.Adam(groups, weight_decay=weight_decay)}
-    else:
-        optimizers = {}
-        for name in names:
-            members = [o for o in objectives if o.optimizer == name]
-            params = list({id(p): p for o in members for p in o.trained_parameters(model)}.values())
-            optimizers[name] = torch.optim.Adam(params, lr=members[0].lr or lr, weight_decay=weight_decay)
-    for optimizer in optimizers.values():
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-    return optimizers
-
-
-class Streams:
-    """The batches a stage reads: labeled (cycling forever) and unlabeled.
-
-    Either may be None. An epoch is one pass over the unlabeled stream when
-    there is one (the labeled one cycles), else over the labeled one; with
-    ``epoch_over = "labeled"`` it is one pass over the labeled stream even when
-    there is an unlabeled one, which then cycles (pass after pass, shuffled
-    afresh each pass), so a run takes as many labeled steps as a supervised run
-    of the same epochs, whatever the size of the unlabeled pool. Each stream
-    carries a :class:`~semisup.data.health.ReadTally` under its ``names`` entry.
-
-    Args:
-        labeled, labeled_sampler: loader of :class:`~semisup.data.loaders.PackedBatch` and its
-            :class:`~semisup.data.loaders.CyclingBatchSampler`.
-        unlabeled, unlabeled_sampler: loader of :class:`~semisup.data.loaders.ClipBatch` and its
-            :class:`~semisup.data.loaders.EpochBatchSampler`, or its
-            :class:`~semisup.data.loaders.CyclingBatchSampler` with ``epoch_over = "labeled"``.
-        names: what each stream is called in messages, e.g. ``{"labeled": "labeled train"}``.
-        epoch_over: ``"unlabeled"`` or ``"labeled"``: which stream one epoch is a pass over.
-    """
-
-    def __init__(self, labeled=None, labeled_sampler=None, unlabeled=None, unlabeled_sampler=None,
-                 names: dict[str, str] | None = None, epoch_over: str = "unlabeled") -> None:
-        self.labeled, self.labeled_sampler = labeled, labeled_sampler
-        self.unlabeled, self.unlabeled_sampler = unlabeled, unlabeled_sampler
-        self.names = {"labeled": "labeled train", "unlabeled": "unlabeled", **(names or {})}
-        self.unlabeled_cycles = unlabeled is not None and epoch_over == "labeled"
-        if self.unlabeled_cycles and labeled is None:
-            raise ValueError("epoch_over='labeled' needs a labeled stream")
-        if unlabeled is not None and not self.unlabeled_cycles:
-            self.steps_per_epoch = len(unlabeled_sampler)
-        else:
-            self.steps_per_epoch = len(labeled_sampler.epochs)
-        self._cycle: Iterator | None = None  # the cycling unlabeled batches, kept across epochs ...
-        self._cycle_step = -1                # ... and the global step of the next one
-
-    def labeled_batches(self, start_step: int) -> Iterator:
-        """Labeled batches from global step ``start_step`` on (``None`` forever without a labeled stream)."""
-        if self.labeled is None:
-            while True:
-                yield None
-        self.labeled_sampler.start_batch = start_step  # one labeled batch per step
-        yield from self.labeled
-
-    def unlabeled_epoch(self, epoch: int, start_batch: int) -> Iterator:
-        """Unlabeled batches of ``epoch`` from ``start_batch`` on (``None`` forever without one)."""
-        if self.unlabeled is None:
-            while True:
-                yield None
-        if not self.unlabeled_cycles:
-            self.unlabeled_sampler.set_epoch(epoch, start_batch)
-            yield from self.unlabeled
-            return
-        # one unlabeled batch per step, as the labeled stream; one loader iterator for the whole
-        # run (a new one each epoch would throw away the batches its workers had prefetched)
-        step = epoch * self.steps_per_epoch + start_batch
-        if self._cycle is None or self._cycle_step != step:
-            self.unlabeled_sampler.start_batch = step
-            self._cycle, self._cycle_step = iter(self.unlabeled), step
-        for _ in range(self.steps_per_epoch - start_batch):
-            self._cycle_step += 1
-            yield next(self._cycle)
-
-    def fingerprint(self) -> str:
-        """What the streams read, in a few characters: a hash of each stream's trailer ids, for
-        checking that every process of a data-parallel run reads the same data."""
-        digest = hashlib.sha1()
-        for name, loader in (("labeled", self.labeled), ("unlabeled", self.unlabeled)):
-            if loader is not None:
-                digest.update(f"{name}:{len(loader.dataset.samples)}:".encode())
-                digest.update("\n".join(s.id for s in loader.dataset.samples).encode())
-        return digest.hexdigest()[:12]
-
-    def tallies(self, max_unreadable: float, saved: dict[str, Any]) -> dict[str, ReadTally]:
-        """A :class:`ReadTally` per stream, restored from a checkpoint's ``reads``."""
-        tallies = {name: ReadTally(self.names[name], loader.dataset.samples, max_unreadable)
-                   for name, loader in (("labeled", self.labeled), ("unlabeled", self.unlabeled)) if loader is not None}
-        for name, tally in tallies.items():
-            if name in saved:
-                tally.load_state_dict(saved[name])
-        return tallies
-
-
-@dataclass
 class Stage:
     """What one training stage trains and how it is judged.
 
     Attributes:
         model: the network; its ``state_dict`` is what ``last.pt`` and ``best.pt`` hold.
         objectives: run in this order each step.
-        optimizers: from :func:`build_optimizers`.
+        optimizers: from :func:`semisup.train.optimizers.adam_optimizers`.
         streams: the stage's batches.
         augmentations: the views objectives may ask for, by name.
         validate: scores the model (or its teacher) after each epoch: returns the

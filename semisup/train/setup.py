@@ -32,7 +32,9 @@ from semisup.models import Encoder, TrailerModel
 from semisup.models.ema import EmaTeacher
 from semisup.objectives import Objective, Pretext, SimCLR, Supervised, get_consistency
 from semisup.pretext import pretext_key
-from semisup.train.engine import LoopSettings, Streams, build_optimizers as optimizers_for
+from semisup.train.engine import LoopSettings
+from semisup.train.optimizers import adam_optimizers
+from semisup.train.streams import Streams
 
 # Stream ids keep the random draws of the streams independent of each other.
 LABELED_STREAM, UNLABELED_STREAM, PRETRAIN_STREAM = 1, 2, 3
@@ -169,9 +171,9 @@ def build_objectives(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[
 def build_optimizers(recipe: Recipe, objectives: Sequence[Objective],
                      model: TrailerModel) -> dict[str, torch.optim.Optimizer]:
     """Adam optimisers by objective name, or one ``joint`` (``[optim]``; see
-    :func:`semisup.train.engine.build_optimizers`)."""
+    :func:`semisup.train.optimizers.adam_optimizers`)."""
     o = recipe.optim
-    return optimizers_for(list(objectives), model, o.mode, o.lr, o.weight_decay)
+    return adam_optimizers(list(objectives), model, o.mode, o.lr, o.weight_decay)
 
 
 def build_teacher(recipe: Recipe, model: TrailerModel) -> EmaTeacher | None:

@@ -30,7 +30,8 @@ from semisup.evaluate.inference import embed, mean_frame_features
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.models import Encoder, TrailerModel
-from semisup.train.engine import Stage, build_optimizers, train_stage
+from semisup.train.engine import Stage, train_stage
+from semisup.train.optimizers import adam_optimizers
 from semisup.train.progress import NullProgress
 from semisup.train.setup import (build_pretrain_objective, build_pretrain_streams, compile_encoder, loop_settings,
                                  sync_batchnorm)
@@ -100,7 +101,7 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
         return {"knn": knn_probe(evaluated.encoder, knn_train, knn_val, specs, recipe, device, settings.amp_dtype,
                                  cfg.knn_k)}, None
 
-    stage = Stage(model, [simclr], build_optimizers([simclr], model, "separate", cfg.lr, cfg.weight_decay),
+    stage = Stage(model, [simclr], adam_optimizers([simclr], model, "separate", cfg.lr, cfg.weight_decay),
                   build_pretrain_streams(recipe, samples, pin_memory=device.type == "cuda"),
                   {name: view.to(device) for name, view in views.items()}, validate, validate_first=True,
                   record={"stage": "pretrain"})
