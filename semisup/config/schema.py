@@ -41,7 +41,11 @@ class RunConfig:
         "auto", doc="auto: bf16 autocast on CPUs that support it, AMP on CUDA, else fp32")
     out_dir: Path = spec(Path("runs"), doc="parent folder of run directories")
     sync_batchnorm: bool = spec(False, doc="data-parallel runs on GPUs: BatchNorm statistics over every "
-                                           "process's batch (else rank 0's are copied to all after each step)")
+                                           "process's batch (else every process takes rank 0's before each forward)")
+    parallel: Literal["ddp", "fsdp"] = spec(
+        "ddp", doc='under torchrun: "ddp" (every process holds the whole model; DistributedDataParallel averages '
+                   'gradients) or "fsdp" (FSDP2: parameters, gradients and optimiser states sharded across the '
+                   'processes, encoder block by block, for encoders too big for one GPU; no EMA teacher)')
     compile: Literal["off", "inductor", "aot_eager", "eager"] = spec(
         "off", doc='torch.compile the encoder: "inductor" fuses its kernels (on CPUs it needs a C++ compiler; the '
                    'first steps of each shape compile, minutes for a ResNet); "eager" and "aot_eager" only capture '

@@ -33,6 +33,7 @@ Fine-tuning (:func:`semisup.train.loop.fit`) and contrastive pretraining
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from dataclasses import dataclass, field
@@ -118,6 +119,8 @@ class LoopSettings:
     """This process's rank among ``world_size`` (see :mod:`semisup.distributed`)."""
     sync_batchnorm: bool = False
     """BatchNorm layers compute their statistics over every process's batch (``run.sync_batchnorm``)."""
+    parallel: str = "ddp"
+    """Under torchrun: ``"ddp"`` (a whole model per process) or ``"fsdp"`` (sharded, FSDP2)."""
 
 
 def step_batch(batch: Any, device: torch.device, augmentations: dict[str, Augment]) -> StepBatch | None:
@@ -153,10 +156,10 @@ def epoch_logs(state: TrainState, objectives: list[Objective]) -> dict[str, Any]
     return fields
 
 
-def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path,
+def restore(stage: Stage, learner: nn.Module, scalers: dict[str, torch.amp.GradScaler], path: Path,
             process: distributed.Process = distributed.Process()) -> tuple[TrainState, dict]:
     """Load ``last.pt`` into the stage (weights, optimisers, scalers, objectives' state, teacher,
-    random state); return the loop's position and the checkpoint.
+    random state) and its ``learner`` (sharded or not); return the loop's position and the checkpoint.
 
     A checkpoint written by as many processes as now resumes exactly, each with
     its own random state and its own running sums of the epoch's logs. One
@@ -164,12 +167,19 @@ def restore(stage: Stage, scalers: dict[str, torch.amp.GradScaler], path: Path,
     random states drawn afresh per process (and rank 0's sums).
     """
     saved = load_checkpoint(path)
-    stage.model.load_state_dict(saved["model"])
-    for name, optimizer in stage.optimizers.items():
-        optimizer.load_state_dict(saved["optimizers"][name])
-        scalers[name].load_state_dict(saved["scalers"][name])
-    for objective in stage.objectives:
-        objective.load_state_dict(saved["objectives"][objective.objective_name])
+    if "sharded" in saved:  # FSDP's shards, resharded to this run's processes
+        distributed.load_sharded(learner, stage.optimizers, path.parent / saved["sharded"])
+    elif distributed.is_sharded(learner):
+        raise SemisupError(f'{path}: written without run.parallel = "fsdp"; resume it with run.parallel = "ddp" '
+                           "(edit the run's config.toml)")
+    else:
+        stage.model.load_state_dict(saved["model"])
+        for name, optimizer in stage.optimizers.items():
+            optimizer.load_state_dict(saved["optimizers"][name])
+        for objective in stage.objectives:
+            objective.load_state_dict(saved["objectives"][objective.objective_name])
+    for name, scaler in scalers.items():
+        scaler.load_state_dict(saved["scalers"][name])
     if stage.teacher is not None:
         stage.teacher.load_state_dict(saved["teacher"])
     state = TrainState.from_dict(saved["state"])
@@ -275,31 +285,45 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
     scalers = {name: torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device, amp_dtype))
                for name in optimizers}
     ckpt_dir = out / "checkpoints"
+    learner = Learner(model, objectives)  # every trained parameter, wrapped once (DDP copies rank 0's to all)
+    whole = None  # FSDP: a whole copy of the model, for validation and best.pt
+    if settings.parallel == "fsdp" and distributed.joined():
+        whole = copy.deepcopy(model)
+        trainer = distributed.shard(learner, learner.shard_units(), optimizers)
+    else:
+        trainer = distributed.wrap(learner, device, learner.leaves_parameters_unused(), settings.sync_batchnorm)
     if resume:
-        state, saved = restore(stage, scalers, ckpt_dir / "last.pt", process)
+        state, saved = restore(stage, learner, scalers, ckpt_dir / "last.pt", process)
     else:
         state, saved = TrainState(), {}
+        if teacher is not None:
+            distributed.broadcast_module(teacher)
         if process.distributed:  # each process its own augmentation draws
             torch.manual_seed(draw_seed(torch.initial_seed(), process.rank))
     steps, epochs = streams.steps_per_epoch, settings.epochs
     distributed.check_same({"steps per epoch": steps, "training data": streams.fingerprint(),
                             "position": (state.epoch, state.batch)})
-    learner = Learner(model, objectives)  # every trained parameter; DDP copies rank 0's to all processes
-    trainer = distributed.wrap(learner, device, learner.leaves_parameters_unused(), settings.sync_batchnorm)
-    if teacher is not None and not resume:
-        distributed.broadcast_module(teacher)
     total_steps, warmup_steps = epochs * steps, round(settings.warmup_epochs * steps)
     tallies = streams.tallies(settings.max_unreadable, saved.get("reads", {}))
     logger = RunLogger(out, enabled=process.main, resume_epoch=state.epoch if resume else None,
                        resume_step=state.epoch * steps + state.batch)
     checkpointer = Checkpointer(ckpt_dir / "last.pt", lambda: {
-        "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+        **({} if whole is not None else {  # FSDP: in the shards' folder
+            "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+            "objectives": {o.objective_name: o.state_dict() for o in objectives}}),
         "scalers": {n: s.state_dict() for n, s in scalers.items()},
-        "objectives": {o.objective_name: o.state_dict() for o in objectives},
         "teacher": teacher.state_dict() if teacher is not None else None,
-        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes)
-    evaluated = teacher.module if stage.evaluate_teacher and teacher is not None else model
+        "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes,
+        sharded=None if whole is None else lambda folder: distributed.save_sharded(learner, optimizers, folder))
     synced = [model] + ([teacher] if teacher is not None else [])  # what must be rank 0's before it is read
+
+    def evaluated() -> nn.Module:
+        """The model validation scores and best.pt keeps: the teacher when it is evaluated; under
+        FSDP a whole copy of the sharded model (gathered from every process)."""
+        if whole is not None:
+            whole.load_state_dict(distributed.full_state_dict(model))
+            return whole
+        return teacher.module if stage.evaluate_teacher and teacher is not None else model
 
     def save() -> None:
         if not settings.sync_batchnorm:
@@ -312,7 +336,7 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
     reported_bad = len(state.bad_frames)
     try:
         if stage.validate_first and state.epoch == 0 and state.batch == 0:
-            logger.log_epoch({**stage.record, "epoch": 0, "loss": None, **stage.validate(evaluated)[0]}, step=0)
+            logger.log_epoch({**stage.record, "epoch": 0, "loss": None, **stage.validate(evaluated())[0]}, step=0)
         while state.epoch < epochs:
             model.train()
             reset_peak_memory(device)
@@ -351,7 +375,7 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             if not settings.sync_batchnorm:
                 distributed.broadcast_buffers(synced)
             merge_tallies(tallies)
-            record = end_epoch(stage, state, tallies, evaluated, settings, ckpt_dir, checkpointer.elapsed())
+            record = end_epoch(stage, state, tallies, evaluated(), settings, ckpt_dir, checkpointer.elapsed())
             logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
             if len(state.bad_frames) > reported_bad:

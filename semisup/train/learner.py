@@ -66,3 +66,25 @@ class Learner(nn.Module):
         looks for the unused parameters after each forward (a walk over the autograd graph);
         one objective uses all it trains."""
         return len(self.objectives) > 1
+
+    def shard_units(self) -> list[nn.Module]:
+        """The encoder's blocks, each sharded as one group under FSDP (``run.parallel = "fsdp"``):
+        every child of the timm backbone that has trainable parameters, and a sequence of blocks
+        (a ResNet stage, a ViT's ``blocks``) block by block. Frozen stages stay in the learner's
+        own group. Empty for an encoder without a backbone (a feature cache)."""
+        backbone = getattr(getattr(self.model, "encoder", None), "model", None)
+        if backbone is None:
+            return []
+
+        def trains(module: nn.Module) -> bool:
+            return any(p.requires_grad for p in module.parameters())
+
+        units: list[nn.Module] = []
+        for child in backbone.children():
+            if not trains(child):
+                continue
+            if isinstance(child, (nn.Sequential, nn.ModuleList)) and len(child) > 1:
+                units += [block for block in child if trains(block)]
+            else:
+                units.append(child)
+        return units

@@ -62,7 +62,7 @@ def loop_settings(recipe: Recipe, epochs: int, schedule: str, warmup_epochs: flo
     process, device = distributed.join(resolve_device(recipe.run.device), recipe.run.sync_batchnorm)
     return LoopSettings(epochs, device, resolve_precision(device, recipe.run.precision), schedule, warmup_epochs,
                         grad_clip, checkpoint_minutes, recipe.data.max_unreadable, process,
-                        recipe.run.sync_batchnorm and process.distributed)
+                        recipe.run.sync_batchnorm and process.distributed, recipe.run.parallel)
 
 
 def sync_batchnorm(model: nn.Module, settings: LoopSettings, enabled: bool) -> nn.Module:
@@ -181,6 +181,10 @@ def build_teacher(recipe: Recipe, model: TrailerModel) -> EmaTeacher | None:
     needed = any(get_consistency(c.name).needs_teacher(c.options) for c in recipe.consistency)
     if recipe.ema is None and not needed:
         return None
+    if recipe.run.parallel == "fsdp":
+        why = "[ema]" if recipe.ema is not None else "a consistency method's teacher"
+        raise SemisupError(f'run.parallel = "fsdp": an EMA teacher ({why}) is not supported with sharded '
+                           'weights yet; use run.parallel = "ddp"')
     decay = recipe.ema.decay if recipe.ema is not None else 0.999
     return EmaTeacher(model, decay)
 

@@ -107,7 +107,8 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
                   record={"stage": "pretrain"})
     train_stage(stage, settings, run_dir / "pretrain", resume, progress)
     path = encoder_path(run_dir)
+    weights = distributed.full_state_dict(encoder.model)  # whole, also when FSDP sharded it (every process)
     if settings.process.main:
-        save_encoder(path, m.encoder, encoder.model.state_dict())
+        save_encoder(path, m.encoder, weights)
     distributed.barrier()  # fine-tuning reads the encoder on every process
     return path

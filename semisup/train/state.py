@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,11 +69,16 @@ class Checkpointer:
     In a data-parallel run every process calls :meth:`save` at the same steps
     (the step's agreement says when one is :meth:`due`); rank 0 writes, with
     every process's random state (``rng_ranks``) and the number of processes,
-    and when its write fails every process stops with its message.
+    and when its write fails every process stops with its message. With
+    ``sharded`` (FSDP) every process first writes its own shards of the weights
+    and optimiser states (``sharded(folder)``, a collective) and ``last.pt``
+    names the folder.
     """
 
-    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float) -> None:
+    def __init__(self, path: Path, payload: Callable[[], dict[str, Any]], state: TrainState, minutes: float,
+                 sharded: Callable[[Path], None] | None = None) -> None:
         self.path, self.payload, self.state, self.interval = path, payload, state, minutes * 60
+        self.sharded = sharded
         self.session_start = self.last_save = time.monotonic()
         self.elapsed_before = state.elapsed
 
@@ -85,9 +91,23 @@ class Checkpointer:
         return time.monotonic() - self.last_save > self.interval
 
     def save(self) -> None:
+        """Write ``last.pt`` (rank 0), and with ``sharded`` first every process's shards into a
+        folder beside it that ``last.pt`` names; older such folders are removed once it is written."""
         self.state.elapsed = self.elapsed()
         rngs, sums = zip(*distributed.gather_objects((rng_state(), dict(self.state.sums))))
-        distributed.on_main(lambda: save_checkpoint(self.path, {
-            **self.payload(), "rng": rngs[0], "rng_ranks": list(rngs), "sums_ranks": list(sums),
-            "world_size": len(rngs), "state": self.state.to_dict()}))
+        extra = {}
+        if self.sharded is not None:  # a new folder each time: last.pt always names a complete one
+            folder = self.path.parent / f"{self.path.stem}-{self.state.epoch}-{self.state.batch}.dcp"
+            self.sharded(folder)
+            extra = {"sharded": folder.name}
+
+        def write() -> None:
+            save_checkpoint(self.path, {**self.payload(), **extra, "rng": rngs[0], "rng_ranks": list(rngs),
+                                        "sums_ranks": list(sums), "world_size": len(rngs),
+                                        "state": self.state.to_dict()})
+            for old in self.path.parent.glob(f"{self.path.stem}-*.dcp"):
+                if old.name != extra.get("sharded"):
+                    shutil.rmtree(old, ignore_errors=True)
+
+        distributed.on_main(write)
         self.last_save = time.monotonic()
