@@ -4,7 +4,8 @@
 
 SESEMI ``semisup run`` end to end (two epochs; images/s of the second from
 ``metrics.jsonl``) on ``bench_train.py``'s generated folder dataset, model and
-settings, four ways, one after another:
+settings, four ways, before and after alternating (1 process: before, after;
+2 processes: before, after; then the profiled runs):
 
 * the code at ``--before`` (a git revision: checked out into a temporary
   worktree and run from there), alone and under ``torchrun`` with 2 gloo
@@ -17,11 +18,12 @@ one model differs (``--before``: gradients averaged by hand after backward,
 one flattened all-reduce per optimiser, a buffer broadcast per step; this tree:
 one DDP-wrapped learner).
 
-Each 2-process row is also run once more under ``torch.profiler`` (rank 0, the
-second epoch's steps) to show the share of the step time rank 0 spends in
-collectives (operators whose name contains all_reduce / allreduce / broadcast /
-all_gather / barrier, their own CPU time; with DDP the bucketed all-reduce runs
-in gloo's thread and rank 0's main thread counts what it waits for).
+Each 2-process row is also run once more under ``torch.profiler`` (rank 0, both
+epochs) for the time rank 0's collectives take (the profiler's ``gloo:*`` spans,
+from each collective's start to its end; validation's few gathers included), as
+a share of its training steps' time. Before, every collective blocks the step,
+so that is time spent waiting; with DDP the gradient all-reduce runs in gloo's
+thread while the backward pass goes on, so it is an upper bound of the wait.
 """
 
 from __future__ import annotations
@@ -64,12 +66,11 @@ if out and os.environ.get("RANK", "0") == "0":
             if e.key.startswith("semisup/") and e.key.split("/")[1].split(":")[0] in (
                     "load", "to_device", "forward", "backward+step", "ema"):
                 steps += e.cpu_time_total / 1e6
-            elif re.search("all_?reduce|broadcast|all_?gather|barrier", e.key, re.I):
-                collectives += e.self_cpu_time_total / 1e6
+            elif e.key.startswith(("gloo:", "nccl:")):  # a collective, from its start to its end
+                collectives += e.cpu_time_total / 1e6
         json.dump({"steps_s": steps, "collectives_s": collectives}, open(out, "w"))
         return result
 
-    import re
     engine.train_stage = profiled
     import semisup.train.loop as loop
     loop.train_stage = profiled
@@ -123,16 +124,18 @@ def main() -> None:
         before = Path(tmp) / "before"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(before), args.before],
                        check=True, capture_output=True)
-        try:
-            for label, code in ((f"before ({args.before}: gradients averaged by hand)", before),
-                                ("after (this tree: one DDP-wrapped learner)", ROOT)):
-                key = "before" if code == before else "after"
-                one = run(args, code, f"{key}-1", 1)
-                two = run(args, code, f"{key}-2", 2)
-                profiled = run(args, code, f"{key}-2-profiled", 2, profile=Path(tmp) / f"{key}.json")
+        codes = {f"before ({args.before}: gradients averaged by hand)": before,
+                 "after (this tree: one DDP-wrapped learner)": ROOT}
+        results: dict[tuple[str, str], dict] = {}
+        try:  # before and after alternate, so that a drift of the machine's speed falls on both alike
+            for way, processes in (("1", 1), ("2", 2), ("profiled", 2)):
+                for i, (label, code) in enumerate(codes.items()):
+                    profile = Path(tmp) / f"{i}.json" if way == "profiled" else None
+                    results[label, way] = run(args, code, f"{i}-{way}", processes, profile)
+                    print(f"{label}, {way}: {results[label, way]['images_per_s']:.1f} img/s", flush=True)
+            for label in codes:
+                one, two, profiled = (results[label, way] for way in ("1", "2", "profiled"))
                 share = profiled["collectives_s"] / profiled["steps_s"]
-                print(f"{label}: 1 process {one['images_per_s']:.1f} img/s, 2 processes "
-                      f"{two['images_per_s']:.1f} img/s, collectives {share:.0%} of rank 0's step time", flush=True)
                 rows.append((label, f"{one['images_per_s']:.1f}", f"{two['images_per_s']:.1f}",
                              f"{two['images_per_s'] / one['images_per_s']:.2f}x", f"{share:.0%}",
                              f"{one['loss']:.4f} / {two['loss']:.4f}"))
@@ -146,8 +149,9 @@ def main() -> None:
     intro = (f"`python scripts/bench_ddp.py --before {args.before} --model {args.model} --size {args.size} "
              f"--trainable-stages {args.trainable_stages}` on {machine}: `semisup run` end to end, the same "
              f"global batch ({LABELED} labeled trailers and {UNLABELED} unlabeled clips a step) in every row; "
-             "2 processes split the machine's cores between them. Collectives: share of rank 0's training-step "
-             "time in collective operators (profiled in a separate run of the same row).")
+             "2 processes split the machine's cores between them. Collectives: time in rank 0's collectives "
+             "(gloo spans, start to end) over its training steps' time, profiled in another run of the same row; "
+             "with DDP they overlap the backward pass, so this bounds the time waiting on them.")
     table = markdown_section(title, intro, ("code", "1 process, images/s", "2 processes, images/s", "2 / 1",
                                             "collectives (2 processes)", "epoch-2 loss, 1 / 2 processes"), rows)
     print(table)

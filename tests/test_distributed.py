@@ -389,3 +389,31 @@ def test_fsdp_with_an_ema_teacher_is_refused_in_one_line(tiny_recipe, tmp_path):
     assert done.stderr.strip() == ('error: run.parallel = "fsdp": an EMA teacher ([ema]) is not supported with '
                                    'sharded weights yet; use run.parallel = "ddp"')
     assert not (tmp_path / "run").exists()
+
+
+AGREEMENT = '''
+import os
+import torch
+from semisup import distributed
+from semisup.errors import SemisupError
+
+process, device = distributed.join(torch.device("cpu"))
+rank = process.rank
+print("flags", distributed.agree([True, rank == 0, False], None, device), flush=True)
+try:
+    distributed.check_same({"training data": "abc", "steps per epoch": 10 + rank})
+except SemisupError as exc:
+    print("refused", exc, flush=True)
+'''
+
+
+def test_the_processes_and_their_flags_and_stop_when_they_disagree_on_the_steps(tmp_path):
+    script = tmp_path / "agreement.py"
+    script.write_text(AGREEMENT)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script)], capture_output=True, text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines.count("flags [True, False, False]") == 2  # true only where true on every process
+    assert lines.count("refused the 2 processes disagree on steps per epoch: process 0 has 10, process 1 has 11 "
+                       "(every process must read the same data with the same recipe)") == 2

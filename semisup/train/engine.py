@@ -21,10 +21,12 @@ where an uninterrupted run would.
 
 Under ``torchrun`` (:mod:`semisup.distributed`) every process runs this same
 loop on its equal share of each pass: the learner is wrapped in
-``DistributedDataParallel``, which averages gradients during backward;
-BatchNorm statistics follow rank 0; a batch is skipped only when some process
-could not read its share; only rank 0 writes logs and checkpoints (``last.pt``
-holds every process's random state).
+``DistributedDataParallel``, which averages gradients during backward, or
+sharded with FSDP2 (``run.parallel = "fsdp"``: validation then scores a whole
+copy, and ``last.pt`` names a folder of every process's shards); BatchNorm
+statistics follow rank 0; a batch is skipped only when some process could not
+read its share; only rank 0 writes logs and checkpoints (``last.pt`` holds
+every process's random state).
 
 Fine-tuning (:func:`semisup.train.loop.fit`) and contrastive pretraining
 (:func:`semisup.train.simclr.pretrain`) are both a :class:`Stage` handed to
