@@ -124,7 +124,8 @@ def build_eval_loader(samples: Sequence[Sample], specs: Sequence[TaskSpec], imag
         dataset = CachedTrailers(cache, samples, specs, eval_picker(eval_frames))
     else:
         dataset = TrailerFrames(samples, specs, image_size, eval_picker(eval_frames))
-    sampler = EpochBatchSampler(len(samples), batch_size, seed=0, stream=0, shuffle=False)
+    # a process of a data-parallel run may have no trailer of a small split to score: no batches
+    sampler = EpochBatchSampler(len(samples), batch_size, seed=0, stream=0, shuffle=False) if samples else []
     return make_loader(dataset, sampler, collate_packed, num_workers, pin_memory)
 
 

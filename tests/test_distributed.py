@@ -197,10 +197,12 @@ frames_per_trailer = 2
 
 
 @pytest.mark.slow
-def test_simclr_and_fixmatch_with_an_ema_teacher_stay_one_model_across_processes(tiny_recipe, tmp_path):
+def test_simclr_and_fixmatch_with_an_ema_teacher_stay_one_model_across_processes(tiny_recipe, uneven_labels,
+                                                                                  tmp_path):
     """SimCLR's negatives are gathered from both processes, FixMatch's CAP thresholds learn from
     both processes' clips, and the EMA teacher follows identical weights: the processes never drift."""
-    recipe = tiny_recipe(extra=PRETRAIN_AND_FIXMATCH)
+    recipe = tiny_recipe(extra=PRETRAIN_AND_FIXMATCH, labels_file=uneven_labels)
+    # pretraining: 15 unlabeled trailers, 7 per process, fewer than its 8 clips a step
     params, _ = launch(tmp_path, "two", recipe_args(recipe, tmp_path / "run", batch=4, epochs=1), processes=2)
     runs = [saved(params / f"rank{r}.pt")["after"] for r in (0, 1)]
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
@@ -392,18 +394,19 @@ def test_fsdp_with_an_ema_teacher_is_refused_in_one_line(tiny_recipe, tmp_path):
 
 
 AGREEMENT = '''
-import os
+import sys
 import torch
 from semisup import distributed
 from semisup.errors import SemisupError
 
 process, device = distributed.join(torch.device("cpu"))
 rank = process.rank
-print("flags", distributed.agree([True, rank == 0, False], None, device), flush=True)
-try:
-    distributed.check_same({"training data": "abc", "steps per epoch": 10 + rank})
-except SemisupError as exc:
-    print("refused", exc, flush=True)
+with open(f"{sys.argv[1]}/out{rank}", "w") as out:
+    print("flags", distributed.agree([True, rank == 0, False], None, device), file=out)
+    try:
+        distributed.check_same({"training data": "abc", "steps per epoch": 10 + rank})
+    except SemisupError as exc:
+        print("refused", exc, file=out)
 '''
 
 
@@ -411,9 +414,26 @@ def test_the_processes_and_their_flags_and_stop_when_they_disagree_on_the_steps(
     script = tmp_path / "agreement.py"
     script.write_text(AGREEMENT)
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           str(script)], capture_output=True, text=True, env=ENV, timeout=120)
+                           str(script), str(tmp_path)], capture_output=True, text=True, env=ENV, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.splitlines()
-    assert lines.count("flags [True, False, False]") == 2  # true only where true on every process
-    assert lines.count("refused the 2 processes disagree on steps per epoch: process 0 has 10, process 1 has 11 "
-                       "(every process must read the same data with the same recipe)") == 2
+    for rank in (0, 1):  # each process: true only where true on every process; the same refusal
+        assert (tmp_path / f"out{rank}").read_text().splitlines() == [
+            "flags [True, False, False]",
+            "refused the 2 processes disagree on steps per epoch: process 0 has 10, process 1 has 11 "
+            "(every process must read the same data with the same recipe)"]
+
+
+def test_a_process_with_no_trailer_of_a_small_split_scores_none_and_the_gather_counts_each_once():
+    """Validation with fewer trailers than processes: some process's share is empty."""
+    from semisup.build import build_eval_loader
+    from semisup.data.samples import Sample, TaskSpec
+    from semisup.evaluate.inference import predict
+
+    spec = TaskSpec("genres", ("Action", "Drama"))
+    val = [Sample("only", labels={"genres": ("Drama",)}, split="val")]
+    shares = [val[rank::2] for rank in range(2)]
+    assert shares[1] == []
+    loader = build_eval_loader(shares[1], [spec], image_size=32, eval_frames=4, batch_size=8, num_workers=0)
+    assert list(loader) == []
+    nothing = predict(torch.nn.Identity(), loader, torch.nn.Identity(), [spec], torch.device("cpu"))
+    assert nothing.ids == [] and nothing.scores["genres"].shape == (0, 2)
