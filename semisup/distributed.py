@@ -14,7 +14,8 @@ How semisup keeps N processes one model:
   (:class:`semisup.train.learner.Learner`), wrapped once in
   ``DistributedDataParallel`` (:func:`wrap`): DDP copies rank 0's weights to
   every process when it wraps them, and averages gradients in buckets that
-  overlap the backward pass;
+  overlap the backward pass; or sharded with FSDP2 (``run.parallel = "fsdp"``,
+  :mod:`semisup.train.sharding`);
 * every process reads an equal share of every pass
   (:func:`semisup.data.loaders.equal_share`), so every process takes the same
   steps; :func:`check_same` stops a stage in one line when they do not agree;
@@ -22,8 +23,8 @@ How semisup keeps N processes one model:
   process read a batch of each stream, whether a checkpoint is due, and
   whether any process failed; a failure on one process stops every process
   at that point, with its message;
-* BatchNorm statistics follow rank 0 (DDP's ``broadcast_buffers`` before
-  each forward, :func:`broadcast_buffers` before validation and checkpoints),
+* BatchNorm statistics follow rank 0 (DDP's buffer sync before each forward,
+  :func:`broadcast_buffers` before validation and checkpoints),
   unless ``run.sync_batchnorm`` computes them over the global batch on GPUs.
 """
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -255,84 +255,6 @@ def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool,
         module, device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=find_unused_parameters, forward_sync_buffers=not sync_batchnorm,
         gradient_as_bucket_view=True)
-
-
-def shard(module: nn.Module, units: Sequence[nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> nn.Module:
-    """``module`` sharded across the processes with FSDP2 (``run.parallel = "fsdp"``): each of
-    ``units`` (the encoder's blocks) is one ``fully_shard`` group, the rest of ``module`` one more.
-
-    Every parameter, gradient and optimiser state then lives on one process in N
-    (each a ``DTensor`` shard); a forward gathers a group's parameters just
-    before it runs and frees them after, and a backward reduce-scatters the
-    gradients. ``fully_shard`` replaces the parameters, so the optimisers (built
-    before, not yet stepped) are pointed at the new ones by name.
-
-    Args:
-        module: every trained parameter of the stage (the learner).
-        units: its submodules to shard one by one, in forward order.
-        optimizers: the stage's optimisers over ``module``'s parameters.
-    """
-    from torch.distributed.fsdp import fully_shard
-
-    names = {id(p): name for name, p in module.named_parameters()}
-    for p in module.parameters():  # FSDP shards contiguous tensors only (not channels-last conv weights)
-        if not p.is_contiguous():
-            p.data = p.data.contiguous()
-    for unit in units:
-        fully_shard(unit)
-    fully_shard(module)
-    sharded = dict(module.named_parameters())
-    for optimizer in optimizers.values():
-        for group in optimizer.param_groups:
-            group["params"] = [sharded[names[id(p)]] for p in group["params"]]
-    return module
-
-
-def is_sharded(module: nn.Module) -> bool:
-    """Whether ``module``'s parameters are FSDP shards (``DTensor``)."""
-    from torch.distributed.tensor import DTensor
-
-    return any(isinstance(p, DTensor) for p in module.parameters())
-
-
-def full_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    """``module.state_dict()`` with whole tensors: for a sharded module every process gathers
-    every shard (a collective: call it on every process)."""
-    if not is_sharded(module):
-        return module.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    return get_model_state_dict(module, options=StateDictOptions(full_state_dict=True))
-
-
-def sharded_state(module: nn.Module, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:
-    """The state of ``module`` and its optimisers as ``torch.distributed.checkpoint`` saves and
-    loads it: each process's own shards, keyed by parameter name (so that a checkpoint written
-    by N processes loads into M, or into one process without FSDP)."""
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
-
-    return {"learner": get_model_state_dict(module),
-            "optimizers": {name: get_optimizer_state_dict(module, o) for name, o in optimizers.items()}}
-
-
-def save_sharded(module: nn.Module, optimizers: dict[str, torch.optim.Optimizer], folder: Path) -> None:
-    """Every process writes its shards of ``module`` and ``optimizers`` into ``folder``
-    (``torch.distributed.checkpoint``; a collective)."""
-    import torch.distributed.checkpoint as dcp
-
-    dcp.save(sharded_state(module, optimizers), checkpoint_id=str(folder))
-
-
-def load_sharded(module: nn.Module, optimizers: dict[str, torch.optim.Optimizer], folder: Path) -> None:
-    """Load what :func:`save_sharded` wrote, resharded to this run's processes (or whole, alone)."""
-    import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
-
-    state = sharded_state(module, optimizers)
-    dcp.load(state, checkpoint_id=str(folder))
-    set_model_state_dict(module, state["learner"])
-    for name, optimizer in optimizers.items():
-        set_optimizer_state_dict(module, optimizer, state["optimizers"][name])
 
 
 def unwrap(module: nn.Module) -> nn.Module:

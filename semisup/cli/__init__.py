@@ -61,7 +61,14 @@ def main() -> None:
         code = 2
     if code == 130:
         errors.print("interrupted (a run continues with `semisup run --resume RUN_DIR`)")
-    sys.exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if code and "TORCHELASTIC_RUN_ID" in os.environ:
+        # a torchrun process that failed leaves without tearing its process group down: that can wait
+        # on, or abort over, the other processes' half-closed connections; its exit code must be its own
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def lost_peer(exc: BaseException) -> bool:

@@ -47,6 +47,7 @@ from torch import nn
 from torch.profiler import record_function
 
 from semisup import distributed
+from semisup.train import sharding
 from semisup.checkpoints import load_checkpoint, save_checkpoint, set_rng_state
 from semisup.data.health import ReadTally
 from semisup.data.loaders import draw_seed
@@ -170,8 +171,8 @@ def restore(stage: Stage, learner: nn.Module, scalers: dict[str, torch.amp.GradS
     """
     saved = load_checkpoint(path)
     if "sharded" in saved:  # FSDP's shards, resharded to this run's processes
-        distributed.load_sharded(learner, stage.optimizers, path.parent / saved["sharded"])
-    elif distributed.is_sharded(learner):
+        sharding.load_sharded(learner, stage.optimizers, path.parent / saved["sharded"])
+    elif sharding.is_sharded(learner):
         raise SemisupError(f'{path}: written without run.parallel = "fsdp"; resume it with run.parallel = "ddp" '
                            "(edit the run's config.toml)")
     else:
@@ -291,7 +292,7 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
     whole = None  # FSDP: a whole copy of the model, for validation and best.pt
     if settings.parallel == "fsdp" and distributed.joined():
         whole = copy.deepcopy(model)
-        trainer = distributed.shard(learner, learner.shard_units(), optimizers)
+        trainer = sharding.shard(learner, learner.shard_units(), optimizers)
     else:
         trainer = distributed.wrap(learner, device, learner.leaves_parameters_unused(), settings.sync_batchnorm)
     if resume:
@@ -316,14 +317,14 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
         "scalers": {n: s.state_dict() for n, s in scalers.items()},
         "teacher": teacher.state_dict() if teacher is not None else None,
         "reads": {n: t.state_dict() for n, t in tallies.items()}}, state, settings.checkpoint_minutes,
-        sharded=None if whole is None else lambda folder: distributed.save_sharded(learner, optimizers, folder))
+        sharded=None if whole is None else lambda folder: sharding.save_sharded(learner, optimizers, folder))
     synced = [model] + ([teacher] if teacher is not None else [])  # what must be rank 0's before it is read
 
     def evaluated() -> nn.Module:
         """The model validation scores and best.pt keeps: the teacher when it is evaluated; under
         FSDP a whole copy of the sharded model (gathered from every process)."""
         if whole is not None:
-            whole.load_state_dict(distributed.full_state_dict(model))
+            whole.load_state_dict(sharding.full_state_dict(model))
             return whole
         return teacher.module if stage.evaluate_teacher and teacher is not None else model
 

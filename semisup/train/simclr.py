@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from semisup import distributed
+from semisup.train import sharding
 from semisup.augment import FrameNormalize
 from semisup.build import build_eval_loader
 from semisup.checkpoints import save_encoder
@@ -107,7 +108,7 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
                   record={"stage": "pretrain"})
     train_stage(stage, settings, run_dir / "pretrain", resume, progress)
     path = encoder_path(run_dir)
-    weights = distributed.full_state_dict(encoder.model)  # whole, also when FSDP sharded it (every process)
+    weights = sharding.full_state_dict(encoder.model)  # whole, also when FSDP sharded it (every process)
     if settings.process.main:
         save_encoder(path, m.encoder, weights)
     distributed.barrier()  # fine-tuning reads the encoder on every process
