@@ -102,13 +102,13 @@ def join(device: torch.device, sync_batchnorm: bool = False) -> tuple[Process, t
 
 def leave() -> None:
     """Leave the process group at the end of a run (no-op alone)."""
-    if dist.is_available() and dist.is_initialized():
+    if joined():
         dist.destroy_process_group()
 
 
 def current() -> Process:
     """This process, from the joined process group (rank 0 of 1 when none was joined)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not joined():
         return Process()
     return Process(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -255,11 +255,6 @@ def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool,
         module, device_ids=[device.index] if device.type == "cuda" else None,
         find_unused_parameters=find_unused_parameters, forward_sync_buffers=not sync_batchnorm,
         gradient_as_bucket_view=True)
-
-
-def unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (``module`` itself when not wrapped)."""
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 
 def _message(exc: BaseException) -> str:

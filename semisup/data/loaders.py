@@ -350,14 +350,16 @@ class EpochBatchSampler(Sampler):
         share = equal_share(len(order), self.world_size)
         positions = np.arange(share * self.world_size)[self.rank::self.world_size]  # in the epoch's order
         for b in range(self.start_batch, len(self)):
-            chunk = positions[b * self.batch_size:(b + 1) * self.batch_size]
-            # an index may repeat within an epoch (a plan, or a pool smaller than the processes):
-            # then its position tells the draws apart
-            yield [(int(order[p % len(order)]),
-                    draw_seed(self.seed, self.stream, self.epoch, int(order[p % len(order)]))
-                    if self.plan is None and p < len(order) else
-                    draw_seed(self.seed, self.stream, self.epoch, int(order[p % len(order)]), int(p)))
-                   for p in chunk]
+            yield [self._draw(order, int(p)) for p in positions[b * self.batch_size:(b + 1) * self.batch_size]]
+
+    def _draw(self, order: np.ndarray, position: int) -> tuple[int, int]:
+        """``(index, draw seed)`` of a position in the epoch's order. An index may repeat within
+        an epoch (a plan, or a pool wrapped around for more processes): then its position tells
+        the draws apart."""
+        index = int(order[position % len(order)])
+        if self.plan is None and position < len(order):
+            return index, draw_seed(self.seed, self.stream, self.epoch, index)
+        return index, draw_seed(self.seed, self.stream, self.epoch, index, position)
 
 
 class CyclingBatchSampler(Sampler):

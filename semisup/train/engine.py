@@ -265,9 +265,9 @@ def load_step(labeled: Iterator, unlabeled: Iterator, tallies: dict[str, ReadTal
 def merge_tallies(tallies: dict[str, ReadTally]) -> None:
     """Every process's tallies joined (each read its share of a stream; the stream is judged whole)."""
     if distributed.current().distributed:
-        for tally, states in zip(tallies.values(),
-                                 zip(*distributed.gather_objects([t.state_dict() for t in tallies.values()]))):
-            tally.merge(states)
+        everyone = distributed.gather_objects({name: t.state_dict() for name, t in tallies.items()})
+        for name, tally in tallies.items():
+            tally.merge([states[name] for states in everyone])
 
 
 def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = False,
@@ -328,11 +328,11 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
             return whole
         return teacher.module if stage.evaluate_teacher and teacher is not None else model
 
-    def save() -> None:
+    def sync() -> None:
+        """Every process holds rank 0's BatchNorm statistics and every process's reads."""
         if not settings.sync_batchnorm:
             distributed.broadcast_buffers(synced)
         merge_tallies(tallies)
-        checkpointer.save()
 
     labeled_batches = streams.labeled_batches(state.epoch * steps + state.batch)
     progress.start(total_steps, state.epoch * steps + state.batch)
@@ -372,12 +372,10 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
                 progress.advance({**{o.short_name: objective_mean(state, o.objective_name) for o in objectives},
                                   "img/s": state.images_per_s()})
                 if due:
-                    save()
+                    sync()
+                    checkpointer.save()
 
-            # End of epoch: every process holds rank 0's statistics and every process's reads
-            if not settings.sync_batchnorm:
-                distributed.broadcast_buffers(synced)
-            merge_tallies(tallies)
+            sync()  # end of epoch: validation and last.pt see what every process holds
             record = end_epoch(stage, state, tallies, evaluated(), settings, ckpt_dir, checkpointer.elapsed())
             logger.log_epoch(record, step=(state.epoch + 1) * steps)
             progress.end_epoch(record)
