@@ -40,11 +40,16 @@ def read_recipe_data(data: DataConfig, tasks: Sequence[TaskConfig], ignore_split
                         annotations=data.annotations, clips_dir=data.clips_dir, ignore_split=ignore_split)
 
 
-def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool) -> Dataset:
+def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool | str) -> Dataset:
     """Read the recipe's dataset (building the demo on first use) and check it can be trained on.
 
     Non-fatal problems (a trailer without metadata, ...) stay in
     ``Dataset.problems`` for the caller to show.
+
+    Args:
+        data, tasks: the recipe's ``[data]`` and ``[[tasks]]``.
+        needs_unlabeled: what needs unlabeled samples, for the message when there are none
+            (:func:`semisup.train.setup.unlabeled_needed`); True for a generic message; empty: nothing.
 
     Raises:
         SemisupError: the first fatal problem, or a split the run needs is empty.
@@ -63,9 +68,12 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
             raise SemisupError(f"{where}: no labeled samples in split {split!r} "
                                "(the data needs train, val and test samples; `semisup data split` writes them)")
     if needs_unlabeled and not unlabeled_pool(samples):
-        raise SemisupError(f"{where}: the recipe has pretext tasks or a [pretrain] stage but there are no "
-                           "unlabeled samples (split 'unlabeled', or train samples without labels); "
-                           "train.pretext_on_labeled = true lets pretext tasks use the labeled train frames")
+        who = (needs_unlabeled if isinstance(needs_unlabeled, str)
+               else "pretext tasks, consistency methods or [pretrain] stage")
+        hint = ("" if who == "the [pretrain] stage" else "; train.pretext_on_labeled = true lets pretext tasks and "
+                "consistency methods use the labeled train frames")
+        raise SemisupError(f"{where}: the recipe's {who} needs unlabeled samples but there are none (split "
+                           f"'unlabeled', or train samples without labels){hint}")
     return dataset
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from semisup.errors import SemisupError
-from semisup.io import atomic_write, torch_load
+from semisup.io import atomic_write, torch_load, write_failed
 
 CHECKPOINT_FORMAT = "semisup-checkpoint-1"
 
@@ -19,9 +19,38 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     A crash at any moment leaves either the old file or the new one, never a
     torn file. ``state`` must hold only tensors, numbers, strings, lists and
     dicts, so that :func:`load_checkpoint` can read it with ``weights_only``.
+
+    Raises:
+        SemisupError: the file could not be written (a full disk, a file size limit); ``path``
+            is left as it was and no temporary file remains.
     """
-    with atomic_write(path, "wb") as handle:
-        torch.save({"format": CHECKPOINT_FORMAT, **state}, handle)
+    writer = None
+    try:
+        with atomic_write(path, "wb") as handle:
+            writer = _Writes(handle)
+            torch.save({"format": CHECKPOINT_FORMAT, **state}, writer)
+    except RuntimeError as exc:  # torch's zip writer hides the OSError of the write that failed behind its own
+        if writer is None or writer.error is None:
+            raise
+        raise write_failed(path, writer.error.strerror or str(writer.error)) from exc
+
+
+class _Writes:
+    """A binary file for ``torch.save`` that remembers the ``OSError`` of a write that failed: torch
+    turns it into a ``RuntimeError`` that no longer says why ("unexpected pos", "file write failed")."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

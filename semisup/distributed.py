@@ -126,13 +126,36 @@ def barrier() -> None:
 
 @contextlib.contextmanager
 def main_first() -> Iterator[None]:
-    """Run the block on rank 0 first, then on the others (e.g. building a dataset folder once)."""
+    """Run the block on rank 0 first, then on the others (e.g. building a dataset folder once).
+
+    A failure stops every process with the failing one's message: when rank 0's block fails the
+    others do not run theirs and raise :class:`PeerFailed`; when another's fails, every process
+    raises after the block (the failing one its own error, the rest :class:`PeerFailed`), so no
+    process goes on to wait in a collective that a failed process will never join.
+    """
     process = current()
-    if process.distributed and not process.main:
-        dist.barrier()
-    yield
-    if process.distributed and process.main:
-        dist.barrier()
+    if not process.distributed:
+        yield
+        return
+    if not process.main:
+        done, message = broadcast_object(None)
+        if not done:
+            raise PeerFailed(f"process 0 of {process.world_size} failed: {message}")
+    failure: Exception | None = None
+    try:
+        yield
+    except Exception as exc:
+        failure = exc
+    if process.main:
+        broadcast_object((failure is None, None if failure is None else _message(failure)))
+        if failure is not None:
+            raise failure
+    outcomes = gather_objects(None if failure is None else _message(failure))
+    if failure is not None:
+        raise failure
+    for rank, message in enumerate(outcomes):
+        if message is not None:
+            raise PeerFailed(f"process {rank} of {process.world_size} failed: {message}")
 
 
 def on_main(work: Callable[[], Any]) -> Any:

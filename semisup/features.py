@@ -17,7 +17,6 @@ inputs is never read, and never silently replaced (``--force`` does).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -27,7 +26,8 @@ import torch
 from semisup.augment import FrameNormalize
 from semisup.build import build_eval_loader, feature_cache_key, read_recipe_data
 from semisup.config import Recipe
-from semisup.data.cached import COUNTS_FILE, FEATURES_FILE, KEY_FILE, key_mismatch
+from semisup.data.cached import (COUNTS_FILE, FEATURES_FILE, KEY_FILE, key_mismatch, open_cache_arrays,
+                                  read_cache_key)
 from semisup.device import autocast, resolve_device, resolve_precision
 from semisup.errors import SemisupError
 from semisup.io import write_json
@@ -69,19 +69,11 @@ def write_features(recipe: Recipe, out: Path, force: bool = False,
         raise SemisupError(dataset.fatal()[0].message)
     samples = dataset.samples
     key = feature_cache_key(recipe, samples)
-    found = _read_key(out)
-    if found is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SemisupError(f"{out}: exists and is not a feature cache; choose another --out")
-    if found is not None and key_mismatch(found, key) is not None:
-        if not force:
-            raise SemisupError(f"{out}: holds a feature cache of other inputs ({key_mismatch(found, key)}); "
-                               "--force replaces it")
-        for name in (KEY_FILE, FEATURES_FILE, COUNTS_FILE):
-            (out / name).unlink(missing_ok=True)
-        found = None
+    found = _existing_cache(out, key, force)
     if found is not None and found.get("complete"):
+        counts = np.load(out / COUNTS_FILE, mmap_mode="r")
         return {"status": "up to date", "trailers": len(samples), "width": found["width"],
-                "unreadable_trailers": int((np.load(out / COUNTS_FILE) == 0).sum()), "skipped_frames": 0}
+                "unreadable_trailers": int((counts == 0).sum()), "skipped_frames": 0}
 
     m, d = recipe.model, recipe.data
     device = resolve_device(recipe.run.device)
@@ -144,11 +136,32 @@ def _flush(features: np.memmap, counts: np.memmap) -> None:
     counts.flush()
 
 
-def _read_key(out: Path) -> dict | None:
-    path = out / KEY_FILE
-    if not path.is_file():
-        return None
+def _existing_cache(out: Path, key: dict, force: bool) -> dict | None:
+    """The key of the cache of these inputs already in ``out`` (complete or to continue), or None
+    when there is none to use; with ``force``, a cache of other inputs, or one that does not read
+    (a torn key, a truncated array), is removed first.
+
+    Raises:
+        SemisupError: ``out`` is not empty and not a cache; without ``force``, it holds a cache of
+            other inputs or one that does not read.
+    """
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise SemisupError(f"{path}: not a readable feature cache key; remove the folder or choose another --out")
+        found = read_cache_key(out)
+        problem = key_mismatch(found, key) if found is not None else None
+        if found is not None and problem is None:
+            open_cache_arrays(out, found)  # a torn array is found now, not half way through
+    except SemisupError:
+        if not force:
+            raise
+        found, problem = {}, "unreadable"
+    if found is None:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise SemisupError(f"{out}: exists and is not a feature cache; choose another --out")
+        return None
+    if problem is not None:
+        if not force:
+            raise SemisupError(f"{out}: holds a feature cache of other inputs ({problem}); --force replaces it")
+        for name in (KEY_FILE, FEATURES_FILE, COUNTS_FILE):
+            (out / name).unlink(missing_ok=True)
+        return None
+    return found

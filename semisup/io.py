@@ -18,6 +18,7 @@ an error unless ``--force`` is given.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -76,22 +77,47 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():  # write through to the link's target: the user's link stays a link
+        path = path.resolve()
+    tmp = None
     try:
-        file_mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        file_mode = new_file_mode()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
-    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            file_mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            file_mode = new_file_mode()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, file_mode)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
+            raise write_failed(path, exc.strerror or str(exc)) from exc
         raise
+
+
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                            errno.EIO})
+"""Errors of writing a file that the user fixes outside semisup (space, quota, permissions, a
+read-only disk, a file size limit): :func:`atomic_write` reports them in one line."""
+
+
+def write_failed(path: Path, cause: str) -> SemisupError:
+    """The one-line error for a file that could not be written (the old file, if any, is untouched)."""
+    return SemisupError(f"{path}: could not be written ({cause}); nothing was changed there, free space or fix "
+                        "the permissions and run the command again")
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically, keeping its modification time and mode."""
+    with atomic_write(target, "wb") as handle, Path(source).open("rb") as src:
+        shutil.copyfileobj(src, handle)
+    shutil.copystat(source, target)
 
 
 def write_text(path: Path, text: str) -> None:

@@ -27,6 +27,8 @@ class InputPrediction:
     input: str
     scores: dict[str, dict[str, float]]
     labels: dict[str, list[str]]
+    skipped_frames: int = 0
+    """Unreadable frames left out of this input (its scores come from the frames that read)."""
 
 
 def input_sample(path: Path) -> Sample:
@@ -84,8 +86,11 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
     loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames, batch_size,
                                num_workers=min(recipe.data.num_workers, 2))
     results: dict[int, InputPrediction] = {}  # by input position: the same input may be given twice
+    skipped = [0] * len(samples)
     with torch.no_grad():
         for batch in loader:
+            for path in batch.bad_frames:
+                skipped[_owner(path, samples, batch.indices.tolist() + batch.unreadable)] += 1
             frames = loaded.normalize(batch.frames.to(loaded.device))
             with autocast(loaded.device, loaded.amp_dtype):
                 logits = loaded.model(frames, batch.owner.to(loaded.device), batch.num_trailers)
@@ -94,13 +99,23 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
                 scores = {t.name: {label: float(p) for label, p in zip(t.labels, probs[t.name][row])} for t in tasks}
                 decided = {t.name: [label for label, keep in zip(t.labels, rules[t.name](probs[t.name][row:row + 1])[0])
                                     if keep] for t in tasks}
-                results[index] = InputPrediction(samples[index].id, scores, decided)
+                results[index] = InputPrediction(samples[index].id, scores, decided, skipped[index])
             if on_batch:
                 on_batch(len(results))
     missing = [s.id for index, s in enumerate(samples) if index not in results]
     if missing:
         raise SemisupError(f"{missing[0]}: no frame could be decoded")
     return [results[index] for index in range(len(samples))]
+
+
+def _owner(frame: str, samples: Sequence[Sample], candidates: Sequence[int]) -> int:
+    """Which of the batch's inputs (positions ``candidates``) an unreadable frame belongs to."""
+    for index in candidates:
+        sample = samples[index]
+        if (sample.video is not None and frame.startswith(str(sample.video))) or \
+                any(frame == str(path) for path in sample.frames):
+            return index
+    return candidates[0]
 
 
 def top_scores(scores: dict[str, float], n: int = 3) -> list[tuple[str, float]]:

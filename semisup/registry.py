@@ -146,7 +146,10 @@ class Registry(Generic[T]):
         except Exception as exc:  # any error inside the plug-in is the plug-in's
             raise SemisupError(f"{where}: {self.short} plug-in {path!r} failed to import: "
                                f"{type(exc).__name__}: {exc}") from exc
-        cls = self._check(getattr(module, attr, None), repr(path), where)
+        if not hasattr(module, attr):
+            raise SemisupError(f"{where}: {self.short} plug-in {path!r}: no class {attr!r} in module "
+                               f"{module_name!r} ({getattr(module, '__file__', None) or 'no file'})")
+        cls = self._check(getattr(module, attr), repr(path), where)
         if not cls.name:
             cls.name = path
         return cls

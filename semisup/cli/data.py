@@ -88,8 +88,9 @@ def extract(
     workers: int = typer.Option(2, help="Videos decoded in parallel."),
 ) -> None:
     """Turn videos into frame folders (resumable: finished videos are skipped)."""
-    from semisup.data.extract import extract_videos, find_videos
+    from semisup.data.extract import check_extract_options, extract_videos, find_videos
 
+    check_extract_options(mode, count, short_side, quality, workers)  # before the progress bar shows
     total = len(find_videos(src))
     started = time.monotonic()
     with _progress() as bars:

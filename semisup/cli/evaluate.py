@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -88,7 +89,7 @@ def evaluate(
     from semisup.evaluate.decisions import default_rules
     from semisup.evaluate.metrics import precision_recall_f1
     from semisup.evaluate.report import split_metrics
-    from semisup.evaluate.runs import RunDir, per_class_table, score_checkpoint, stored_rules
+    from semisup.evaluate.runs import RunDir, check_scorable, per_class_table, score_checkpoint, stored_rules
     from semisup.io import refuse_existing
     from semisup.io import write_json
     from semisup.build import read_recipe_data
@@ -101,6 +102,7 @@ def evaluate(
     dataset = read_recipe_data(recipe.data, recipe.tasks)
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message)
+    check_scorable(dataset, split)
     predictions = score_checkpoint(recipe, dataset, ckpt, [split])[split]
     stored = stored_rules(run, predictions.kinds)
     rules = default_rules(recipe.eval.top_k, recipe.eval.threshold)
@@ -152,28 +154,37 @@ def predict(
 
     if as_json and as_csv:
         raise SemisupError("--json and --csv: choose one")
+    if top < 0:
+        raise SemisupError(f"--top: expected 0 (every label) or more scores per task, got {top}")
     with Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=errors, transient=True) as bars:
         task_id = bars.add_task("predict", total=len(inputs))
         results = predict_inputs(run_dir, inputs, checkpoint, on_batch=lambda n: bars.update(task_id, completed=n))
+    damaged = [r for r in results if r.skipped_frames]
+    if damaged:
+        errors.print(f"warning: {sum(r.skipped_frames for r in damaged)} unreadable frames skipped in "
+                     f"{len(damaged)} of {len(results)} inputs (e.g. {escape(damaged[0].input)}); their scores come "
+                     "from the frames that read", highlight=False, soft_wrap=True)
     if as_json:
-        print(json.dumps([{"input": r.input, "tasks": {t: {"labels": r.labels[t], "scores": r.scores[t]}
-                                                       for t in r.labels}} for r in results], indent=2))
+        print(json.dumps([{"input": r.input, "skipped_frames": r.skipped_frames,
+                           "tasks": {t: {"labels": r.labels[t], "scores": r.scores[t]} for t in r.labels}}
+                          for r in results], indent=2))
         return
     if as_csv:
         writer = csv.writer(sys.stdout)
-        writer.writerow(["input", "task", "labels", "scores"])
+        writer.writerow(["input", "task", "labels", "scores", "skipped_frames"])
         for r in results:
             for t in r.labels:
-                writer.writerow([r.input, t, "|".join(r.labels[t]), json.dumps(r.scores[t])])
+                writer.writerow([r.input, t, "|".join(r.labels[t]), json.dumps(r.scores[t]), r.skipped_frames])
         return
     table = Table(title="predictions")
-    for column in ("input", "task", "labels", "top scores"):
+    for column in ("input", "task", "labels", "top scores", *(("skipped frames",) if damaged else ())):
         table.add_column(column, overflow="fold")
     for r in results:
         for i, t in enumerate(r.labels):
             table.add_row(r.input if i == 0 else "", t, ", ".join(r.labels[t]) or "-",
-                          "  ".join(f"{label} {p:.2f}" for label, p in top_scores(r.scores[t], top)))
+                          "  ".join(f"{label} {p:.2f}" for label, p in top_scores(r.scores[t], top)),
+                          *((str(r.skipped_frames) if i == 0 else "",) if damaged else ()))
     console.print(table)
 
 

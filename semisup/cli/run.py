@@ -23,6 +23,9 @@ def run(
 ) -> None:
     """Train a model as a recipe says, then evaluate its best checkpoint on test.
 
+    Exit code 3: the run finished and wrote its report, but found a problem after training
+    (a val or test split more unreadable than ``data.max_unreadable``); report.json flags it.
+
     Under ``torchrun --nproc_per_node=N -m semisup run RECIPE`` the N processes
     train one model data-parallel; rank 0 shows progress, writes and reports.
     """
@@ -54,6 +57,10 @@ def run(
                         result.report.get("knn", {}).items())
         console.print(f"pretrained encoder: [bold]{result.report['encoder']}[/]  (kNN on val: {knn})")
     console.print(f"run directory: [bold]{result.run_dir}[/]")
+    if result.problems:  # the results are written, and flagged: a script must not take them as clean
+        errors.print(f"[bold yellow]warning:[/] {result.problems[0]}; report.json is written and flags it "
+                     "(that split's numbers cover only its readable trailers)", highlight=False, soft_wrap=True)
+        raise typer.Exit(3)
 
 
 @app.command()

@@ -181,6 +181,9 @@ def _build(cls: type, table: Any, where: str, source: str) -> Any:
     try:
         return cls(**values)
     except ValueError as exc:  # a section's own consistency checks (e.g. a task's options)
+        key, _, rest = str(exc).partition(": ")
+        if rest and key in values:  # "keep: expected ..." from check_option: name the key in full
+            raise SemisupError(f"{source}: {where + '.' if where else ''}{key}: {rest}") from None
         raise SemisupError(f"{source}: {where or 'recipe'}: {exc}") from None
 
 
@@ -470,3 +473,50 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
 def recipe_to_toml(recipe: Recipe) -> str:
     """Serialise a recipe as TOML that :func:`load_recipe` reads back unchanged."""
     return tomli_w.dumps(recipe_to_dict(recipe))
+
+
+# ---------------------------------------------------------------- resuming
+
+SAFE_TO_CHANGE_ON_RESUME = ("run.name", "run.out_dir", "run.device", "run.compile", "data.root",
+                            "data.num_workers", "data.max_unreadable", "train.eval_batch_size",
+                            "train.checkpoint_minutes", "pretrain.checkpoint_minutes", "eval.top_k",
+                            "eval.threshold")
+"""Recipe keys a run's ``config.toml`` may change between a kill and ``semisup run --resume``: where
+the data lies and how fast it is read, where and on what the run computes, how often it saves, how
+its reports round. Every other key shapes the model or its training, and a resumed run refuses a change."""
+
+
+def recipe_changes(trained: dict[str, Any], now: dict[str, Any],
+                   allowed: Sequence[str] = SAFE_TO_CHANGE_ON_RESUME) -> list[str]:
+    """The keys on which two recipes (as :func:`recipe_to_dict` writes them) differ, outside ``allowed``,
+    each described as ``key: now NEW, trained with OLD``.
+
+    Example:
+        >>> recipe_changes({"data": {"image_size": 32, "num_workers": 2}}, {"data": {"image_size": 48, "num_workers": 0}})
+        ['data.image_size: now 48, trained with 32']
+    """
+    before, after = _flat(trained), _flat(now)
+    changed = []
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key) != after.get(key) and not any(key == a or key.startswith(a + ".") for a in allowed):
+            changed.append(f"{key}: now {_shown(after.get(key))}, trained with {_shown(before.get(key))}")
+    return changed
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"data": {"root": x}, "tasks": [{"name": y}]}`` -> ``{"data.root": x, "tasks.0.name": y}``."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(_flat(item, f"{prefix}{i}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is None else repr(value)

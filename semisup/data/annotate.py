@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import csv
 import difflib
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from semisup.data.folder import parse_cell, read_csv, too_many_fields
 from semisup.errors import SemisupError
-from semisup.io import atomic_write
+from semisup.io import atomic_write, copy_file
 
 GUESS_SUFFIX = "_guess"
 SELECTION_COLUMNS = ("id", "rank", "strategy", "score", "media")
@@ -124,7 +123,11 @@ def merge_labels(root: Path, selection: Path, labels_file: str = "labels.csv", s
     if not updates:
         raise SemisupError(f"{selection}: no filled-in rows to merge")
     backup = _backup(labels_path)
-    _write(labels_path, rows, columns, updates)
+    try:
+        _write(labels_path, rows, columns, updates)
+    except BaseException:
+        backup.unlink(missing_ok=True)  # labels.csv is unchanged: its backup would only be litter
+        raise
     return Merged(labels_path, backup, list(updates), skipped, tasks)
 
 
@@ -166,7 +169,7 @@ def _backup(path: Path) -> Path:
     while backup.exists():
         backup = path.with_name(f"{path.stem}.backup-{stamp}-{n}{path.suffix}")
         n += 1
-    shutil.copy2(path, backup)
+    copy_file(path, backup)
     return backup
 
 

@@ -87,6 +87,62 @@ def key_mismatch(found: dict[str, Any], expected: dict[str, Any]) -> str | None:
     return None
 
 
+def read_cache_key(path: Path) -> dict[str, Any] | None:
+    """A cache folder's ``key.json``; None when the folder has none.
+
+    Raises:
+        SemisupError: the file is not JSON (a torn or edited key): not a readable cache.
+    """
+    key_path = path / KEY_FILE
+    if not key_path.is_file():
+        return None
+    try:
+        key = json.loads(key_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SemisupError(f"{key_path}: not a readable feature cache ({_cause(exc)}); recompute it with "
+                           "`semisup features RECIPE --force`") from exc
+    if not isinstance(key, dict) or not isinstance(key.get("width"), int):
+        raise SemisupError(f"{key_path}: not a readable feature cache (no feature width in its key); "
+                           "recompute it with `semisup features RECIPE --force`")
+    return key
+
+
+def open_cache_arrays(path: Path, key: dict[str, Any], mode: str = "r") -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map a cache's ``features.npy`` and ``counts.npy`` and check their shapes against its key.
+
+    Args:
+        path: the cache folder.
+        key: its key (:func:`read_cache_key`).
+        mode: ``"r"`` to read, ``"r+"`` to continue writing.
+
+    Returns:
+        ``features (trailers, frames, width)`` and ``counts (trailers,)``.
+
+    Raises:
+        SemisupError: a file is missing, truncated (numpy cannot map it) or of another shape.
+    """
+    expected = {FEATURES_FILE: (key.get("trailers"), key.get("frames_per_trailer"), key.get("width")),
+                COUNTS_FILE: (key.get("trailers"),)}
+    arrays = []
+    for name, shape in expected.items():
+        try:
+            array = np.load(path / name, mmap_mode=mode)
+        except (OSError, ValueError, EOFError) as exc:  # numpy: a torn file is "mmap length is greater..."
+            raise SemisupError(f"{path / name}: not a readable feature cache ({_cause(exc)}); recompute it "
+                               "with `semisup features RECIPE --force`") from exc
+        if tuple(array.shape) != shape:
+            raise SemisupError(f"{path / name}: not a readable feature cache (shape {tuple(array.shape)}, "
+                               f"its key says {shape}); recompute it with `semisup features RECIPE --force`")
+        arrays.append(array)
+    return arrays[0], arrays[1]
+
+
+def _cause(exc: BaseException) -> str:
+    """An exception's first line, for a one-line message."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class FeatureCache:
     """An opened, complete feature cache whose key matches the recipe and data.
 
@@ -100,11 +156,11 @@ class FeatureCache:
 
     def __init__(self, path: Path, samples: Sequence[Sample], expected_key: dict[str, Any]) -> None:
         self.path = path
-        key_path = path / KEY_FILE
-        if not key_path.is_file():
+        key = read_cache_key(path)
+        if key is None:
             raise SemisupError(f"data.features: {path}: not a feature cache (no {KEY_FILE}); "
                                "write one with `semisup features RECIPE`")
-        self.key = json.loads(key_path.read_text())
+        self.key = key
         if not self.key.get("complete"):
             raise SemisupError(f"data.features: {path}: the cache is incomplete; finish it with "
                                "`semisup features RECIPE` (it continues where it stopped)")
@@ -112,8 +168,8 @@ class FeatureCache:
         if problem:
             raise SemisupError(f"data.features: {path}: stale cache: {problem}; recompute it with "
                                "`semisup features RECIPE --force`")
-        self.features = np.load(path / FEATURES_FILE, mmap_mode="r")
-        self.counts = np.load(path / COUNTS_FILE)
+        self.features, counts = open_cache_arrays(path, self.key)
+        self.counts = np.array(counts)
         self.row = {s.id: i for i, s in enumerate(samples)}
 
     @property

@@ -119,6 +119,22 @@ def _extract_one(job: tuple) -> ExtractResult:
         return ExtractResult(video_id, str(path), "failed", 0, str(exc))
 
 
+def check_extract_options(mode: str, count: int, short_side: int, quality: int, workers: int) -> None:
+    """Check :func:`extract_videos`'s options, each by its name.
+
+    Raises:
+        SemisupError: the first option out of its range, with the value given.
+    """
+    if mode not in ("even", "shots"):
+        raise SemisupError(f"--mode: expected even or shots, got {mode!r}")
+    for option, value, ok, expected in (("--count", count, count >= 1, ">= 1"),
+                                        ("--short-side", short_side, short_side >= 16, ">= 16"),
+                                        ("--quality", quality, 1 <= quality <= 100, "1 to 100"),
+                                        ("--workers", workers, workers >= 1, ">= 1")):
+        if not ok:
+            raise SemisupError(f"{option}: expected {expected}, got {value}")
+
+
 def extract_videos(src: Path, out: Path, mode: Mode = "even", count: int = 16, short_side: int = 240,
                    quality: int = 90, workers: int = 2,
                    on_result: Callable[[ExtractResult], None] | None = None) -> list[ExtractResult]:
@@ -140,10 +156,7 @@ def extract_videos(src: Path, out: Path, mode: Mode = "even", count: int = 16, s
     Raises:
         SemisupError: bad ``src``/``out``, or bad options.
     """
-    if mode not in ("even", "shots"):
-        raise SemisupError(f"--mode: expected even or shots, got {mode!r}")
-    if count < 1 or short_side < 16 or not 1 <= quality <= 100 or workers < 1:
-        raise SemisupError("--count, --short-side (>= 16), --quality (1-100) and --workers must be positive")
+    check_extract_options(mode, count, short_side, quality, workers)
     if out.exists() and not out.is_dir():
         raise SemisupError(f"{out}: is a file, expected an output folder")
     videos = find_videos(src)

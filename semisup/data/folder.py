@@ -109,7 +109,7 @@ def read_csv(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
     """Rows (with their line numbers) and column names of a UTF-8 CSV.
 
     Raises:
-        SemisupError: missing, unreadable or empty file.
+        SemisupError: missing, unreadable or empty file, or a column named twice.
     """
     if not path.is_file():
         raise SemisupError(f"{path}: labels file not found (expected a CSV with an 'id' column)")
@@ -121,8 +121,14 @@ def read_csv(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:
             rows = [(reader.line_num, row) for row in reader]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise SemisupError(f"{path}: not a readable UTF-8 CSV ({exc})") from None
+    except OSError as exc:  # permission denied, an I/O error
+        raise SemisupError(f"{path}: labels file not readable ({exc.strerror or exc})") from None
     if not columns:
         raise SemisupError(f"{path}: empty CSV (expected a header with an 'id' column)")
+    for i, column in enumerate(columns):
+        if column and column in columns[:i]:  # csv would keep only the last column's cells, silently
+            raise SemisupError(f"{path}: column {column!r} appears twice in the header (columns "
+                               f"{columns.index(column) + 1} and {i + 1}); keep one")
     return rows, columns
 
 
@@ -165,7 +171,7 @@ def frame_files(folder: Path, where: str = "") -> FrameFiles:
     """Image files of one sample's frames folder, sorted by name; hidden files are skipped.
 
     Raises:
-        SemisupError: the folder is missing or holds no images.
+        SemisupError: the folder is missing, not readable or holds no images.
     """
     prefix = f"{where}: " if where else ""
     try:  # hidden files (macOS "._000.jpg" resource forks, ".DS_Store") are not frames
@@ -175,6 +181,8 @@ def frame_files(folder: Path, where: str = "") -> FrameFiles:
         raise SemisupError(f"{prefix}frames folder {folder} does not exist") from None
     except NotADirectoryError:
         raise SemisupError(f"{prefix}{folder} is a file, expected a frames folder") from None
+    except OSError as exc:  # permission denied, a symbolic link to itself (ELOOP), an I/O error
+        raise SemisupError(f"{prefix}frames folder {folder} is not readable ({exc.strerror or exc})") from None
     if not names:
         raise SemisupError(f"{prefix}frames folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return FrameFiles(folder, names)

@@ -114,3 +114,60 @@ def problem_summary(problems: Sequence[Problem], examples: int = 2) -> list[str]
         shown = "; ".join(p.message for p in found[:examples])
         lines.append(f"{len(found)} x {kind}: {shown}" + (" ..." if len(found) > examples else ""))
     return lines
+
+
+def has_readable_frame(sample: Sample) -> bool:
+    """Whether any frame of ``sample`` decodes, stopping at the first that does (usually one decode).
+
+    Example:
+        >>> has_readable_frame(Sample("empty"))
+        False
+    """
+    if sample.video is not None:
+        try:
+            for _ in iter_frames(sample.video, short_side=16):
+                return True
+        except VideoError:
+            pass
+    for path in sample.frames:
+        try:
+            load_frame(path, 16)
+            return True
+        except DECODE_ERRORS:
+            continue
+    return False
+
+
+def check_readable_splits(samples: Sequence[Sample], splits: Sequence[str], max_unreadable: float,
+                          on_sample: Callable[[], None] | None = None) -> dict[str, list[str]]:
+    """Before training: find the samples of ``splits`` without a readable frame (one decode per
+    readable sample) and apply the run's rule, so that a split the run could not evaluate stops
+    it before it trains rather than after.
+
+    Args:
+        samples: every sample of the dataset.
+        splits: the splits to check (``train`` is named "labeled train" in messages, as in training).
+        max_unreadable: the recipe's ``data.max_unreadable``.
+        on_sample: called after each sample checked.
+
+    Returns:
+        per split, the ids of its unreadable samples (within the limit).
+
+    Raises:
+        SemisupError: more than ``max_unreadable`` of a split, or all of it, is unreadable.
+    """
+    found = {}
+    for split in splits:
+        members = [s for s in samples if s.split == split]
+        unreadable = []
+        for sample in members:
+            if not has_readable_frame(sample):
+                unreadable.append(sample.id)
+            if on_sample:
+                on_sample()
+        try:
+            check_split("labeled train" if split == "train" else split, members, unreadable, max_unreadable)
+        except SemisupError as exc:
+            raise SemisupError(f"{exc} (found before training)") from None
+        found[split] = unreadable
+    return found

@@ -52,15 +52,20 @@ def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
     path = run_dir / "report.json"
     if not path.is_file():
         raise SemisupError(f"{run_dir}: no report.json (not a finished run)")
-    report = json.loads(path.read_text())
-    test = report["splits"]["test"]
+    try:
+        report = json.loads(path.read_text())
+        test = report["splits"]["test"]
+        seconds = report["training"]["train_seconds"] + ((report.get("pretrain") or {}).get("seconds") or 0.0)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SemisupError(f"{path}: not a readable run report ({type(exc).__name__}: {exc}); "
+                           f"`semisup run --resume {run_dir}` writes it again") from None
     task = task or next(iter(test))
     if task not in test:
-        raise SemisupError(f"{run_dir}: no task {task!r} in report.json (tasks: {', '.join(test)})")
+        raise SemisupError(f"{run_dir}: no task {task!r} in report.json (its tasks: {', '.join(test)}); compare "
+                           "runs of the same task, or name one with --task")
     run = RunDir.open(run_dir)
     tuned = sweep(run.predictions("val"), run.predictions("test"), tasks=[task])[task]
     recipe = run.recipe()
-    seconds = report["training"]["train_seconds"] + ((report.get("pretrain") or {}).get("seconds") or 0.0)
     metrics = test[task]
     worst = None
     if "per_class" in metrics:  # multi-class
@@ -109,12 +114,48 @@ class GroupSummary:
 
 
 def compare_runs(run_dirs: Sequence[Path], task: str | None = None) -> list[GroupSummary]:
-    """Group finished runs by recipe name, in the order names first appear."""
+    """Group finished runs by recipe name, in the order names first appear.
+
+    Every run is compared on one task (``task``, else the first run's first task) with one label
+    vocabulary.
+
+    Raises:
+        SemisupError: a run given twice, a run without the task, a task with other labels in
+            another run, or a report that does not read.
+    """
+    from semisup.evaluate.runs import RunDir
+
+    seen: dict[Path, Path] = {}
+    for run_dir in map(Path, run_dirs):
+        if run_dir.resolve() in seen:
+            raise SemisupError(f"{run_dir}: given twice (also as {seen[run_dir.resolve()]}); each run is one seed, "
+                               "name it once")
+        seen[run_dir.resolve()] = run_dir
     groups: dict[str, list[RunSummary]] = {}
-    for run_dir in run_dirs:
-        summary = summarise_run(Path(run_dir), task)
+    vocabulary: tuple[Path, list[str]] | None = None
+    for run_dir in map(Path, run_dirs):
+        summary = summarise_run(run_dir, task)
+        task = summary.task
+        labels = next(t.labels for t in RunDir.open(run_dir).recipe().tasks if t.name == task)
+        if vocabulary is None:
+            vocabulary = (run_dir, list(labels))
+        elif list(labels) != vocabulary[1]:
+            raise SemisupError(f"{run_dir}: task {task!r} has other labels than in {vocabulary[0]} "
+                               f"({_difference(vocabulary[1], list(labels))}); its numbers are not comparable")
         groups.setdefault(summary.name, []).append(summary)
     return [GroupSummary(name, tuple(runs)) for name, runs in groups.items()]
+
+
+def _difference(first: list[str], second: list[str]) -> str:
+    """How two label vocabularies differ, briefly.
+
+    Example:
+        >>> _difference(["a", "b"], ["b", "c"])
+        'only there: a; only here: c'
+    """
+    there, here = [x for x in first if x not in second], [x for x in second if x not in first]
+    parts = [f"only there: {', '.join(there)}"] * bool(there) + [f"only here: {', '.join(here)}"] * bool(here)
+    return "; ".join(parts) or "same labels, another order"
 
 
 def table_rows(groups: Sequence[GroupSummary]) -> tuple[list[str], list[list[str]]]:

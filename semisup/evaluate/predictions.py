@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -91,5 +92,22 @@ class Predictions:
                 )
         except FileNotFoundError:
             raise SemisupError(f"{path}: predictions file not found") from None
-        except (KeyError, ValueError, OSError) as exc:
-            raise SemisupError(f"{path}: not a semisup predictions file ({exc})") from None
+        except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise SemisupError(f"{path}: not a semisup predictions file ({_why(exc)}); expected predictions/<split>.npz "
+                               "of a run, or the predictions.npz of `semisup evaluate`") from None
+
+
+def _why(exc: BaseException) -> str:
+    """Why numpy could not read a file, in semisup's words (numpy's own advice to unpickle an
+    untrusted file is not advice semisup gives).
+
+    Example:
+        >>> _why(KeyError("tasks is not a file in the archive"))
+        "no 'tasks' array"
+    """
+    text = str(exc)
+    if "pickled" in text:
+        return "not a numpy archive of plain arrays"
+    if isinstance(exc, KeyError):
+        return f"no {text.strip(chr(39)).split(' is not a file')[0]!r} array"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -124,6 +124,7 @@ def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
     from semisup.device import resolve_device, resolve_precision
     from semisup.checkpoints import load_checkpoint
     from semisup.build import build_model, input_transform, open_feature_cache
+    from semisup.models.trailer import describe_misfit
 
     cache = None
     if recipe.data.features:
@@ -136,21 +137,33 @@ def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
     state = load_checkpoint(checkpoint)
     model = build_model(dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=False)), tasks,
                         cache)
+    weights = state.get("model")
+    if not isinstance(weights, dict):
+        raise SemisupError(f"{checkpoint}: holds no model weights (an encoder checkpoint? `semisup embed "
+                           "--checkpoint pretrained` reads those)")
+    misfit = describe_misfit(weights, model.state_dict())
+    if misfit:
+        raise SemisupError(f"{checkpoint}: a checkpoint of a different model than this run's: {misfit}; give a "
+                           "checkpoint of this run (best, last or one of its checkpoints/*.pt)")
     try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
         raise SemisupError(f"{checkpoint}: does not fit this run's model ({str(exc).splitlines()[0]})") from None
     model.to(device).eval()
     return LoadedModel(model, device, resolve_precision(device, recipe.run.precision),
                        input_transform(model).to(device), cache)
 
 
-def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits: Sequence[str]
-                     ) -> dict[str, Predictions]:
+def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits: Sequence[str],
+                     enforce_limit: bool = True) -> dict[str, Predictions]:
     """Predictions of a checkpoint on each of ``splits``.
 
+    Args:
+        enforce_limit: stop on a split with more than ``data.max_unreadable`` of its samples
+            unreadable; off, score what reads (the caller applies the rule itself).
+
     Raises:
-        SemisupError: an unknown or empty split, an unreadable checkpoint, or a
+        SemisupError: an unknown or empty split, an unreadable checkpoint, or (``enforce_limit``) a
             split with more than ``data.max_unreadable`` of its samples unreadable.
     """
     for split in splits:
@@ -160,12 +173,12 @@ def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits:
             raise SemisupError(f"{dataset.source}: split {split!r} has no samples")
     loaded = load_model(recipe, dataset.tasks, checkpoint, dataset.samples)
     return {split: score_samples(recipe, dataset.tasks, checkpoint, split_samples(dataset.samples, split), split,
-                                 loaded) for split in splits}
+                                 loaded, enforce_limit=enforce_limit) for split in splits}
 
 
 def score_samples(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path, samples: Sequence[Any],
                   name: str = "unlabeled", loaded: LoadedModel | None = None,
-                  all_samples: Sequence[Any] | None = None) -> Predictions:
+                  all_samples: Sequence[Any] | None = None, enforce_limit: bool = True) -> Predictions:
     """Predictions of a checkpoint on ``samples`` (evenly spaced ``data.eval_frames`` frames each;
     ``all_samples``, the whole dataset, is what a run from cached features checks its cache against).
 
@@ -180,8 +193,25 @@ def score_samples(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path, s
     loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames,
                                recipe.train.eval_batch_size, recipe.data.num_workers, cache=loaded.cache)
     predictions = predict(loaded.model, loader, loaded.normalize, tasks, loaded.device, loaded.amp_dtype)
-    check_split(name, samples, predictions.unreadable, recipe.data.max_unreadable)
+    if enforce_limit:
+        check_split(name, samples, predictions.unreadable, recipe.data.max_unreadable)
     return predictions
+
+
+def check_scorable(dataset: Dataset, split: str) -> None:
+    """Refuse to evaluate on a split none of whose samples carries a label of any task: there would
+    be nothing to score against (the unlabeled split, as a rule).
+
+    Raises:
+        SemisupError: an unknown split, or one without a labeled sample.
+    """
+    if split not in SPLITS:
+        raise SemisupError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
+    members = split_samples(dataset.samples, split)
+    if members and not any(s.labels.get(t.name) is not None for s in members for t in dataset.tasks):
+        raise SemisupError(f"--split {split}: none of its {len(members)} trailers has a label of "
+                           f"{', '.join(t.name for t in dataset.tasks)} to score against; to see what the model "
+                           f"says about them use `semisup predict` or `semisup pseudo-label`")
 
 
 def recipe_tasks(recipe: Recipe) -> list[TaskSpec]:

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from semisup.errors import SemisupError
 from semisup.evaluate.decisions import (AtLeastOne, Argmax, DecisionRule, MCut, Threshold, TopK,
                                         tune_per_class_thresholds)
 from semisup.evaluate.metrics import (AVERAGES, average_precision, precision_recall_f1, threshold_family,
@@ -141,9 +142,21 @@ def sweep_task(task: str, val_targets: np.ndarray, val_scores: np.ndarray, test_
 
 def sweep(val: Predictions, test: Predictions | None = None, objective: str = "micro-f1",
           tasks: Sequence[str] | None = None) -> dict[str, TaskSweep]:
-    """:func:`sweep_task` for every task, on the samples labeled for it."""
+    """:func:`sweep_task` for every task, on the samples labeled for it.
+
+    Raises:
+        SemisupError: ``test`` lacks a task of ``val``, or holds it with other labels (predictions
+            of another run or dataset).
+    """
     out = {}
     for task in tasks or list(val.labels):
+        if test is not None and task not in test.labels:
+            raise SemisupError(f"test predictions have no task {task!r} (they hold {', '.join(test.labels)}); "
+                               "give val and test predictions of the same run")
+        if test is not None and list(test.labels[task]) != list(val.labels[task]):
+            raise SemisupError(f"task {task!r} has other labels in the test predictions than in the val ones "
+                               f"({len(test.labels[task])} vs {len(val.labels[task])}); give val and test "
+                               "predictions of the same run")
         keep = val.labeled[task]
         test_args: tuple = (None, None)
         if test is not None:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from semisup.errors import SemisupError, check_option
 from semisup.registry import Registry
 
 
@@ -136,13 +137,47 @@ def build_aggregator(name: str, options: dict[str, Any] | Aggregator.Options | N
     """An aggregator by name, with options given as its ``Options`` or a plain mapping.
 
     Raises:
-        SemisupError: unknown name.
+        SemisupError: unknown name, or an aggregator whose output on a small padded batch is not
+            ``(B, out_dim)`` (a plug-in that declares one width and returns another would
+            otherwise fail only at validation, after a whole epoch of training).
         TypeError: an option the aggregator does not have.
     """
     cls = get_aggregator(name)
     if not isinstance(options, cls.Options):
         options = cls.Options(**(options or {}))
-    return cls(options, feature_dim)
+    aggregator = cls(options, feature_dim)
+    check_output_width(aggregator, name, feature_dim)
+    return aggregator
+
+
+def check_output_width(aggregator: Aggregator, name: str, feature_dim: int) -> None:
+    """Run ``aggregator`` once on two padded trailers (3 frames and 1) and check it returns
+    ``(2, out_dim)``.
+
+    The probe is deterministic (no random numbers drawn, so seeded initialisation after it is
+    unchanged) and runs in eval mode without gradients; the training mode is restored.
+
+    Raises:
+        SemisupError: the forward fails or returns another shape.
+    """
+    x = torch.linspace(-1.0, 1.0, 2 * 3 * feature_dim).reshape(2, 3, feature_dim)
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    training = aggregator.training
+    aggregator.eval()
+    try:
+        with torch.no_grad():
+            out = aggregator(x, mask)
+    except Exception as exc:  # any error inside a plug-in is the plug-in's
+        raise SemisupError(f"aggregator {name!r}: fails on a batch of 2 trailers x 3 frames x {feature_dim} "
+                           f"features: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                           ) from exc
+    finally:
+        aggregator.train(training)
+    expected = (2, aggregator.out_dim)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SemisupError(f"aggregator {name!r}: declares out_dim = {aggregator.out_dim} but returns {got} "
+                           f"for 2 trailers (expected {expected}); set self.out_dim to its output width")
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -210,9 +245,9 @@ class _Recurrent(Aggregator):
         def __post_init__(self) -> None:
             if self.readout not in ("last", "max"):
                 raise ValueError(f'readout: expected "last" or "max", got {self.readout!r}')
-            if self.hidden < 1 or self.layers < 1 or not 0 <= self.dropout < 1:
-                raise ValueError(f"hidden ({self.hidden}) and layers ({self.layers}) must be positive, "
-                                 f"dropout ({self.dropout}) in [0, 1)")
+            check_option(self.hidden >= 1, "hidden", "a positive width", self.hidden)
+            check_option(self.layers >= 1, "layers", "layers >= 1", self.layers)
+            check_option(0 <= self.dropout < 1, "dropout", "0 <= dropout < 1", self.dropout)
 
     def __init__(self, options: "_Recurrent.Options", feature_dim: int) -> None:
         super().__init__(options, feature_dim)
@@ -263,9 +298,9 @@ class TransformerAggregator(Aggregator):
         """Longest sequence the position embeddings cover."""
 
         def __post_init__(self) -> None:
-            if min(self.dim, self.layers, self.heads, self.max_frames) < 1 or self.dim % self.heads:
-                raise ValueError(f"dim ({self.dim}) must be a positive multiple of heads ({self.heads}); "
-                                 "layers and max_frames positive")
+            for name in ("dim", "layers", "heads", "max_frames"):
+                check_option(getattr(self, name) >= 1, name, f"{name} >= 1", getattr(self, name))
+            check_option(self.dim % self.heads == 0, "dim", f"a multiple of heads ({self.heads})", self.dim)
 
     def __init__(self, options: "TransformerAggregator.Options", feature_dim: int) -> None:
         super().__init__(options, feature_dim)

@@ -73,3 +73,44 @@ class TrailerModel(nn.Module):
     def pretext_parameters(self, name: str) -> list[nn.Parameter]:
         """Trainable encoder parameters plus the head of pretext task ``name``."""
         return self.encoder.trainable_parameters() + list(self.pretext[name].parameters())
+
+
+def describe_misfit(found: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str:
+    """How a checkpoint's weights (``found``) differ from a :class:`TrailerModel`'s (``expected``),
+    part by part, in a user's words: the tasks and their label counts, the encoder, the
+    aggregators, the pretext heads ("" when every weight fits).
+
+    Example:
+        >>> here = {"heads.genres.3.bias": torch.zeros(9), "encoder.w": torch.zeros(2)}
+        >>> describe_misfit({"heads.genres.3.bias": torch.zeros(12), "encoder.w": torch.zeros(2)}, here)
+        'its tasks are genres (12 labels), this run has genres (9 labels)'
+    """
+    def tasks(state: dict[str, torch.Tensor]) -> dict[str, int]:
+        last: dict[str, tuple[str, int]] = {}
+        for key, value in state.items():
+            parts = key.split(".")
+            if parts[0] == "heads" and parts[-1] == "bias" and len(parts) >= 4:
+                layer = int(parts[2]) if parts[2].isdigit() else 0
+                if parts[1] not in last or layer >= last[parts[1]][1]:
+                    last[parts[1]] = (str(value.shape[0]), layer)
+        return {name: int(size) for name, (size, _) in last.items()}
+
+    def shown(sizes: dict[str, int]) -> str:
+        return ", ".join(f"{name} ({size} labels)" for name, size in sizes.items()) or "no tasks"
+
+    def part(state: dict[str, torch.Tensor], prefix: str) -> dict[str, tuple[int, ...]]:
+        return {k: tuple(v.shape) for k, v in state.items() if k.startswith(prefix)}
+
+    differences = []
+    if tasks(found) != tasks(expected):
+        differences.append(f"its tasks are {shown(tasks(found))}, this run has {shown(tasks(expected))}")
+    encoder_found, encoder_here = part(found, "encoder."), part(expected, "encoder.")
+    if encoder_found != encoder_here:
+        odd = next((k for k in encoder_here if encoder_found.get(k) != encoder_here[k]),
+                   next(iter(encoder_found.keys() - encoder_here.keys()), ""))
+        differences.append(f"its encoder is another network (first difference {odd}: "
+                           f"{encoder_found.get(odd, 'absent')} there, {encoder_here.get(odd, 'absent')} here)")
+    for prefix, what in (("aggregators.", "task aggregators"), ("pretext.", "pretext heads")):
+        if part(found, prefix) != part(expected, prefix) and not differences:
+            differences.append(f"its {what} differ")
+    return "; ".join(differences)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semisup import distributed
+from semisup.errors import check_option
 from semisup.objectives.base import ObjectiveOutput, StepBatch, StepContext
 from semisup.objectives.consistency import ConsistencyObjective, activation, register_consistency
 from semisup.objectives.pseudo import Thresholds, build_thresholds
@@ -81,13 +82,13 @@ class FixMatch(ConsistencyObjective):
         def __post_init__(self) -> None:
             if not 0 < self.negative < self.positive < 1:
                 raise ValueError(f"expected 0 < negative < positive < 1, got {self.negative}, {self.positive}")
-            if not 0 < self.keep <= 1 or self.memory < 1 or not 0 <= self.momentum < 1:
-                raise ValueError("expected 0 < keep <= 1, memory >= 1 and 0 <= momentum < 1")
+            check_option(0 < self.keep <= 1, "keep", "0 < keep <= 1", self.keep)
+            check_option(self.memory >= 1, "memory", "memory >= 1", self.memory)
+            check_option(0 <= self.momentum < 1, "momentum", "0 <= momentum < 1", self.momentum)
             if not 0 <= self.min_precision < 1:
                 raise ValueError(f"expected 0 <= min_precision < 1, got {self.min_precision}")
-            if self.targets not in ("hard", "soft") or not self.temperature > 0:
-                raise ValueError(f'expected targets "hard" or "soft" and temperature > 0, got {self.targets!r}, '
-                                 f'{self.temperature}')
+            check_option(self.targets in ("hard", "soft"), "targets", '"hard" or "soft"', self.targets)
+            check_option(self.temperature > 0, "temperature", "temperature > 0", self.temperature)
 
     @classmethod
     def needs_teacher(cls, options: "FixMatch.Options") -> bool:

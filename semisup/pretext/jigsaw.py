@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from semisup.errors import check_option
 from semisup.pretext.base import Encode, PretextOutput, PretextTask, register_pretext
 
 
@@ -73,8 +74,10 @@ class Jigsaw(PretextTask):
         permutations: int = 24
 
         def __post_init__(self) -> None:
-            if self.grid < 2 or not 2 <= self.permutations <= math.factorial(self.grid ** 2):
-                raise ValueError(f"grid must be >= 2 and permutations in 2..{math.factorial(max(2, self.grid) ** 2)}")
+            check_option(self.grid >= 2, "grid", "grid >= 2", self.grid)
+            most = math.factorial(self.grid ** 2)
+            check_option(2 <= self.permutations <= most, "permutations", f"2 <= permutations <= {most}",
+                         self.permutations)
 
     def __init__(self, options: "Jigsaw.Options", feature_dim: int, head_hidden: int = 256,
                  head_dropout: float = 0.0, frames: int = 1) -> None:

@@ -71,8 +71,11 @@ def simulate(recipe_path: Path, truth: Path, strategies: Sequence[str], rounds: 
     from semisup.config import load_recipe
     from semisup.selection.strategies import get_strategy
 
-    if rounds < 1 or budget < 1 or not seeds or not strategies:
-        raise SemisupError("select-simulate: expected --rounds >= 1, --budget >= 1, a seed and a strategy")
+    for option, value in (("--rounds", rounds), ("--budget", budget)):
+        if value < 1:
+            raise SemisupError(f"{option}: expected a number >= 1, got {value}")
+    if not seeds or not strategies:
+        raise SemisupError("select-simulate: give at least one --seed and one --strategy")
     classes = {name: get_strategy(name) for name in strategies}  # unknown names fail before any training
     recipe = load_recipe(recipe_path, overrides)
     if recipe.data.format not in ("folder", "demo", "demo-shots"):
@@ -84,8 +87,8 @@ def simulate(recipe_path: Path, truth: Path, strategies: Sequence[str], rounds: 
     settings = {"recipe": str(Path(recipe_path).resolve()), "overrides": list(overrides), "truth": str(truth),
                 "strategies": list(strategies), "rounds": rounds, "budget": budget, "seeds": list(seeds),
                 "task": task}
+    truth_rows = _truth(truth, root / recipe.data.labels_file, tasks)  # before anything is written or trained
     _prepare(out, settings, force)
-    truth_rows = {(row.get("id") or "").strip(): row for _, row in read_csv(truth)[0]}
     rows: list[SimulationRow] = []
     for seed in seeds:
         start = out / f"seed{seed}" / "round0"
@@ -103,6 +106,29 @@ def simulate(recipe_path: Path, truth: Path, strategies: Sequence[str], rounds: 
                 log(f"seed {seed} {name} round {r}: {rows[-1].labels} labels, test mAP {rows[-1].test_map:.3f}")
     write_results(out, rows, task)
     return rows
+
+
+def _truth(truth: Path, labels: Path, columns: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The truth file's rows by id, checked to hold the hidden labels of every unlabeled trailer
+    of the dataset's ``labels`` (what a round may select).
+
+    Raises:
+        SemisupError: the file does not read, lacks the task columns, or misses a trailer's labels.
+    """
+    rows, header = read_csv(truth)
+    missing_columns = [c for c in columns if c not in header]
+    if missing_columns:
+        raise SemisupError(f"{truth}: no column {missing_columns[0]!r} (columns: {', '.join(header)}); the truth "
+                           "file holds every trailer's labels in the dataset's columns (the demo's labels_all.csv)")
+    by_id = {(row.get("id") or "").strip(): row for _, row in rows}
+    pool = [(row.get("id") or "").strip() for _, row in read_csv(labels)[0]
+            if (row.get("split") or "").strip() == "unlabeled"]
+    unknown = [i for i in pool if not any((by_id.get(i, {}).get(c) or "").strip() for c in columns)]
+    if unknown:
+        more = f" and {len(unknown) - 1} more of the {len(pool)} unlabeled trailers" if len(unknown) > 1 else ""
+        raise SemisupError(f"{truth}: no labels for {unknown[0]!r}{more} of {labels}; the truth file holds "
+                           "every trailer's hidden labels (the demo's labels_all.csv)")
+    return by_id
 
 
 def _prepare(out: Path, settings: dict, force: bool) -> None:

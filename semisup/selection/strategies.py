@@ -38,6 +38,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from semisup.errors import check_option
 from semisup.registry import CatalogueEntry, Registry
 
 
@@ -273,8 +274,9 @@ class UncertaintyStrategy(Strategy):
         rare: float = 0.0
 
         def __post_init__(self) -> None:
-            if self.reduce not in ("sum", "max") or self.measure not in ("margin", "entropy") or self.rare < 0:
-                raise ValueError('expected reduce "sum" or "max", measure "margin" or "entropy", rare >= 0')
+            check_option(self.reduce in ("sum", "max"), "reduce", '"sum" or "max"', self.reduce)
+            check_option(self.measure in ("margin", "entropy"), "measure", '"margin" or "entropy"', self.measure)
+            check_option(self.rare >= 0, "rare", "rare >= 0", self.rare)
 
     def rank(self, pool: Pool, budget: int, rng: np.random.Generator) -> Ranking:
         o = self.options
@@ -310,8 +312,7 @@ class MixStrategy(Strategy):
 
         def __post_init__(self) -> None:
             super().__post_init__()
-            if self.candidates < 1:
-                raise ValueError(f"candidates must be >= 1, got {self.candidates}")
+            check_option(self.candidates >= 1, "candidates", "candidates >= 1", self.candidates)
 
     def rank(self, pool: Pool, budget: int, rng: np.random.Generator) -> Ranking:
         o = self.options

@@ -308,7 +308,7 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
                             "position": (state.epoch, state.batch)})
     total_steps, warmup_steps = epochs * steps, round(settings.warmup_epochs * steps)
     tallies = streams.tallies(settings.max_unreadable, saved.get("reads", {}))
-    logger = RunLogger(out, enabled=process.main, resume_epoch=state.epoch if resume else None,
+    logger = RunLogger(out, enabled=process.main, resume_epoch=state.epoch,  # a fresh start drops records a kill left
                        resume_step=state.epoch * steps + state.batch)
     checkpointer = Checkpointer(ckpt_dir / "last.pt", lambda: {
         **({} if whole is not None else {  # FSDP: in the shards' folder

@@ -31,9 +31,10 @@ from typing import Any, Sequence
 from semisup import distributed
 from semisup.build import load_data, open_feature_cache
 from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
-from semisup.config import Recipe, load_recipe, recipe_to_toml
-from semisup.data.inspect import problem_summary
-from semisup.data.samples import Dataset, TaskSpec
+from semisup.config import Recipe, load_recipe, recipe_changes, recipe_to_dict, recipe_to_toml
+from semisup.data.health import check_split
+from semisup.data.inspect import check_readable_splits, problem_summary
+from semisup.data.samples import Dataset, TaskSpec, split_samples
 from semisup.device import resolve_device
 from semisup.errors import SemisupError
 from semisup.evaluate.decisions import default_rules
@@ -53,6 +54,9 @@ class RunResult:
 
     run_dir: Path
     report: dict[str, Any]
+    problems: list[str] = dataclasses.field(default_factory=list)
+    """Found after training, written into ``report.json`` (e.g. a test split that became unreadable):
+    the results stand but are flagged; ``semisup run`` warns and exits with code 3."""
 
 
 # What a run directory holds before its first checkpoint: a run that failed in
@@ -161,11 +165,13 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
     recipe = resolved_recipe(recipe, dataset.tasks)
     open_feature_cache(recipe, dataset.samples)  # a missing or stale cache fails before a run directory exists
+    check_readable(recipe, dataset)
 
     def create() -> Path:
         run_dir = new_run_dir(recipe, out)
         write_text(run_dir / "config.toml", recipe_to_toml(recipe))
-        write_json(run_dir / "stage.json", {"stage": stage, "from": str(init_from) if init_from else None})
+        write_json(run_dir / "stage.json", {"stage": stage, "from": str(init_from) if init_from else None,
+                                            "recipe": recipe_to_dict(recipe)})  # what a resume is checked against
         if encoder_state is not None:  # the run keeps its own copy: it stays complete if the source moves
             save_encoder(encoder_path(run_dir), recipe.model.encoder, encoder_state)
         return run_dir
@@ -185,18 +191,86 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     """Continue a killed run in the stage it was in, from that stage's last checkpoint.
 
     Raises:
-        SemisupError: not a run directory.
+        SemisupError: not a run directory; its ``config.toml`` was edited since the run started (a key
+            outside :data:`~semisup.config.SAFE_TO_CHANGE_ON_RESUME`); the stage to continue has
+            trained epochs but no ``last.pt`` to continue them from.
     """
     config = run_dir / "config.toml"
     if not config.is_file():
         raise SemisupError(f"{run_dir}: not a run directory (no config.toml)")
     recipe = load_recipe(config)
+    check_recipe_unchanged(run_dir, recipe)
+    check_resumable(run_dir, recipe)
     distributed.join(resolve_device(recipe.run.device), recipe.run.sync_batchnorm)
     stage = _stage(run_dir)
     needs_unlabeled = unlabeled_needed(recipe, pretraining=not encoder_path(run_dir).exists())
     with distributed.main_first():
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
+    check_readable(recipe, dataset)
     return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
+
+
+def check_readable(recipe: Recipe, dataset: Dataset) -> None:
+    """Before training, find out whether the labeled train, val and test trailers read (one decode
+    per trailer): a split the run could not evaluate stops it now, not after training. The unlabeled
+    pool, often far larger, is checked as it is read (see :mod:`semisup.data.health`). A run from
+    cached features reads no frames and is not checked.
+
+    Raises:
+        SemisupError: more than ``data.max_unreadable`` of one of those splits, or all of it, unreadable.
+    """
+    if not recipe.data.features:
+        check_readable_splits(dataset.samples, ("train", "val", "test"), recipe.data.max_unreadable)
+
+
+def check_recipe_unchanged(run_dir: Path, recipe: Recipe) -> None:
+    """Refuse to resume a run whose ``config.toml`` now says something else than the recipe it was
+    trained with (kept in ``stage.json``), except keys that are safe to change.
+
+    Runs started before ``stage.json`` kept the recipe are not checked.
+
+    Raises:
+        SemisupError: the first changed key, with its old and new values (the keys safe to change are
+            :data:`semisup.config.SAFE_TO_CHANGE_ON_RESUME`).
+    """
+    trained = _stage_info(run_dir).get("recipe")
+    if not isinstance(trained, dict):
+        return
+    changed = recipe_changes(trained, recipe_to_dict(recipe))
+    if changed:
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise SemisupError(f"{run_dir / 'config.toml'}: edited since the run started: {changed[0]}{more}; a "
+                           "resumed run keeps its recipe, except the keys the README lists as safe to change (data.root, "
+                           "data.num_workers, run.device, ...): undo the edit, or start a new run with "
+                           f"`semisup run {run_dir / 'config.toml'} --out NEW_DIR`")
+
+
+def check_resumable(run_dir: Path, recipe: Recipe) -> None:
+    """Refuse to resume a stage that has trained (or a run that has finished) but has no
+    ``last.pt`` to continue from: it would train again from epoch 1 over the results it made.
+
+    A stage killed before its first checkpoint (at most one epoch's record written, no report)
+    starts again from the beginning.
+
+    Raises:
+        SemisupError: naming the missing checkpoint and what shows the run had trained.
+    """
+    pretraining = recipe.pretrain is not None and not encoder_path(run_dir).exists()
+    stage_dir = run_dir / "pretrain" if pretraining else run_dir
+    last = stage_dir / "checkpoints" / "last.pt"
+    if last.is_file():
+        return
+    metrics = stage_dir / "metrics.jsonl"
+    epochs = max((r.get("epoch", 0) for r in read_metrics(metrics)), default=0) if metrics.is_file() else 0
+    if (run_dir / "report.json").is_file():
+        shown = "has finished (report.json)"
+    elif epochs >= 2:
+        shown = f"has trained {epochs} epochs ({metrics.relative_to(run_dir)})"
+    else:
+        return
+    raise SemisupError(f"{last}: missing, but the run {shown}: there is nothing to resume from, and training "
+                       "again from epoch 1 would overwrite its results; start a new run with "
+                       f"`semisup run {run_dir / 'config.toml'} --out NEW_DIR`")
 
 
 def _stage_info(run_dir: Path) -> dict[str, Any]:
@@ -238,7 +312,11 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
                  init_encoder=pretrained if pretrained.exists() else None)
     if not main:  # rank 0 evaluates and reports
         return RunResult(run_dir, {})
-    report = final_evaluation(recipe, dataset, run_dir)
+    try:
+        report = final_evaluation(recipe, dataset, run_dir)
+    except SemisupError as exc:  # the training is done and kept: say so, and how to finish
+        raise SemisupError(f"{run_dir}: training finished and is kept in checkpoints/, but the final evaluation "
+                           f"failed: {exc}; once that is fixed, `semisup run --resume {run_dir}` evaluates it") from exc
     for split, missing in report["unreadable"].items():
         if missing["samples"] or missing["skipped_frames"]:
             progress.message(f"warning: {split}: {missing['samples']} samples not scored (no readable frame), "
@@ -250,18 +328,24 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
         report["pretrain"] = {"epochs": len(pretrain_records),
                               "seconds": pretrain_records[-1].get("elapsed_s") if pretrain_records else None,
                               "knn": pretrain_records[-1].get("knn") if pretrain_records else None}
+    problems = [f"{split}: {missing['over_limit']}" for split, missing in report["unreadable"].items()
+                if missing.get("over_limit")]
+    if problems:
+        report["problems"] = problems
     write_json(run_dir / "report.json", report)
-    return RunResult(run_dir, report)
+    return RunResult(run_dir, report, problems)
 
 
 def final_evaluation(recipe: Recipe, dataset: Dataset, run_dir: Path, checkpoint: str = "best.pt") -> dict[str, Any]:
     """Score ``checkpoint`` on val and test: write predictions and return the report.
 
     The report names the samples that could not be scored (no readable frame)
-    and counts the skipped frames, per split, under ``unreadable``.
+    and counts the skipped frames, per split, under ``unreadable``. A split with more
+    than ``data.max_unreadable`` of its samples unreadable is still scored on what reads, and
+    flagged: its ``unreadable`` entry holds the rule's message under ``over_limit``.
 
     Raises:
-        SemisupError: more than ``data.max_unreadable`` of a split is unreadable.
+        SemisupError: an unreadable checkpoint.
     """
     from semisup.evaluate.runs import score_checkpoint
 
@@ -270,9 +354,14 @@ def final_evaluation(recipe: Recipe, dataset: Dataset, run_dir: Path, checkpoint
     report: dict[str, Any] = {"run": recipe.run.name, "checkpoint": checkpoint, "epoch": state.get("epoch"),
                               "splits": {}, "unreadable": {}}
     for split, predictions in score_checkpoint(recipe, dataset, run_dir / "checkpoints" / checkpoint,
-                                               ("val", "test")).items():
+                                               ("val", "test"), enforce_limit=False).items():
         predictions.save(run_dir / "predictions" / f"{split}.npz")
-        report["splits"][split] = split_metrics(predictions, rules)
+        report["splits"][split] = split_metrics(predictions, rules) if len(predictions.ids) else {}
         report["unreadable"][split] = predictions.unreadable_summary()
+        try:
+            check_split(split, split_samples(dataset.samples, split), predictions.unreadable,
+                        recipe.data.max_unreadable)
+        except SemisupError as exc:
+            report["unreadable"][split]["over_limit"] = str(exc)
     return report
 

@@ -43,12 +43,17 @@ LABELED_STREAM, UNLABELED_STREAM, PRETRAIN_STREAM = 1, 2, 3
 STRONG_FEATURE_DROPOUT, STRONG_FEATURE_NOISE = 0.3, 0.1
 
 
-def unlabeled_needed(recipe: Recipe, pretraining: bool) -> bool:
-    """Whether a run cannot go without unlabeled samples: it has pretext tasks or consistency
-    objectives that may not use the labeled train frames (``train.pretext_on_labeled``),
-    or a pretraining stage still to run."""
-    unlabeled_objectives = bool(recipe.pretext or recipe.consistency) and not recipe.train.pretext_on_labeled
-    return unlabeled_objectives or (recipe.pretrain is not None and pretraining)
+def unlabeled_needed(recipe: Recipe, pretraining: bool) -> str:
+    """What in the recipe cannot go without unlabeled samples, for messages ("" when nothing):
+    pretext tasks or consistency methods that may not use the labeled train frames
+    (``train.pretext_on_labeled``), or a pretraining stage still to run."""
+    needs = []
+    if not recipe.train.pretext_on_labeled:
+        needs += [f"pretext task {p.name!r}" for p in recipe.pretext]
+        needs += [f"consistency method {c.name!r}" for c in recipe.consistency]
+    if recipe.pretrain is not None and pretraining:
+        needs.append("the [pretrain] stage")
+    return ", ".join(needs)
 
 
 def loop_settings(recipe: Recipe, epochs: int, schedule: str, warmup_epochs: float, checkpoint_minutes: float,
