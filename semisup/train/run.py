@@ -206,7 +206,8 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     needs_unlabeled = unlabeled_needed(recipe, pretraining=not encoder_path(run_dir).exists())
     with distributed.main_first():
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
-    check_readable(recipe, dataset)
+    if not _trained_to_the_end(run_dir, recipe):  # a finished run is only scored again, and flags what is not
+        check_readable(recipe, dataset)
     return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
 
 
@@ -273,6 +274,14 @@ def check_resumable(run_dir: Path, recipe: Recipe) -> None:
                        f"`semisup run {run_dir / 'config.toml'} --out NEW_DIR`")
 
 
+def _trained_to_the_end(run_dir: Path, recipe: Recipe) -> bool:
+    """Whether the run's (last) stage has recorded its last epoch and kept its ``last.pt``."""
+    metrics = run_dir / "metrics.jsonl"
+    if not (run_dir / "checkpoints" / "last.pt").is_file() or not metrics.is_file():
+        return False
+    return max((r.get("epoch", 0) for r in read_metrics(metrics)), default=0) >= recipe.train.epochs
+
+
 def _stage_info(run_dir: Path) -> dict[str, Any]:
     """``stage.json``: the stages the run does and the encoder it started ``from``."""
     path = run_dir / "stage.json"
@@ -318,7 +327,7 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
         raise SemisupError(f"{run_dir}: training finished and is kept in checkpoints/, but the final evaluation "
                            f"failed: {exc}; once that is fixed, `semisup run --resume {run_dir}` evaluates it") from exc
     for split, missing in report["unreadable"].items():
-        if missing["samples"] or missing["skipped_frames"]:
+        if (missing["samples"] or missing["skipped_frames"]) and not missing.get("over_limit"):  # else the CLI warns
             progress.message(f"warning: {split}: {missing['samples']} samples not scored (no readable frame), "
                              f"{missing['skipped_frames']} unreadable frames skipped; report.json names them")
     report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
