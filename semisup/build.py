@@ -70,7 +70,7 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
     if needs_unlabeled and not unlabeled_pool(samples):
         who = (needs_unlabeled if isinstance(needs_unlabeled, str)
                else "pretext tasks, consistency methods or [pretrain] stage")
-        hint = ("" if who == "the [pretrain] stage" else "; train.pretext_on_labeled = true lets pretext tasks and "
+        hint = ("" if who == "[pretrain] stage" else "; train.pretext_on_labeled = true lets pretext tasks and "
                 "consistency methods use the labeled train frames")
         raise SemisupError(f"{where}: the recipe's {who} needs unlabeled samples but there are none (split "
                            f"'unlabeled', or train samples without labels){hint}")

@@ -120,7 +120,7 @@ def test_recipe_keys_are_checked_and_written_back(tiny_recipe, tmp_path):
         (['tasks.aggregator="gru"', 'tasks.aggregator_options={readout = "min"}'],
          'tasks.0.aggregator_options.readout: expected one of "last", "max", got \'min\''),
         (['tasks.aggregator="gru"', "tasks.aggregator_options={hidden = 0}"],
-         "tasks.0.aggregator_options: hidden (0) and layers (1) must be positive"),
+         "tasks.0.aggregator_options.hidden: expected a positive width, got 0"),
         (["tasks.aggregator_options={hidden = 3}"], "tasks.0.aggregator_options: set only together with an aggregator"),
     ]
     for overrides, message in cases:

@@ -262,7 +262,8 @@ def test_prediction_files_and_runs_of_other_tasks_are_refused_saying_what_differ
     assert_one_line_error(evaluate, "a checkpoint of a different model than this run's: its tasks are mood (9 "
                           "labels), this run has genres (9 labels)")
     frames = demo_root / "frames" / ids_by_split(demo_root)["test"][0]
-    predict = run_cli("predict", str(trained_run), str(frames), "--checkpoint", str(mood_run / "checkpoints" / "best.pt"))
+    predict = run_cli("predict", str(trained_run), str(frames), "--checkpoint",
+                      str(mood_run / "checkpoints" / "best.pt"))
     assert_one_line_error(predict, "its tasks are mood (9 labels)")
 
 

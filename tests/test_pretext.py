@@ -116,7 +116,7 @@ def test_frame_order_shuffles_only_the_positive_class():
 def test_recipe_checks_frames_and_options(tiny_recipe):
     with pytest.raises(SemisupError, match="pretext.0.frames_per_trailer: pretext task 'frame-order' needs at least 3"):
         load_recipe(tiny_recipe(), ["pretext.name=frame-order", "pretext.frames_per_trailer=2"])
-    with pytest.raises(SemisupError, match="pretext.0: grid must be >= 2"):
+    with pytest.raises(SemisupError, match="pretext.0.grid: expected grid >= 2, got 1"):
         load_recipe(tiny_recipe(), ["pretext.name=jigsaw", "pretext.grid=1"])
     with pytest.raises(SemisupError, match='unknown pretext task \'arrow-of-tim\' \\(did you mean "arrow-of-time"'):
         load_recipe(tiny_recipe(), ["pretext.name=arrow-of-tim"])

@@ -180,7 +180,7 @@ def test_stages_from_the_command_line_and_their_bad_inputs(tiny_recipe, tmp_path
                           "an encoder checkpoint of 'resnet18', but the recipe's model.encoder is 'test_resnet'")
     assert_one_line_error(run_cli("run", str(tiny_recipe(extra=PRETRAIN, labels_file="labels_all.csv",
                                                          pretext=False))),
-                          "[pretrain] stage but there are no unlabeled samples")
+                          "[pretrain] stage needs unlabeled samples but there are none")
     assert_one_line_error(run_cli("run", str(recipe), "--stage", "finetune"), "--stage finetune and --from")
     assert_one_line_error(run_cli("run", str(tiny_recipe(pretext=False)), "--stage", "pretrain"),
                           "has no [pretrain] section")

@@ -480,10 +480,13 @@ def recipe_to_toml(recipe: Recipe) -> str:
 SAFE_TO_CHANGE_ON_RESUME = ("run.name", "run.out_dir", "run.device", "run.compile", "data.root",
                             "data.num_workers", "data.max_unreadable", "train.eval_batch_size",
                             "train.checkpoint_minutes", "pretrain.checkpoint_minutes", "eval.top_k",
-                            "eval.threshold")
+                            "eval.threshold", "train.epochs", "pretrain.epochs", "train.labeled_batch_size",
+                            "train.unlabeled_batch_size", "pretrain.batch_size")
 """Recipe keys a run's ``config.toml`` may change between a kill and ``semisup run --resume``: where
 the data lies and how fast it is read, where and on what the run computes, how often it saves, how
-its reports round. Every other key shapes the model or its training, and a resumed run refuses a change."""
+its reports round; and how long it trains and its per-process batch sizes, so that a run can be
+trained for more epochs, or continued by another number of processes at the same global batch.
+Every other key shapes the model or what it learns from, and a resumed run refuses a change."""
 
 
 def recipe_changes(trained: dict[str, Any], now: dict[str, Any],
@@ -492,7 +495,8 @@ def recipe_changes(trained: dict[str, Any], now: dict[str, Any],
     each described as ``key: now NEW, trained with OLD``.
 
     Example:
-        >>> recipe_changes({"data": {"image_size": 32, "num_workers": 2}}, {"data": {"image_size": 48, "num_workers": 0}})
+        >>> trained = {"data": {"image_size": 32, "num_workers": 2}}
+        >>> recipe_changes(trained, {"data": {"image_size": 48, "num_workers": 0}})
         ['data.image_size: now 48, trained with 32']
     """
     before, after = _flat(trained), _flat(now)

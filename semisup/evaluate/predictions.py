@@ -93,8 +93,8 @@ class Predictions:
         except FileNotFoundError:
             raise SemisupError(f"{path}: predictions file not found") from None
         except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise SemisupError(f"{path}: not a semisup predictions file ({_why(exc)}); expected predictions/<split>.npz "
-                               "of a run, or the predictions.npz of `semisup evaluate`") from None
+            raise SemisupError(f"{path}: not a semisup predictions file ({_why(exc)}); expected "
+                               "predictions/<split>.npz of a run, or the predictions.npz of `semisup evaluate`") from None
 
 
 def _why(exc: BaseException) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from semisup.io import json_safe, read_metrics, write_text
+from semisup.io import json_safe, read_metrics, write_failed, write_text
 
 
 class RunLogger:
@@ -42,13 +43,23 @@ class RunLogger:
         self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resume_step)
 
     def log_epoch(self, record: Mapping[str, Any], step: int) -> None:
-        """Append ``record`` to metrics.jsonl and its numbers to TensorBoard."""
+        """Append ``record`` to metrics.jsonl and its numbers to TensorBoard.
+
+        Raises:
+            SemisupError: metrics.jsonl could not be written (it is left as it was).
+        """
         if not self.enabled:
             return
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(json_safe(record)) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        size = self.path.stat().st_size if self.path.exists() else 0
+        try:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps(json_safe(record)) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:  # a full disk: no torn record left for the next one to be glued to
+            with contextlib.suppress(OSError):
+                os.truncate(self.path, size)
+            raise write_failed(self.path, exc.strerror or str(exc)) from exc
         for key, value in _flatten(record).items():
             if isinstance(value, (int, float)) and key != "epoch" and math.isfinite(value):
                 self._writer.add_scalar(f"epoch/{key}", value, step)

@@ -241,8 +241,8 @@ def check_recipe_unchanged(run_dir: Path, recipe: Recipe) -> None:
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
         raise SemisupError(f"{run_dir / 'config.toml'}: edited since the run started: {changed[0]}{more}; a "
-                           "resumed run keeps its recipe, except the keys the README lists as safe to change (data.root, "
-                           "data.num_workers, run.device, ...): undo the edit, or start a new run with "
+                           "resumed run keeps its recipe, except the keys the README lists as safe to change "
+                           "(data.root, train.epochs, run.device, ...): undo the edit, or start a new run with "
                            f"`semisup run {run_dir / 'config.toml'} --out NEW_DIR`")
 
 

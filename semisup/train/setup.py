@@ -52,7 +52,7 @@ def unlabeled_needed(recipe: Recipe, pretraining: bool) -> str:
         needs += [f"pretext task {p.name!r}" for p in recipe.pretext]
         needs += [f"consistency method {c.name!r}" for c in recipe.consistency]
     if recipe.pretrain is not None and pretraining:
-        needs.append("the [pretrain] stage")
+        needs.append("[pretrain] stage")
     return ", ".join(needs)
 
 
