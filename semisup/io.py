@@ -102,9 +102,10 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
 
 
 WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
-                            errno.EIO})
+                            errno.EIO, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG})
 """Errors of writing a file that the user fixes outside semisup (space, quota, permissions, a
-read-only disk, a file size limit): :func:`atomic_write` reports them in one line."""
+read-only disk, a file size limit, a file where a folder should be): :func:`atomic_write` reports
+them in one line."""
 
 
 def write_failed(path: Path, cause: str) -> SemisupError:

@@ -316,10 +316,13 @@ def test_an_unreadable_labels_file_or_frames_folder_is_one_line(demo_root, tiny_
     victim = root / "labels.csv" if what == "labels.csv" else root / "frames" / ids_by_split(root)["train"][0]
     victim.chmod(0)
     try:
-        result = unprivileged("run", str(tiny_recipe(root=root)), "--out", str(tmp_path / "run"))
+        run = unprivileged("run", str(tiny_recipe(root=root)), "--out", str(tmp_path / "run"))
+        inspect = unprivileged("data", "inspect", str(root))
     finally:
         victim.chmod(0o755)
-    assert_one_line_error(result, str(victim), "not readable (Permission denied)")
+    assert_one_line_error(run, str(victim), "not readable (Permission denied)")
+    assert "Traceback" not in inspect.stderr and inspect.returncode in (1, 2)
+    assert "not readable (Permission denied)" in " ".join((inspect.stdout + inspect.stderr).replace("│", " ").split())
 
 
 # ---------------------------------------------------------------- 9: torchrun
@@ -385,6 +388,29 @@ def test_a_test_split_that_becomes_unreadable_during_training_still_gets_its_fla
     warning = [line for line in again.stderr.splitlines() if line.startswith("warning: test:")]
     assert len(warning) == 1 and "report.json is written and flags it" in warning[0]
     assert json.loads((tmp_path / "run" / "report.json").read_text())["problems"] == report["problems"]
+
+
+@pytest.mark.slow
+def test_a_final_evaluation_that_fails_keeps_the_training_and_says_how_to_finish(tiny_recipe, tmp_path):
+    from semisup.train.progress import NullProgress
+    from semisup.train.run import resume_run, start_run
+
+    out = tmp_path / "run"
+
+    class PredictionsBlocked(NullProgress):  # a file where the run will write its predictions folder
+        def end_epoch(self, record):
+            (out / "predictions").write_text("in the way")
+
+    with pytest.raises(SemisupError) as failed:
+        start_run(tiny_recipe(), ["train.epochs=1"], out, PredictionsBlocked())
+    message = str(failed.value)
+    assert message.startswith(f"{out}: training finished and is kept in checkpoints/, but the final evaluation "
+                              "failed: ") and f"semisup run --resume {out}" in message
+    assert (out / "checkpoints" / "best.pt").is_file() and len(read_metrics(out / "metrics.jsonl")) == 1
+    (out / "predictions").unlink()
+    report = resume_run(out).report
+    assert report["splits"]["test"]["genres"]["samples"] > 0 and (out / "report.json").is_file()
+    assert len(read_metrics(out / "metrics.jsonl")) == 1  # scored, not trained again
 
 
 # ---------------------------------------------------------------- 11, 12, 13: weak answers

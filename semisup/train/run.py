@@ -323,7 +323,7 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
         return RunResult(run_dir, {})
     try:
         report = final_evaluation(recipe, dataset, run_dir)
-    except SemisupError as exc:  # the training is done and kept: say so, and how to finish
+    except (SemisupError, OSError) as exc:  # the training is done and kept: say so, and how to finish
         raise SemisupError(f"{run_dir}: training finished and is kept in checkpoints/, but the final evaluation "
                            f"failed: {exc}; once that is fixed, `semisup run --resume {run_dir}` evaluates it") from exc
     for split, missing in report["unreadable"].items():
