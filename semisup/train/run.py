@@ -212,16 +212,17 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
 
 
 def check_readable(recipe: Recipe, dataset: Dataset) -> None:
-    """Before training, find out whether the labeled train, val and test trailers read (one decode
-    per trailer): a split the run could not evaluate stops it now, not after training. The unlabeled
-    pool, often far larger, is checked as it is read (see :mod:`semisup.data.health`). A run from
-    cached features reads no frames and is not checked.
+    """Before training, find out whether the val and test trailers read (one decode per trailer, a
+    fraction of what one validation pass decodes): a split the run could not evaluate stops it now,
+    not after training. The training streams, often far larger, are checked as they are read (see
+    :mod:`semisup.data.health`: all-unreadable within the first steps, the share at each epoch's
+    end). A run from cached features reads no frames and is not checked.
 
     Raises:
         SemisupError: more than ``data.max_unreadable`` of one of those splits, or all of it, unreadable.
     """
     if not recipe.data.features:
-        check_readable_splits(dataset.samples, ("train", "val", "test"), recipe.data.max_unreadable)
+        check_readable_splits(dataset.samples, ("val", "test"), recipe.data.max_unreadable)
 
 
 def check_recipe_unchanged(run_dir: Path, recipe: Recipe) -> None:
