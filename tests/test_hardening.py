@@ -345,16 +345,42 @@ def test_under_torchrun_a_data_error_on_rank_0_is_one_line_and_no_traceback(demo
 
 # ---------------------------------------------------------------- 10: unreadable evaluation splits
 
-def test_a_test_split_found_unreadable_before_training_stops_the_run_before_it_trains(demo_root, tiny_recipe,
-                                                                                    tmp_path):
+def test_a_val_split_found_unreadable_before_training_stops_the_run_before_it_trains(demo_root, tiny_recipe,
+                                                                                   tmp_path):
     root = copy_data(demo_root, tmp_path)
-    test = ids_by_split(root)["test"]
-    for sample_id in test[:len(test) // 3]:
+    val = ids_by_split(root)["val"]
+    for sample_id in val[:len(val) // 3]:
         garble(root, sample_id)
     result = run_cli("run", str(tiny_recipe(root=root)), "--out", str(tmp_path / "run"))
-    assert_one_line_error(result, f"test: {len(test) // 3} of {len(test)} trailers", "have no readable frame",
+    assert_one_line_error(result, f"val: {len(val) // 3} of {len(val)} trailers", "have no readable frame",
                           "found before training")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_small_test_split_partly_unreadable_is_told_before_training_and_flagged_in_the_report(
+        demo_root, tiny_recipe, tmp_path):
+    """The MovieShots case: a test split of a few clips, one broken, over data.max_unreadable. Test does
+    not touch training: a warning before it, the training, a report.json that scores what reads and
+    flags the rest, exit code 3."""
+    root = copy_data(demo_root, tmp_path)
+    test = ids_by_split(root)["test"]
+    dead = test[:len(test) // 3]
+    for sample_id in dead:
+        garble(root, sample_id)
+    out = tmp_path / "run"
+    result = run_cli("run", str(tiny_recipe(root=root)), "--out", str(out), "--set", "train.epochs=1")
+    assert result.returncode == 3, result.stderr
+    lines = result.stderr.splitlines()
+    before = [n for n, line in enumerate(lines) if "(found before training); the run trains" in line]
+    after = [n for n, line in enumerate(lines) if "report.json is written and flags it" in line]
+    assert len(before) == 1 and len(after) == 1 and before[0] < after[0]
+    assert f"test: {len(dead)} of {len(test)} trailers" in lines[before[0]] and lines[after[0]].startswith("warning:")
+    report = json.loads((out / "report.json").read_text())
+    assert report["unreadable"]["test"]["sample_ids"] == sorted(dead)
+    assert report["problems"] == [f"test: {report['unreadable']['test']['over_limit']}"]
+    assert report["splits"]["test"]["genres"]["samples"] == len(test) - len(dead)
+    assert "test: " in result.stdout and "mAP" in result.stdout  # the results table is printed too
 
 
 @pytest.mark.slow

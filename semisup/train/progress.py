@@ -72,7 +72,7 @@ class RichProgress(NullProgress):
                                  f"{record['images_per_s']:.0f} img/s{best}")
 
     def message(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)  # one line per message, for logs
 
     def close(self, failed: bool = False) -> None:
         if failed:  # the error's one line is what the user needs to see, not a half-drawn bar
