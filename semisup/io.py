@@ -78,7 +78,10 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     if path.is_symlink():  # write through to the link's target: the user's link stays a link
-        path = path.resolve()
+        try:
+            path = path.resolve(strict=False)
+        except (RuntimeError, OSError):  # a link to itself
+            raise SemisupError(f"{path}: a symbolic link that does not resolve (a loop); replace it") from None
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,13 +113,14 @@ them in one line."""
 
 def write_failed(path: Path, cause: str) -> SemisupError:
     """The one-line error for a file that could not be written (the old file, if any, is untouched)."""
-    return SemisupError(f"{path}: could not be written ({cause}); nothing was changed there, free space or fix "
-                        "the permissions and run the command again")
+    return SemisupError(f"{path}: could not be written ({cause}); nothing was changed there: make room, fix the "
+                        "permissions or move what is in the way, then run the command again (a run continues with "
+                        "`semisup run --resume RUN_DIR`)")
 
 
 def copy_file(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically, keeping its modification time and mode."""
-    with atomic_write(target, "wb") as handle, Path(source).open("rb") as src:
+    with Path(source).open("rb") as src, atomic_write(target, "wb") as handle:  # a source error is not a write's
         shutil.copyfileobj(src, handle)
     shutil.copystat(source, target)
 

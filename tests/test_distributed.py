@@ -375,6 +375,13 @@ def test_fsdp_checkpoints_are_shards_that_another_process_count_resumes(tiny_rec
     (run / "config.toml").write_text(config.replace("epochs = 2\n", "epochs = 3\n", 1)
                                      .replace("labeled_batch_size = 2", "labeled_batch_size = 4"))
     (run / "report.json").unlink()
+    shards = run / "checkpoints" / last["sharded"]
+    shards.rename(shards.with_name("elsewhere"))  # lost shards: one line, nothing trained
+    _, lost = launch(tmp_path, "lost", ["run", "--resume", str(run)], processes=1, check=False)
+    assert lost.returncode == 2 and "Traceback" not in lost.stderr
+    assert lost.stderr.strip().splitlines() == [f"error: {shards}: the shards last.pt names are missing; the run "
+                                                "cannot resume from them"]
+    shards.with_name("elsewhere").rename(shards)
     one, _ = launch(tmp_path, "resumed", ["run", "--resume", str(run)], processes=1)
     assert [r["epoch"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3]
     assert (run / "report.json").is_file()

@@ -190,9 +190,27 @@ def test_resuming_after_config_toml_was_edited_is_refused(trained_run, tmp_path,
     config = run / "config.toml"
     config.write_text(config.read_text().replace(*edit))
     report = (run / "report.json").read_bytes()
-    assert_one_line_error(run_cli("run", "--resume", str(run)), f"{config}: edited since the run started",
-                          fragment, "safe to change")
+    assert_one_line_error(run_cli("run", "--resume", str(run)), f"{config}: differs from the recipe the run was "
+                          "trained with", fragment, "safe to change")
     assert (run / "report.json").read_bytes() == report
+
+
+def test_an_option_a_newer_semisup_added_is_not_a_change(trained_run, tmp_path):
+    """A run started by a semisup without ``model.head_dropout``: neither its stored recipe nor its
+    config.toml names it, and both read as today's default."""
+    from semisup.config import load_recipe
+    from semisup.train.run import check_recipe_unchanged
+
+    run = copy_run(trained_run, tmp_path)
+    stage = json.loads((run / "stage.json").read_text())
+    del stage["recipe"]["model"]["head_dropout"]
+    (run / "stage.json").write_text(json.dumps(stage))
+    config = run / "config.toml"
+    config.write_text("\n".join(line for line in config.read_text().splitlines() if not line.startswith("head_dropout")))
+    check_recipe_unchanged(run, load_recipe(config))
+    config.write_text(config.read_text().replace("head_hidden = 32", "head_hidden = 64"))
+    with pytest.raises(SemisupError, match="model.head_hidden: now 64, trained with 32"):
+        check_recipe_unchanged(run, load_recipe(config))
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from semisup.cli.app import app, console, errors, fmt, multiclass_table
@@ -58,8 +59,9 @@ def run(
         console.print(f"pretrained encoder: [bold]{result.report['encoder']}[/]  (kNN on val: {knn})")
     console.print(f"run directory: [bold]{result.run_dir}[/]")
     if result.problems:  # the results are written, and flagged: a script must not take them as clean
-        errors.print(f"[bold yellow]warning:[/] {result.problems[0]}; report.json is written and flags it "
-                     "(that split's numbers cover only its readable trailers)", highlight=False, soft_wrap=True)
+        more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
+        errors.print(f"[bold yellow]warning:[/] {escape(result.problems[0])}{more}; report.json is written and flags "
+                     "it (that split's numbers cover only its readable trailers)", highlight=False, soft_wrap=True)
         raise typer.Exit(3)
 
 

@@ -481,12 +481,17 @@ SAFE_TO_CHANGE_ON_RESUME = ("run.name", "run.out_dir", "run.device", "run.compil
                             "data.num_workers", "data.max_unreadable", "train.eval_batch_size",
                             "train.checkpoint_minutes", "pretrain.checkpoint_minutes", "eval.top_k",
                             "eval.threshold", "train.epochs", "pretrain.epochs", "train.labeled_batch_size",
-                            "train.unlabeled_batch_size", "pretrain.batch_size")
+                            "train.unlabeled_batch_size", "pretrain.batch_size", "run.parallel")
 """Recipe keys a run's ``config.toml`` may change between a kill and ``semisup run --resume``: where
 the data lies and how fast it is read, where and on what the run computes, how often it saves, how
 its reports round; and how long it trains and its per-process batch sizes, so that a run can be
-trained for more epochs, or continued by another number of processes at the same global batch.
-Every other key shapes the model or what it learns from, and a resumed run refuses a change."""
+trained for more epochs, or continued by another number of processes at the same global batch
+(``run.parallel`` too: a checkpoint says which it resumes under). Every other key shapes the model or
+what it learns from, and a resumed run refuses a change."""
+
+MOVABLE_ON_RESUME = ("model.pretrained", "data.features")
+"""Keys whose path may change on resume as long as they still name a file or folder (the weights
+file or the feature cache moved; a cache is opened only if its key still matches)."""
 
 
 def recipe_changes(trained: dict[str, Any], now: dict[str, Any],
@@ -502,9 +507,28 @@ def recipe_changes(trained: dict[str, Any], now: dict[str, Any],
     before, after = _flat(trained), _flat(now)
     changed = []
     for key in sorted(before.keys() | after.keys()):
-        if before.get(key) != after.get(key) and not any(key == a or key.startswith(a + ".") for a in allowed):
-            changed.append(f"{key}: now {_shown(after.get(key))}, trained with {_shown(before.get(key))}")
+        old, new = before.get(key), after.get(key)
+        if old == new or any(key == a or key.startswith(a + ".") for a in allowed):
+            continue
+        if key in MOVABLE_ON_RESUME and isinstance(old, str) and isinstance(new, str) and old and new:
+            continue
+        changed.append(f"{key}: now {_shown(new)}, trained with {_shown(old)}")
     return changed
+
+
+def stored_recipe_dict(stored: dict[str, Any]) -> dict[str, Any] | None:
+    """A recipe kept as :func:`recipe_to_dict` wrote it (by this or an older semisup), read through
+    today's schema, so that options added since take their defaults on both sides of a comparison;
+    None when it no longer reads (an option removed since: nothing to compare against).
+
+    Example:
+        >>> stored_recipe_dict({"data": {"root": "/data"}, "tasks": [{"name": "genres"}]})["data"]["image_size"]
+        224
+    """
+    try:
+        return recipe_to_dict(_build(Recipe, stored, "", "stage.json"))
+    except (SemisupError, TypeError, ValueError):
+        return None
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -59,6 +59,9 @@ def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SemisupError(f"{path}: not a readable run report ({type(exc).__name__}: {exc}); "
                            f"`semisup run --resume {run_dir}` writes it again") from None
+    if not test:
+        raise SemisupError(f"{run_dir}: no test trailer could be scored (report.json flags the split under "
+                           "`problems`); nothing to compare")
     task = task or next(iter(test))
     if task not in test:
         raise SemisupError(f"{run_dir}: no task {task!r} in report.json (its tasks: {', '.join(test)}); compare "

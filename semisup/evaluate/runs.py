@@ -138,6 +138,9 @@ def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
     model = build_model(dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=False)), tasks,
                         cache)
     weights = state.get("model")
+    if "sharded" in state:
+        raise SemisupError(f"{checkpoint}: an FSDP last.pt (its weights are shards in {state['sharded']}); score "
+                           "best.pt, which is whole")
     if not isinstance(weights, dict):
         raise SemisupError(f"{checkpoint}: holds no model weights (an encoder checkpoint? `semisup embed "
                            "--checkpoint pretrained` reads those)")

@@ -151,8 +151,8 @@ def build_aggregator(name: str, options: dict[str, Any] | Aggregator.Options | N
 
 
 def check_output_width(aggregator: Aggregator, name: str, feature_dim: int) -> None:
-    """Run ``aggregator`` once on two padded trailers (2 frames and 1) and check it returns
-    ``(2, out_dim)``.
+    """Run ``aggregator`` once on two trailers of one frame each and check it returns ``(2, out_dim)``
+    (one frame: every aggregator must take it, a transformer with ``max_frames = 1`` too).
 
     The probe is deterministic (no random numbers drawn, so seeded initialisation after it is
     unchanged) and runs in eval mode without gradients; the training mode is restored.
@@ -160,15 +160,15 @@ def check_output_width(aggregator: Aggregator, name: str, feature_dim: int) -> N
     Raises:
         SemisupError: the forward fails or returns another shape.
     """
-    x = torch.linspace(-1.0, 1.0, 2 * 2 * feature_dim).reshape(2, 2, feature_dim)
-    mask = torch.tensor([[True, True], [True, False]])
+    x = torch.linspace(-1.0, 1.0, 2 * feature_dim).reshape(2, 1, feature_dim)
+    mask = torch.ones(2, 1, dtype=torch.bool)
     training = aggregator.training
     aggregator.eval()
     try:
         with torch.no_grad():
             out = aggregator(x, mask)
     except Exception as exc:  # any error inside a plug-in is the plug-in's
-        raise SemisupError(f"aggregator {name!r}: fails on a batch of 2 trailers x 2 frames x {feature_dim} "
+        raise SemisupError(f"aggregator {name!r}: fails on a batch of 2 trailers x 1 frame x {feature_dim} "
                            f"features: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                            ) from exc
     finally:

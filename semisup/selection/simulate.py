@@ -121,8 +121,11 @@ def _truth(truth: Path, labels: Path, columns: Sequence[str]) -> dict[str, dict[
         raise SemisupError(f"{truth}: no column {missing_columns[0]!r} (columns: {', '.join(header)}); the truth "
                            "file holds every trailer's labels in the dataset's columns (the demo's labels_all.csv)")
     by_id = {(row.get("id") or "").strip(): row for _, row in rows}
-    pool = [(row.get("id") or "").strip() for _, row in read_csv(labels)[0]
-            if (row.get("split") or "").strip() == "unlabeled"]
+    def selectable(row: dict[str, str]) -> bool:  # as `semisup select` draws: unlabeled, or train without labels
+        split = (row.get("split") or "").strip() or "train"
+        return split == "unlabeled" or (split == "train" and not any((row.get(c) or "").strip() for c in columns))
+
+    pool = [(row.get("id") or "").strip() for _, row in read_csv(labels)[0] if selectable(row)]
     unknown = [i for i in pool if not any((by_id.get(i, {}).get(c) or "").strip() for c in columns)]
     if unknown:
         more = f" and {len(unknown) - 1} more of the {len(pool)} unlabeled trailers" if len(unknown) > 1 else ""

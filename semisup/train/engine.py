@@ -308,8 +308,8 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
                             "position": (state.epoch, state.batch)})
     total_steps, warmup_steps = epochs * steps, round(settings.warmup_epochs * steps)
     tallies = streams.tallies(settings.max_unreadable, saved.get("reads", {}))
-    logger = RunLogger(out, enabled=process.main, resume_epoch=state.epoch,  # a fresh start drops records a kill left
-                       resume_step=state.epoch * steps + state.batch)
+    logger = RunLogger(out, enabled=process.main, resume_epoch=state.epoch if resume else -1,  # -1: a fresh start
+                       resume_step=state.epoch * steps + state.batch)  # drops every record a killed start left
     checkpointer = Checkpointer(ckpt_dir / "last.pt", lambda: {
         **({} if whole is not None else {  # FSDP: in the shards' folder
             "model": model.state_dict(), "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
@@ -339,7 +339,8 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
     reported_bad = len(state.bad_frames)
     try:
         if stage.validate_first and state.epoch == 0 and state.batch == 0:
-            logger.log_epoch({**stage.record, "epoch": 0, "loss": None, **stage.validate(evaluated())[0]}, step=0)
+            zero = {**stage.record, "epoch": 0, "loss": None, **stage.validate(evaluated())[0]}
+            distributed.on_main(lambda: logger.log_epoch(zero, step=0))  # a write that fails stops every process
         while state.epoch < epochs:
             model.train()
             reset_peak_memory(device)
@@ -377,7 +378,7 @@ def train_stage(stage: Stage, settings: LoopSettings, out: Path, resume: bool = 
 
             sync()  # end of epoch: validation and last.pt see what every process holds
             record = end_epoch(stage, state, tallies, evaluated(), settings, ckpt_dir, checkpointer.elapsed())
-            logger.log_epoch(record, step=(state.epoch + 1) * steps)
+            distributed.on_main(lambda: logger.log_epoch(record, step=(state.epoch + 1) * steps))
             progress.end_epoch(record)
             if len(state.bad_frames) > reported_bad:
                 progress.message(f"warning: skipped {len(state.bad_frames)} unreadable frames so far, "

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 from semisup import distributed
 from semisup.build import load_data, open_feature_cache
 from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
-from semisup.config import Recipe, load_recipe, recipe_changes, recipe_to_dict, recipe_to_toml
+from semisup.config import Recipe, load_recipe, recipe_changes, recipe_to_dict, recipe_to_toml, stored_recipe_dict
 from semisup.data.health import check_split
 from semisup.data.inspect import check_readable_splits, problem_summary
 from semisup.data.samples import Dataset, TaskSpec, split_samples
@@ -165,7 +165,7 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
     recipe = resolved_recipe(recipe, dataset.tasks)
     open_feature_cache(recipe, dataset.samples)  # a missing or stale cache fails before a run directory exists
-    check_readable(recipe, dataset, progress)
+    check_readable(recipe, dataset, progress, stage)
 
     def create() -> Path:
         run_dir = new_run_dir(recipe, out)
@@ -207,11 +207,12 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     with distributed.main_first():
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
     if not _trained_to_the_end(run_dir, recipe):  # a finished run is only scored again, and flags what is not
-        check_readable(recipe, dataset, progress)
+        check_readable(recipe, dataset, progress, stage)
     return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
 
 
-def check_readable(recipe: Recipe, dataset: Dataset, progress: NullProgress | None = None) -> None:
+def check_readable(recipe: Recipe, dataset: Dataset, progress: NullProgress | None = None,
+                   stage: str = "all") -> None:
     """Before training, find out whether the val and test trailers read (one decode per trailer, a
     fraction of what one validation pass decodes).
 
@@ -228,6 +229,8 @@ def check_readable(recipe: Recipe, dataset: Dataset, progress: NullProgress | No
     if recipe.data.features:
         return
     check_readable_splits(dataset.samples, ("val",), recipe.data.max_unreadable)
+    if stage == "pretrain":  # a pretraining-only run scores no test split
+        return
     try:
         check_readable_splits(dataset.samples, ("test",), recipe.data.max_unreadable)
     except SemisupError as exc:
@@ -239,19 +242,22 @@ def check_recipe_unchanged(run_dir: Path, recipe: Recipe) -> None:
     """Refuse to resume a run whose ``config.toml`` now says something else than the recipe it was
     trained with (kept in ``stage.json``), except keys that are safe to change.
 
-    Runs started before ``stage.json`` kept the recipe are not checked.
+    Both are read through today's schema (options added by a newer semisup take their defaults on
+    both sides). Runs started before ``stage.json`` kept the recipe are not checked.
 
     Raises:
         SemisupError: the first changed key, with its old and new values (the keys safe to change are
             :data:`semisup.config.SAFE_TO_CHANGE_ON_RESUME`).
     """
-    trained = _stage_info(run_dir).get("recipe")
-    if not isinstance(trained, dict):
+    stored = _stage_info(run_dir).get("recipe")
+    trained = stored_recipe_dict(stored) if isinstance(stored, dict) else None
+    if trained is None:
         return
     changed = recipe_changes(trained, recipe_to_dict(recipe))
     if changed:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-        raise SemisupError(f"{run_dir / 'config.toml'}: edited since the run started: {changed[0]}{more}; a "
+        raise SemisupError(f"{run_dir / 'config.toml'}: differs from the recipe the run was trained with (kept in "
+                           f"stage.json): {changed[0]}{more}; a "
                            "resumed run keeps its recipe, except the keys the README lists as safe to change "
                            "(data.root, train.epochs, run.device, ...): undo the edit, or start a new run with "
                            f"`semisup run {run_dir / 'config.toml'} --out NEW_DIR`")
@@ -332,27 +338,27 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
                  init_encoder=pretrained if pretrained.exists() else None)
     if not main:  # rank 0 evaluates and reports
         return RunResult(run_dir, {})
-    try:
+    try:  # the training is done and kept whatever happens now: a failure says so, and how to finish
         report = final_evaluation(recipe, dataset, run_dir)
-    except (SemisupError, OSError) as exc:  # the training is done and kept: say so, and how to finish
+        report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
+                              "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
+        if recipe.pretrain is not None and (run_dir / "pretrain" / "metrics.jsonl").exists():
+            pretrain_records = read_metrics(run_dir / "pretrain" / "metrics.jsonl")
+            report["pretrain"] = {"epochs": len(pretrain_records),
+                                  "seconds": pretrain_records[-1].get("elapsed_s") if pretrain_records else None,
+                                  "knn": pretrain_records[-1].get("knn") if pretrain_records else None}
+        problems = [f"{split}: {missing['over_limit']}" for split, missing in report["unreadable"].items()
+                    if missing.get("over_limit")]
+        if problems:
+            report["problems"] = problems
+        write_json(run_dir / "report.json", report)
+    except (SemisupError, OSError) as exc:
         raise SemisupError(f"{run_dir}: training finished and is kept in checkpoints/, but the final evaluation "
                            f"failed: {exc}; once that is fixed, `semisup run --resume {run_dir}` evaluates it") from exc
     for split, missing in report["unreadable"].items():
         if (missing["samples"] or missing["skipped_frames"]) and not missing.get("over_limit"):  # else the CLI warns
             progress.message(f"warning: {split}: {missing['samples']} samples not scored (no readable frame), "
                              f"{missing['skipped_frames']} unreadable frames skipped; report.json names them")
-    report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
-                          "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
-    if recipe.pretrain is not None and (run_dir / "pretrain" / "metrics.jsonl").exists():
-        pretrain_records = read_metrics(run_dir / "pretrain" / "metrics.jsonl")
-        report["pretrain"] = {"epochs": len(pretrain_records),
-                              "seconds": pretrain_records[-1].get("elapsed_s") if pretrain_records else None,
-                              "knn": pretrain_records[-1].get("knn") if pretrain_records else None}
-    problems = [f"{split}: {missing['over_limit']}" for split, missing in report["unreadable"].items()
-                if missing.get("over_limit")]
-    if problems:
-        report["problems"] = problems
-    write_json(run_dir / "report.json", report)
     return RunResult(run_dir, report, problems)
 
 

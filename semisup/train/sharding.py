@@ -12,11 +12,15 @@ which reshards them for another number of processes (or one, without FSDP).
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
+
+from semisup.errors import SemisupError
+from semisup.io import write_failed
 
 
 def shard(module: nn.Module, units: Sequence[nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> nn.Module:
@@ -81,8 +85,13 @@ def save_sharded(module: nn.Module, optimizers: dict[str, torch.optim.Optimizer]
     """Every process writes its shards of ``module`` and ``optimizers`` into ``folder``
     (``torch.distributed.checkpoint``; a collective)."""
     import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.api import CheckpointException
 
-    dcp.save(sharded_state(module, optimizers), checkpoint_id=str(folder))
+    try:
+        dcp.save(sharded_state(module, optimizers), checkpoint_id=str(folder))
+    except CheckpointException as exc:  # every process gets it (DCP gathers the failures); a BaseException
+        shutil.rmtree(folder, ignore_errors=True)  # the last.pt written before names an older, whole folder
+        raise write_failed(folder, _first_cause(exc)) from None
 
 
 def load_sharded(module: nn.Module, optimizers: dict[str, torch.optim.Optimizer], folder: Path) -> None:
@@ -90,8 +99,27 @@ def load_sharded(module: nn.Module, optimizers: dict[str, torch.optim.Optimizer]
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    if not (folder / ".metadata").is_file():  # before DCP, which would log its own traceback first
+        what = "incomplete (no .metadata)" if folder.is_dir() else "missing"
+        raise SemisupError(f"{folder}: the shards last.pt names are {what}; the run cannot resume from them")
     state = sharded_state(module, optimizers)
-    dcp.load(state, checkpoint_id=str(folder))
+    try:
+        dcp.load(state, checkpoint_id=str(folder))
+    except CheckpointException as exc:  # a BaseException: it would pass every `except Exception`
+        raise SemisupError(f"{folder}: the shards last.pt names do not read ({_first_cause(exc)}); the run cannot "
+                           "resume from them") from None
     set_model_state_dict(module, state["learner"])
     for name, optimizer in optimizers.items():
         set_optimizer_state_dict(module, optimizer, state["optimizers"][name])
+
+
+def _first_cause(exc: BaseException) -> str:
+    """The first process's error inside a ``CheckpointException`` (its ``failures`` by rank), in one line."""
+    failures = getattr(exc, "failures", None) or {}
+    cause = next(iter(failures.values()), (exc, None))[0]
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0]}" if text else type(cause).__name__
