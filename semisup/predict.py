@@ -86,11 +86,10 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
     loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames, batch_size,
                                num_workers=min(recipe.data.num_workers, 2))
     results: dict[int, InputPrediction] = {}  # by input position: the same input may be given twice
-    skipped = [0] * len(samples)
+    bad: set[str] = set()  # unreadable frame files (or "video#frame" entries) met so far
     with torch.no_grad():
         for batch in loader:
-            for path in batch.bad_frames:
-                skipped[_owner(path, samples, batch.indices.tolist() + batch.unreadable)] += 1
+            bad.update(batch.bad_frames)
             frames = loaded.normalize(batch.frames.to(loaded.device))
             with autocast(loaded.device, loaded.amp_dtype):
                 logits = loaded.model(frames, batch.owner.to(loaded.device), batch.num_trailers)
@@ -99,23 +98,23 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
                 scores = {t.name: {label: float(p) for label, p in zip(t.labels, probs[t.name][row])} for t in tasks}
                 decided = {t.name: [label for label, keep in zip(t.labels, rules[t.name](probs[t.name][row:row + 1])[0])
                                     if keep] for t in tasks}
-                results[index] = InputPrediction(samples[index].id, scores, decided, skipped[index])
+                results[index] = InputPrediction(samples[index].id, scores, decided)
             if on_batch:
                 on_batch(len(results))
     missing = [s.id for index, s in enumerate(samples) if index not in results]
     if missing:
         raise SemisupError(f"{missing[0]}: no frame could be decoded")
+    for index, result in results.items():
+        result.skipped_frames = _skipped(samples[index], bad)
     return [results[index] for index in range(len(samples))]
 
 
-def _owner(frame: str, samples: Sequence[Sample], candidates: Sequence[int]) -> int:
-    """Which of the batch's inputs (positions ``candidates``) an unreadable frame belongs to."""
-    for index in candidates:
-        sample = samples[index]
-        if (sample.video is not None and frame.startswith(str(sample.video))) or \
-                any(frame == str(path) for path in sample.frames):
-            return index
-    return candidates[0]
+def _skipped(sample: Sample, bad: set[str]) -> int:
+    """How many of ``bad`` (unreadable frames met) are ``sample``'s: its frame files, or entries of
+    its video. Counted by file, not by batch, so every copy of an input given twice gets its count."""
+    if sample.video is not None:
+        return sum(1 for entry in bad if entry.startswith(str(sample.video)))
+    return sum(1 for path in sample.frames if str(path) in bad)
 
 
 def top_scores(scores: dict[str, float], n: int = 3) -> list[tuple[str, float]]:
