@@ -78,8 +78,10 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
 
 
 def labeled_reads_time(recipe: Recipe) -> bool:
-    """Whether a task's aggregator reads its frames in order: then the labeled stream
-    takes ordered clips, augmented once per clip."""
+    """Whether a task's aggregator, or the encoder (frame differences, temporal shift), reads
+    the frames in order: then the labeled stream takes ordered clips, augmented once per clip."""
+    if recipe.model.frame_differences or recipe.model.temporal_shift:
+        return True
     return any(get_aggregator(t.aggregator or recipe.model.pooling).order_sensitive for t in recipe.tasks)
 
 
@@ -109,7 +111,8 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec], cache: FeatureCache |
     if cache is not None:
         encoder = CachedEncoder(m.encoder, cache.width)
     else:
-        encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last)
+        encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last,
+                          frame_differences=m.frame_differences, temporal_shift=m.temporal_shift)
         encoder.check_image_size(recipe.data.image_size)
     configs = {t.name: t for t in recipe.tasks}
     aggregators = {s.name: build_aggregator(configs[s.name].aggregator or m.pooling,

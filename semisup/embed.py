@@ -84,8 +84,10 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
         loaded = load_model(recipe, recipe_tasks(recipe), source)
         featurize, normalize = task_features(loaded.model, task), loaded.normalize
     else:
-        encoder = Encoder(recipe.model.encoder, pretrained=False, trainable_stages=0,
-                          channels_last=recipe.model.channels_last)
+        m = recipe.model
+        encoder = Encoder(m.encoder, pretrained=False, trainable_stages=m.trainable_stages,
+                          channels_last=m.channels_last, frame_differences=m.frame_differences,
+                          temporal_shift=m.temporal_shift)
         load_exact(encoder.model, load_encoder_state(source, recipe.model.encoder), str(source))
         encoder.to(device)
         featurize, normalize = mean_frame_features(encoder), FrameNormalize(encoder.mean, encoder.std).to(device)

@@ -15,7 +15,7 @@ from semisup.cli.app import console, data_app, errors, fmt
 from semisup.data.samples import Dataset
 from semisup.errors import SemisupError
 
-FORMAT_HELP = "Layout: folder, demo, demo-shots, movienet or movieshots."
+FORMAT_HELP = "Layout: folder, demo, demo-shots, demo-moves, movienet or movieshots."
 # Typer renders help as rich markup, so recipe sections like [data] are escaped.
 RECIPE_HELP = escape("Take the layout, its options and the tasks from this recipe's [data] and [[tasks]].")
 
@@ -55,7 +55,8 @@ def demo(
     seed: int = typer.Option(0, help="Same seed, same dataset."),
     scale: float = typer.Option(1.0, help="Multiply every split's size (0.1 for a tiny copy)."),
     variant: str = typer.Option("genres", help="genres: trailers with genres; shots: shots with a shot scale "
-                                               "and a camera movement."),
+                                               "and a camera movement; moves: the cross-source camera movement "
+                                               "benchmark."),
 ) -> None:
     """Write the built-in demo dataset in the generic folder format."""
     from semisup.data.demo import VARIANTS, write_demo
@@ -129,6 +130,7 @@ def split(
     force: bool = typer.Option(False, "--force", help="Replace an existing split (the old file is kept as .bak)."),
 ) -> None:
     """Write a seeded, stratified (multi-label), grouped split: train / val / test / unlabeled."""
+    from semisup.data.formats import FOLDER_FORMATS
     from semisup.data.splits import SplitPlan, split_dataset, split_shares, write_split_column, write_split_file
 
     dataset, fmt_name, root = read_for_command(root, fmt_name, recipe, ignore_split=True)
@@ -142,7 +144,7 @@ def split(
         splits = split_dataset(dataset.samples, dataset.tasks, plan)
     except ValueError as exc:
         raise SemisupError(f"--labeled/--labeled-fraction: {exc}") from None
-    if fmt_name in ("folder", "demo", "demo-shots"):
+    if fmt_name in FOLDER_FORMATS:
         target = Path(dataset.source)
         had = any(s.strip() for s in _column(target, "split"))
         if had and not force:

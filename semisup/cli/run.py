@@ -70,15 +70,18 @@ def compare(
     runs: list[Path] = typer.Argument(..., help="Finished run directories."),
     task: Optional[str] = typer.Option(None, help="Task to compare (default: the first)."),
     markdown: bool = typer.Option(False, "--markdown", help="Print a Markdown table (for READMEs)."),
+    classes: Optional[list[str]] = typer.Option(
+        None, "--class", help="Multi-class tasks: show this class's test F1 (repeat; default: the two rarest)."),
 ) -> None:
-    """Compare finished runs: test mAP and micro-F1, mean ± std over seeds, per recipe name."""
+    """Compare finished runs: test mAP and micro-F1 (multi-class: accuracy, macro-F1, the rarest classes'
+    F1 and the worst class's), mean ± std over seeds, per recipe name."""
     from semisup.evaluate.compare import compare_runs, markdown_table, table_rows
 
     groups = compare_runs(runs, task)
     if markdown:
-        print(markdown_table(groups))
+        print(markdown_table(groups, classes))
         return
-    header, rows = table_rows(groups)
+    header, rows = table_rows(groups, classes)
     table = Table(title=f"test {groups[0].runs[0].task}: mean ± std over seeds")
     for column in header:
         table.add_column(column, justify="left" if column in ("recipe", "seeds") else "right")

@@ -391,6 +391,10 @@ def _check_features(recipe: Recipe, source: str) -> None:
                            "keeps frozen")
     if recipe.synthetic_moves is not None:
         raise SemisupError(f"{source}: synthetic_moves: camera moves are filmed in pixels; {why}")
+    for key in ("frame_differences", "temporal_shift"):
+        if getattr(recipe.model, key):
+            raise SemisupError(f"{source}: model.{key}: a cached feature is one frame's alone, but "
+                               f"model.{key} makes it depend on the frames around it; drop one of the two")
 
 
 def _check_semantics(recipe: Recipe, source: str) -> None:
@@ -412,6 +416,9 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
     _check_balance(recipe, source)
     _check_synthetic_moves(recipe, source)
     _check_features(recipe, source)
+    if recipe.model.temporal_shift and recipe.model.trainable_stages == 0:
+        raise SemisupError(f"{source}: model.temporal_shift: shifts channels in the encoder stages that train, "
+                           "and model.trainable_stages = 0 trains none; train at least one stage")
     twice = _first_repeat(p.name for p in recipe.pretext)
     if twice is not None:
         raise SemisupError(f"{source}: pretext: task {twice!r} is listed twice")
@@ -420,7 +427,7 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
         raise SemisupError(f"{source}: consistency: method {twice!r} is listed twice")
     data: DataConfig = recipe.data
     root = data.root.expanduser()
-    if data.format not in ("demo", "demo-shots") and not root.is_dir():
+    if not data.format.startswith("demo") and not root.is_dir():  # the demo's formats build their root
         what = "is a file, expected a folder" if root.exists() else "does not exist"
         raise SemisupError(f"{source}: data.root: {root} {what}")
     needed = {"folder": [("labels_file", data.labels_file)], "movieshots": [("annotations", data.annotations)],

@@ -57,8 +57,9 @@ class DataConfig:
     """``[data]``: where the samples are, in which layout, and how frames are taken."""
 
     root: Path = spec(doc="dataset folder")
-    format: Literal["folder", "demo", "demo-shots", "movienet", "movieshots"] = spec(
-        "folder", doc='"folder" (labels.csv + frames/<id>/), "demo" or "demo-shots" (built at root on first use), '
+    format: Literal["folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots"] = spec(
+        "folder", doc='"folder" (labels.csv + frames/<id>/), "demo", "demo-shots" or "demo-moves" (built at root '
+                      'on first use), '
                       '"movienet" or "movieshots" (their own layouts)')
     labels_file: str = spec("labels.csv", doc="folder/demo: CSV file inside root")
     split_file: str = spec("", doc='movienet: "split.csv" by default; movieshots: the official '
@@ -124,6 +125,12 @@ class ModelConfig:
     head_hidden: int = spec(512, ge=1)
     head_dropout: float = spec(0.2, ge=0.0, lt=1.0)
     channels_last: bool = spec(True)
+    frame_differences: bool = spec(
+        False, doc="also feed each frame's difference to the previous frame of its clip, through a second "
+                   "stem convolution (TSN's RGB-diff): the encoder sees motion")
+    temporal_shift: float = spec(
+        0.0, ge=0.0, le=0.5, doc="TSM: share of channels shifted in from the previous frame (and as many from "
+                                 "the next) in the residual blocks that train; 0 = off, 0.125 as in the paper")
 
 
 @dataclass(frozen=True)

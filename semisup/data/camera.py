@@ -34,7 +34,8 @@ def ease(t: np.ndarray, power: float = 2.0) -> np.ndarray:
 
 def camera_path(move: Move, frames: int, width: float, rng: np.random.Generator,
                 centre: tuple[float, float] = (0.5, 0.5), strength: float = 1.0,
-                zoom: tuple[float, float] = (1.5, 2.2), drift: float = 0.08) -> np.ndarray:
+                zoom: tuple[float, float] = (1.5, 2.2), drift: float = 0.08, pan_spread: float = 0.35
+                ) -> np.ndarray:
     """Crop windows of a camera move: ``(frames, 3)`` rows of centre x, centre y and window width.
 
     Coordinates are fractions of the image width (x, width) and height (y).
@@ -48,6 +49,8 @@ def camera_path(move: Move, frames: int, width: float, rng: np.random.Generator,
         strength: scales how far the camera travels or zooms.
         zoom: range of a push's or pull's start / end window width ratio.
         drift: how far a zoom's centre drifts (off-centre zooms), a share of ``width``.
+        pan_spread: a pan's direction lies within this many radians of horizontal
+            (left or right); ``pi`` pans in any direction, vertical ones included.
 
     Example:
         >>> path = camera_path("push", 5, 0.5, np.random.default_rng(0))
@@ -60,7 +63,7 @@ def camera_path(move: Move, frames: int, width: float, rng: np.random.Generator,
     cy = np.full(frames, centre[1])
     w = np.full(frames, width)
     if move == "motion":
-        angle = rng.uniform(-0.35, 0.35) + (np.pi if rng.random() < 0.5 else 0.0)  # mostly horizontal
+        angle = rng.uniform(-pan_spread, pan_spread) + (np.pi if rng.random() < 0.5 else 0.0)
         span = width * rng.uniform(0.35, 0.6) * strength
         cx = cx + np.cos(angle) * span * (profile - 0.5)
         cy = cy + np.sin(angle) * span * (profile - 0.5)

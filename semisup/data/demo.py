@@ -15,7 +15,9 @@ larger, val and test) and ``labels_all.csv`` (the same trailers with the
 pool's hidden labels revealed, for "all labels" reference runs). See
 ``datasets/demo.md``. ``variant="shots"`` writes the shot variant instead
 (:mod:`semisup.data.demo_shots`): short shots labeled with shot scale and
-camera movement (columns ``scale`` and ``movement``).
+camera movement (columns ``scale`` and ``movement``); ``variant="moves"`` the
+cross-source movement benchmark (:mod:`semisup.data.demo_moves`: column
+``movement``, the test split filmed over real videos no other split uses).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from semisup.data import demo_shots
+from semisup.data import demo_moves, demo_shots
 from semisup.errors import SemisupError
 from semisup.io import atomic_folder
 
@@ -56,7 +58,7 @@ FILLER_FRAME = 0.12   # chance a frame shows no genre at all
 DISTRACTOR = 0.35     # chance a frame holds an unrelated object
 
 
-VARIANTS = ("genres", "shots")
+VARIANTS = ("genres", "shots", "moves")
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,9 @@ def write_demo(root: Path, seed: int = 0, scale: float = 1.0, variant: str = "ge
         root: output folder.
         seed: the same seed gives byte-identical files.
         scale: multiplies every split's size (``0.1`` for a tiny copy in tests).
-        variant: ``genres`` (trailers with multi-label genres) or ``shots``
-            (shots with a shot scale and a camera movement).
+        variant: ``genres`` (trailers with multi-label genres), ``shots``
+            (shots with a shot scale and a camera movement) or ``moves`` (shots with a
+            camera movement, tested on footage no other split holds).
 
     Raises:
         SemisupError: ``root`` exists and is not empty.
@@ -96,22 +99,27 @@ def write_demo(root: Path, seed: int = 0, scale: float = 1.0, variant: str = "ge
     root = Path(root)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise SemisupError(f"{root}: already exists and is not an empty folder")
-    shots = variant == "shots"
-    base = demo_shots.SPLIT_SIZES if shots else SPLIT_SIZES
+    base = {"genres": SPLIT_SIZES, "shots": demo_shots.SPLIT_SIZES, "moves": demo_moves.SPLIT_SIZES}[variant]
     sizes = {split: max(2, round(n * scale)) for split, n in base.items()}
-    columns = ({"scale": list(demo_shots.SCALES), "movement": list(demo_shots.MOVEMENTS)} if shots
-               else {"genres": [g for g, _, _ in GENRES]})
+    columns = {"genres": {"genres": [g for g, _, _ in GENRES]},
+               "shots": {"scale": list(demo_shots.SCALES), "movement": list(demo_shots.MOVEMENTS)},
+               "moves": {"movement": list(demo_shots.MOVEMENTS)}}[variant]
     with atomic_folder(root) as tmp:
         rows, n_frames = [], 0
         index = 0
         for split, count in sizes.items():
             for _ in range(count):
                 rng = np.random.default_rng([seed, index])
-                if shots:
+                if variant == "shots":
                     sample_id = f"shot-{index:04d}"
                     shot_scale, movement = demo_shots.draw_labels(rng)
                     frames, _ = demo_shots.render_shot(shot_scale, movement, rng, FRAME_SIZE, _assets())
                     labels = {"scale": (shot_scale,), "movement": (movement,)}
+                elif variant == "moves":
+                    sample_id = f"move-{index:04d}"
+                    movement = demo_moves.draw_movement(rng)
+                    frames = demo_moves.render_move(split, movement, rng, FRAME_SIZE, _assets())
+                    labels = {"movement": (movement,)}
                 else:
                     sample_id = f"demo-{index:04d}"
                     genres = _draw_genres(rng)

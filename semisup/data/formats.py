@@ -12,15 +12,19 @@ from semisup.data.movienet import read_movienet
 from semisup.data.movieshots import read_movieshots
 from semisup.data.samples import Dataset
 
-Format = Literal["folder", "demo", "demo-shots", "movienet", "movieshots"]
-FORMATS: tuple[str, ...] = ("folder", "demo", "demo-shots", "movienet", "movieshots")
+Format = Literal["folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots"]
+FORMATS: tuple[str, ...] = ("folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots")
+DEMO_VARIANTS: dict[str, str] = {"demo": "genres", "demo-shots": "shots", "demo-moves": "moves"}
+"""The formats that the demo builds on first use, and the variant each one is."""
+FOLDER_FORMATS: tuple[str, ...] = ("folder", *DEMO_VARIANTS)
+"""The formats read as the folder layout (labels.csv + frames/<id>/)."""
 
 
 def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels_file: str = "labels.csv",
                  split_file: str = "", meta_dir: str = "meta", keyframes_dir: str = "keyframes",
                  annotations: str = "v1_full_trailer.json", clips_dir: str = "trailer",
                  ignore_split: bool = False) -> Dataset:
-    """Read a dataset in layout ``fmt`` (``demo`` and ``demo-shots`` are built at ``root`` on first use).
+    """Read a dataset in layout ``fmt`` (the demo's formats are built at ``root`` on first use).
 
     Keyword options apply to the formats that use them: ``labels_file``
     (folder, demo), ``split_file`` (movienet: default ``split.csv``;
@@ -32,9 +36,9 @@ def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels
         SemisupError: the layout is unreadable (see each reader).
     """
     root = Path(root).expanduser()
-    if fmt in ("demo", "demo-shots"):
-        ensure_demo(root, variant="shots" if fmt == "demo-shots" else "genres")
-    if fmt in ("folder", "demo", "demo-shots"):
+    if fmt in DEMO_VARIANTS:
+        ensure_demo(root, variant=DEMO_VARIANTS[fmt])
+    if fmt in FOLDER_FORMATS:
         return read_folder(root, tasks, labels_file, ignore_split)
     if fmt == "movienet":
         return read_movienet(root, tasks, meta_dir, keyframes_dir, split_file or "split.csv", ignore_split)
@@ -54,7 +58,9 @@ def default_tasks(fmt: Format, columns: Sequence[str] = ()) -> list[TaskColumn]:
 
     if fmt == "movienet":
         return [TaskColumn("genres", "genres")]
+    movement = TaskColumn("movement", "movement", "multiclass", MOVEMENT_CLASSES, unknown="error")
     if fmt in ("movieshots", "demo-shots"):
-        return [TaskColumn("scale", "scale", "multiclass", SCALE_CLASSES, unknown="error"),
-                TaskColumn("movement", "movement", "multiclass", MOVEMENT_CLASSES, unknown="error")]
+        return [TaskColumn("scale", "scale", "multiclass", SCALE_CLASSES, unknown="error"), movement]
+    if fmt == "demo-moves":
+        return [movement]
     return [TaskColumn(c, c) for c in columns if c not in ("id", "split", "group")]

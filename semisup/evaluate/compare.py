@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +24,8 @@ class RunSummary:
         macro_f1, worst_f1, worst_class: multi-class tasks only (else None):
             test macro-F1, and the lowest F1 of a class present in test, with
             its name, so an average cannot hide a class the model never gets.
+        class_f1, class_support: multi-class tasks only (else empty): test F1 and
+            number of test samples of every class present in test.
     """
 
     run_dir: Path
@@ -38,6 +40,8 @@ class RunSummary:
     macro_f1: float | None = None
     worst_f1: float | None = None
     worst_class: str | None = None
+    class_f1: dict[str, float] = field(default_factory=dict)
+    class_support: dict[str, int] = field(default_factory=dict)
 
 
 def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
@@ -70,13 +74,14 @@ def summarise_run(run_dir: Path, task: str | None = None) -> RunSummary:
     tuned = sweep(run.predictions("val"), run.predictions("test"), tasks=[task])[task]
     recipe = run.recipe()
     metrics = test[task]
-    worst = None
+    worst, present, support = None, {}, {}
     if "per_class" in metrics:  # multi-class
-        present = {c: v["f1"] for c, v in metrics["per_class"].items() if metrics["support"].get(c)}
+        support = {c: int(n) for c, n in metrics["support"].items() if n}
+        present = {c: v["f1"] for c, v in metrics["per_class"].items() if c in support}
         worst = min(present, key=present.get) if present else None
     return RunSummary(run_dir, recipe.run.name, recipe.run.seed, task, metrics["mAP"],
                       tuned.chosen.rule.describe(), tuned.chosen.rule.name, tuned.chosen.test["micro"][2], seconds,
-                      metrics.get("macro_f1"), present[worst] if worst else None, worst)
+                      metrics.get("macro_f1"), present[worst] if worst else None, worst, present, support)
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,15 @@ class GroupSummary:
     @property
     def multiclass(self) -> bool:
         return all(r.macro_f1 is not None for r in self.runs)
+
+    def class_spread(self, label: str) -> str:
+        """Test F1 of class ``label``, ``"mean ± std"`` over the seeds whose test split holds it."""
+        values = [r.class_f1[label] for r in self.runs if label in r.class_f1]
+        if not values:
+            return "-"
+        if len(values) == 1:
+            return f"{values[0]:.3f}"
+        return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
 
     def worst(self) -> str:
         """Mean worst-class F1 over seeds and which classes were the worst, e.g. ``"0.125 (Pull x3)"``."""
@@ -161,24 +175,59 @@ def _difference(first: list[str], second: list[str]) -> str:
     return "; ".join(parts) or "same labels, another order"
 
 
-def table_rows(groups: Sequence[GroupSummary]) -> tuple[list[str], list[list[str]]]:
+RARE_CLASSES = 2
+"""How many of the rarest test classes a multi-class comparison shows the F1 of, by default."""
+
+
+def rare_classes(groups: Sequence[GroupSummary], count: int = RARE_CLASSES) -> list[str]:
+    """The ``count`` classes with the fewest test samples (over every run), rarest first: where a
+    multi-class model fails first, and what macro-F1 averages away.
+
+    Example:
+        >>> run = RunSummary(Path("r"), "r", 0, "movement", 0.5, "argmax", "argmax", 0.5, 1.0, 0.5, 0.1, "Pull",
+        ...                  {}, {"Static": 90, "Motion": 70, "Push": 24, "Pull": 16})
+        >>> rare_classes([GroupSummary("r", (run,))])
+        ['Pull', 'Push']
+    """
+    support: Counter[str] = Counter()
+    for g in groups:
+        for r in g.runs:
+            support.update(r.class_support)
+    return sorted(support, key=lambda c: (support[c], c))[:count]
+
+
+def table_rows(groups: Sequence[GroupSummary], classes: Sequence[str] | None = None
+               ) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the comparison: recipe, seeds, test mAP, test micro-F1 (or accuracy)
-    under the rule chosen on val, for multi-class tasks macro-F1 and worst-class F1, train time."""
+    under the rule chosen on val, for multi-class tasks macro-F1, the F1 of ``classes``
+    (default: the two rarest in test, :func:`rare_classes`) and worst-class F1, train time.
+
+    Raises:
+        SemisupError: a class in ``classes`` that no run's test split holds.
+    """
     multiclass = all(g.multiclass for g in groups)
+    shown: list[str] = []
+    if multiclass:
+        known = {c for g in groups for r in g.runs for c in r.class_support}
+        shown = list(classes) if classes else rare_classes(groups)
+        unknown = [c for c in shown if c not in known]
+        if unknown:
+            raise SemisupError(f"--class: no test sample of {', '.join(map(repr, unknown))} in these runs (their "
+                               f"classes: {', '.join(sorted(known))})")
     header = ["recipe", "seeds", "test mAP", "test accuracy" if multiclass else "test micro-F1 (rule tuned on val)"]
-    header += ["test macro-F1", "worst-class F1"] if multiclass else []
+    header += ["test macro-F1", *(f"{c} F1" for c in shown), "worst-class F1"] if multiclass else []
     rows = []
     for g in groups:
         row = [g.name, ", ".join(str(r.seed) for r in g.runs), g.spread("test_map"),
                g.spread("test_f1") if multiclass else f"{g.spread('test_f1')} ({g.rules()})"]
-        row += [g.spread("macro_f1"), g.worst()] if multiclass else []
+        row += [g.spread("macro_f1"), *(g.class_spread(c) for c in shown), g.worst()] if multiclass else []
         rows.append([*row, f"{g.mean('train_seconds') / 60:.1f} min"])
     return [*header, "train time"], rows
 
 
-def markdown_table(groups: Sequence[GroupSummary]) -> str:
+def markdown_table(groups: Sequence[GroupSummary], classes: Sequence[str] | None = None) -> str:
     """The comparison (:func:`table_rows`) as a Markdown table."""
-    header, rows = table_rows(groups)
+    header, rows = table_rows(groups, classes)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)

@@ -83,7 +83,7 @@ def mean_frame_features(encoder: torch.nn.Module) -> Featurize:
 
     pool = MeanAggregator(MeanAggregator.Options(), getattr(encoder, "num_features", 0))
     encoder.eval()
-    return lambda frames, owner, b: pool(*pad_packed(encoder(frames).float(), owner, b))
+    return lambda frames, owner, b: pool(*pad_packed(encoder(frames, owner).float(), owner, b))
 
 
 def task_features(model: TrailerModel, task: str) -> Featurize:

@@ -41,16 +41,17 @@ class TrailerModel(nn.Module):
                                     for name, size in task_sizes.items()})
         self.pretext = nn.ModuleDict(pretext or {})
 
-    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+    def encode(self, frames: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
         """Frame features ``(N, D)`` of normalised frames ``(N, C, H, W)``: the shared encoder
-        alone (what pretext tasks and SimCLR learn from)."""
-        return self.encoder(frames)
+        alone (what pretext tasks and SimCLR learn from). ``owner``: the clip of each frame,
+        for an encoder that sees motion (``None``: every frame a clip of its own)."""
+        return self.encoder(frames, owner)
 
     def trailer_features(self, frames: torch.Tensor, owner: torch.Tensor, num_trailers: int
                          ) -> dict[str, torch.Tensor]:
         """Embed packed frames ``(N, C, H, W)`` (each trailer's contiguous, in time order) and
         aggregate them per task into ``(B, D_task)`` fp32 trailer features."""
-        x, mask = pad_packed(self.encode(frames).float(), owner, num_trailers)
+        x, mask = pad_packed(self.encode(frames, owner).float(), owner, num_trailers)
         return {name: aggregator(x, mask) for name, aggregator in self.aggregators.items()}
 
     def forward(self, frames: torch.Tensor, owner: torch.Tensor, num_trailers: int) -> dict[str, torch.Tensor]:

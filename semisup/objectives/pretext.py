@@ -46,13 +46,19 @@ class Pretext(Objective):
     def forward(self, batch: StepBatch, model: "TrailerModel", context: StepContext) -> ObjectiveOutput:
         task = model.pretext[self.key]
         encoded = 0
+        clips = clip_frames(batch.clips(batch.view("pretext")), task.frames)
+        length = clips.shape[1]
 
         def encode(images: torch.Tensor) -> torch.Tensor:
             nonlocal encoded
             encoded += len(images)
-            return model.encode(images)
+            # a task that reads time encodes whole clips, flattened in clip order: an encoder that
+            # sees motion (frame differences, temporal shift) reads them as clips of `length`
+            owner = None
+            if task.reads_time and len(images) % length == 0:
+                owner = torch.arange(len(images) // length, device=images.device).repeat_interleave(length)
+            return model.encode(images, owner)
 
-        clips = clip_frames(batch.clips(batch.view("pretext")), task.frames)
         with context.autocast():
             out = task(clips, encode)
         return ObjectiveOutput(out.loss, {"accuracy": out.accuracy.item()}, encoded)

@@ -1,5 +1,6 @@
 """Self-supervised pretext tasks on unlabeled frames: the API, the registry and
-entry points, and the built-in tasks (sesemi, rotation, jigsaw, frame-order, arrow-of-time)."""
+entry points, and the built-in tasks (sesemi, rotation, jigsaw, frame-order, arrow-of-time,
+camera-move)."""
 
 from semisup.pretext.base import (
     CatalogueEntry,

@@ -71,7 +71,10 @@ class PretextTask(nn.Module, abc.ABC):
     min_frames: ClassVar[int] = 1
     reads_time: ClassVar[bool] = False
     """True for tasks whose answer lies in the order of a clip's frames: their
-    clips are augmented consistently (one crop, rotation and flip per clip)."""
+    clips are augmented consistently (one crop, rotation and flip per clip), and
+    what they pass to ``encode`` in multiples of ``T`` frames is read as clips of
+    ``T`` frames in time order by an encoder that sees motion (frame differences,
+    temporal shift); other tasks' frames are each a clip of their own."""
 
     @dataclass(frozen=True)
     class Options:

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 
 from semisup.data.annotate import merge_labels
 from semisup.data.folder import read_csv
+from semisup.data.formats import DEMO_VARIANTS, FOLDER_FORMATS
 from semisup.errors import SemisupError
 from semisup.io import atomic_write, refuse_existing, write_json
 
@@ -78,7 +79,7 @@ def simulate(recipe_path: Path, truth: Path, strategies: Sequence[str], rounds: 
         raise SemisupError("select-simulate: give at least one --seed and one --strategy")
     classes = {name: get_strategy(name) for name in strategies}  # unknown names fail before any training
     recipe = load_recipe(recipe_path, overrides)
-    if recipe.data.format not in ("folder", "demo", "demo-shots"):
+    if recipe.data.format not in FOLDER_FORMATS:
         raise SemisupError(f"{recipe_path}: data.format = {recipe.data.format!r}; the simulation needs the folder "
                            "format (or the demo), whose labels.csv it rewrites each round")
     root = _data_root(recipe)
@@ -150,8 +151,8 @@ def _data_root(recipe: Any) -> Path:
     from semisup.data.demo import ensure_demo
 
     root = Path(recipe.data.root).expanduser()
-    if recipe.data.format.startswith("demo"):
-        ensure_demo(root, variant="shots" if recipe.data.format == "demo-shots" else "genres")
+    if recipe.data.format in DEMO_VARIANTS:
+        ensure_demo(root, variant=DEMO_VARIANTS[recipe.data.format])
     return root
 
 

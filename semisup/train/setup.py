@@ -118,8 +118,8 @@ def build_augmentations(recipe: Recipe, model: TrailerModel,
       the labeled view and the same plus FixMatch's strong operations.
 
     Each is drawn once per clip where ``augment.per_clip`` says so (the labeled
-    and consistency views when a task's aggregator reads time order, the
-    pretext view when a pretext task does).
+    and consistency views when a task's aggregator or the encoder reads time
+    order, the pretext view when a pretext task does).
 
     From a feature ``cache`` the views are :class:`FeatureAugment`: labeled and weak
     ones as cached, the strong one with noise and channel dropout.

@@ -89,7 +89,10 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
     device = settings.device
     torch.manual_seed(recipe.run.seed)
     stages = m.trainable_stages if cfg.trainable_stages == "auto" else cfg.trainable_stages
-    encoder = Encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last)
+    # frames one at a time (no clips): the difference stem is built so the encoder's weights fit the
+    # fine-tuning stage's; a temporal shift has no weights and nothing to shift here
+    encoder = Encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last,
+                      frame_differences=m.frame_differences)
     encoder.check_image_size(recipe.data.image_size)
     model = TrailerModel(encoder, {}, {}, head_hidden=1, head_dropout=0.0)  # the encoder alone
     model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
