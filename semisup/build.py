@@ -21,8 +21,9 @@ from semisup.data.labels import TaskColumn
 from semisup.data.loaders import EpochBatchSampler, TrailerFrames, collate_packed, eval_picker, make_loader
 from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
 from semisup.errors import SemisupError
-from semisup.models import Encoder, TrailerModel
+from semisup.models import TrailerModel, create_encoder
 from semisup.models.encoder import CachedEncoder
+from semisup.models.video_encoder import is_video_encoder
 from semisup.models.aggregators import build_aggregator, get_aggregator
 from semisup.pretext import get_pretext_task, pretext_key
 
@@ -80,7 +81,7 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
 def labeled_reads_time(recipe: Recipe) -> bool:
     """Whether a task's aggregator, or the encoder (frame differences, temporal shift), reads
     the frames in order: then the labeled stream takes ordered clips, augmented once per clip."""
-    if recipe.model.frame_differences or recipe.model.temporal_shift:
+    if recipe.model.frame_differences or recipe.model.temporal_shift or is_video_encoder(recipe.model.encoder):
         return True
     return any(get_aggregator(t.aggregator or recipe.model.pooling).order_sensitive for t in recipe.tasks)
 
@@ -111,8 +112,8 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec], cache: FeatureCache |
     if cache is not None:
         encoder = CachedEncoder(m.encoder, cache.width)
     else:
-        encoder = Encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last,
-                          frame_differences=m.frame_differences, temporal_shift=m.temporal_shift)
+        encoder = create_encoder(m.encoder, m.pretrained, m.trainable_stages, channels_last=m.channels_last,
+                                 frame_differences=m.frame_differences, temporal_shift=m.temporal_shift)
         encoder.check_image_size(recipe.data.image_size)
     configs = {t.name: t for t in recipe.tasks}
     aggregators = {s.name: build_aggregator(configs[s.name].aggregator or m.pooling,

@@ -32,6 +32,7 @@ from semisup.device import autocast, resolve_device, resolve_precision
 from semisup.errors import SemisupError
 from semisup.io import write_json
 from semisup.models import Encoder
+from semisup.models.video_encoder import is_video_encoder
 from semisup.train.progress import NullProgress
 
 FLUSH_SECONDS = 30.0
@@ -64,6 +65,12 @@ def write_features(recipe: Recipe, out: Path, force: bool = False,
             ``out`` holds a cache of other inputs and ``force`` is off.
     """
     progress = progress or NullProgress()
+    m = recipe.model
+    if is_video_encoder(m.encoder) or m.frame_differences or m.temporal_shift:
+        what = (f"model.encoder = {m.encoder!r} reads frames together" if is_video_encoder(m.encoder) else
+                "model.frame_differences / model.temporal_shift make a frame's features depend on its neighbours")
+        raise SemisupError(f"a feature cache holds each frame's features computed alone, but {what}; "
+                           "train from frames instead")
     dataset = read_recipe_data(recipe.data, recipe.tasks)
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message)
@@ -75,7 +82,7 @@ def write_features(recipe: Recipe, out: Path, force: bool = False,
         return {"status": "up to date", "trailers": len(samples), "width": found["width"],
                 "unreadable_trailers": int((counts == 0).sum()), "skipped_frames": 0}
 
-    m, d = recipe.model, recipe.data
+    d = recipe.data
     device = resolve_device(recipe.run.device)
     amp_dtype = resolve_precision(device, recipe.run.precision)
     torch.manual_seed(recipe.run.seed)  # random weights (pretrained = false) are the recipe seed's

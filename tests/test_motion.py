@@ -12,13 +12,22 @@ import timm
 import torch
 
 from semisup.errors import SemisupError
-from semisup.models import TrailerModel
+from semisup.models import TrailerModel, create_encoder
 from semisup.models.aggregators import build_aggregator
 from semisup.models.encoder import Encoder, frame_differences, temporal_shift
 from semisup.pretext.temporal import CAMERA_MOVES, CameraMove, camera_windows, film
 
 MOTION_INPUTS = {"differences": {"frame_differences": True}, "shift": {"temporal_shift": 0.125},
-                 "both": {"frame_differences": True, "temporal_shift": 0.25}}
+                 "both": {"frame_differences": True, "temporal_shift": 0.25}, "video": {}}
+"""Every way the encoder sees motion: its two inputs, and a torchvision video network."""
+
+
+def motion_encoder(kind: str) -> Encoder:
+    """A small encoder of ``kind`` (see :data:`MOTION_INPUTS`), every stage training, in eval mode."""
+    if kind == "video":
+        torch.manual_seed(0)
+        return create_encoder("torchvision:r3d_18", trainable_stages="all").eval()
+    return woken(Encoder("test_resnet", trainable_stages="all", **MOTION_INPUTS[kind]))
 
 
 def photos(n: int, size: int = 32) -> torch.Tensor:
@@ -71,7 +80,7 @@ def test_frame_differences_stay_inside_each_clip():
 def test_a_clip_is_read_in_order_and_alone(kind):
     """Each motion input: a clip's features do not depend on the other clips in the batch, they
     change when the clip runs backwards, and frames without clips are plain frames."""
-    encoder = woken(Encoder("test_resnet", trainable_stages="all", **MOTION_INPUTS[kind]))
+    encoder = motion_encoder(kind)
     x = photos(7)
     owner = torch.tensor([0, 0, 0, 0, 1, 1, 1])
     with torch.no_grad():
@@ -90,8 +99,8 @@ def test_a_clip_is_read_in_order_and_alone(kind):
 def test_padding_never_changes_a_trailer_and_order_changes_even_a_mean(kind):
     """Through the whole model: a trailer scored beside a longer one (so padded) gets the scores it
     gets alone; with motion in the input even a mean-pooled task hears the order."""
+    encoder = motion_encoder(kind)
     torch.manual_seed(0)
-    encoder = woken(Encoder("test_resnet", trainable_stages="all", **MOTION_INPUTS[kind]))
     model = TrailerModel(encoder, {"movement": build_aggregator("mean", None, encoder.num_features),
                                    "order": build_aggregator("gru", {"hidden": 8}, encoder.num_features)},
                          {"movement": 4, "order": 4}, head_hidden=16, head_dropout=0.0).eval()
@@ -132,6 +141,25 @@ def test_motion_inputs_are_refused_where_they_cannot_work(tiny_recipe, tmp_path)
         load_recipe(tiny_recipe(), ["model.temporal_shift=0.125", "model.trainable_stages=0"])
     with pytest.raises(SemisupError, match=r"model.temporal_shift: expected .*0.5"):
         load_recipe(tiny_recipe(), ["model.temporal_shift=0.75"])
+
+
+def test_a_video_network_loads_local_weights_and_refuses_what_does_not_fit(tmp_path, monkeypatch):
+    import torchvision
+
+    source = torchvision.models.video.r3d_18()
+    torch.save(source.state_dict(), tmp_path / "r3d.pth")
+    encoder = create_encoder("torchvision:r3d_18", pretrained=tmp_path / "r3d.pth", trainable_stages=1)
+    assert torch.equal(encoder.model.layer2[0].conv1[0].weight, source.layer2[0].conv1[0].weight)
+    assert {n.split(".")[1] for n, p in encoder.named_parameters() if p.requires_grad} == {"layer4"}
+    torch.save(torchvision.models.video.r2plus1d_18().state_dict(), tmp_path / "r21d.pth")
+    with pytest.raises(SemisupError, match="r21d.pth: weights do not fit"):
+        create_encoder("torchvision:r3d_18", pretrained=tmp_path / "r21d.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SemisupError, match="torchvision's weights for 'torchvision:r3d_18' are not cached"):
+        create_encoder("torchvision:r3d_18", pretrained=True)
+    with pytest.raises(SemisupError, match="model.temporal_shift: 'torchvision:r3d_18' is a video network"):
+        create_encoder("torchvision:r3d_18", temporal_shift=0.125)
 
 
 def test_camera_windows_move_the_way_they_are_named_and_stay_in_the_frame():
@@ -226,3 +254,23 @@ def test_motion_inputs_and_the_camera_move_task_train_end_to_end(tmp_path):
     assert "| test macro-F1 | Push F1 | Pull F1 | worst-class F1 |" in header
     wrong = run_cli("compare", str(result.run_dir), "--class", "Dolly")
     assert wrong.returncode == 2 and "--class: no test sample of 'Dolly'" in wrong.stderr
+
+
+def test_a_video_network_trains_and_predicts_end_to_end(tmp_path):
+    """torchvision's r3d_18 as the encoder: labeled clips in order, SESEMI's frames as one-frame
+    clips, the final evaluation and `semisup predict` on a shot's frames folder."""
+    from conftest import run_cli
+
+    from semisup.data.demo import write_demo
+    from semisup.train.run import start_run
+
+    root = write_demo(tmp_path / "moves", seed=0, scale=0.05, variant="moves").root
+    small = [f"data.root={root}", 'data.format="folder"', 'model.encoder="torchvision:r3d_18"',
+             "data.image_size=32", "data.max_frames=4", "data.eval_frames=4", "data.num_workers=0", "train.epochs=1"]
+    result = start_run("recipes/moves.toml", small, tmp_path / "run")
+    assert result.report["splits"]["test"]["movement"]["samples"] > 0
+    assert 'encoder = "torchvision:r3d_18"' in (result.run_dir / "config.toml").read_text()
+    shot = next(p for p in sorted((root / "frames").iterdir()))
+    predicted = run_cli("predict", str(result.run_dir), str(shot), "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert '"movement"' in predicted.stdout

@@ -391,6 +391,9 @@ def _check_features(recipe: Recipe, source: str) -> None:
                            "keeps frozen")
     if recipe.synthetic_moves is not None:
         raise SemisupError(f"{source}: synthetic_moves: camera moves are filmed in pixels; {why}")
+    if recipe.model.encoder.startswith("torchvision:"):
+        raise SemisupError(f"{source}: model.encoder: a cached feature is one frame's alone, but the video network "
+                           f"{recipe.model.encoder!r} reads frames together; train it from frames (drop data.features)")
     for key in ("frame_differences", "temporal_shift"):
         if getattr(recipe.model, key):
             raise SemisupError(f"{source}: model.{key}: a cached feature is one frame's alone, but "
@@ -446,7 +449,17 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
         raise SemisupError(f"{source}: eval.top_k: expected positive integers, got {list(recipe.eval.top_k)}")
     import timm
 
-    if not timm.is_model(recipe.model.encoder):
+    if recipe.model.encoder.startswith("torchvision:"):
+        from semisup.models.video_encoder import PREFIX, VIDEO_MODELS
+
+        if recipe.model.encoder[len(PREFIX):] not in VIDEO_MODELS:
+            raise SemisupError(f"{source}: model.encoder: {recipe.model.encoder!r}: semisup takes torchvision's video "
+                               f"ResNets {', '.join(PREFIX + m for m in VIDEO_MODELS)}")
+        for key in ("frame_differences", "temporal_shift"):
+            if getattr(recipe.model, key):
+                raise SemisupError(f"{source}: model.{key}: {recipe.model.encoder!r} is a video network, it reads "
+                                   f"motion itself; drop model.{key}")
+    elif not timm.is_model(recipe.model.encoder):
         guess = difflib.get_close_matches(recipe.model.encoder, timm.list_models(), n=1)
         hint = f' (did you mean "{guess[0]}"?)' if guess else ""
         raise SemisupError(f"{source}: model.encoder: {recipe.model.encoder!r} is not a timm model{hint}")

@@ -116,7 +116,9 @@ class TaskConfig:
 class ModelConfig:
     """``[model]``: the shared encoder, temporal pooling and task heads."""
 
-    encoder: str = spec("resnet50", doc="timm model name")
+    encoder: str = spec("resnet50", doc='timm model name, or a torchvision video network that reads a clip\'s '
+                                         'frames together: "torchvision:r2plus1d_18", "torchvision:mc3_18" or '
+                                         '"torchvision:r3d_18"')
     pretrained: bool | Path = spec(
         False, doc="false, true (timm hub) or a path to a local state dict")
     trainable_stages: int | Literal["all"] = spec(

@@ -74,7 +74,7 @@ class Encoder(nn.Module):
                  frame_differences: bool = False, temporal_shift: float = 0.0) -> None:
         super().__init__()
         self.name = name
-        self.model = create_backbone(name, pretrained)
+        self.model = self.create_model(name, pretrained)
         self.clips = ClipContext()
         self.frame_differences = frame_differences
         self.temporal_shift = temporal_shift
@@ -82,12 +82,7 @@ class Encoder(nn.Module):
             add_difference_stem(self.model, self.clips, zero=pretrained is not False)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        # what forward returns: after a head convolution (MobileNetV3) that is not num_features
-        self.num_features: int = getattr(self.model, "head_hidden_size", None) or self.model.num_features
-        cfg = self.model.pretrained_cfg
-        self.mean: tuple[float, ...] = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
-        self.std: tuple[float, ...] = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
-        self.stage_names = [info["module"] for info in self.model.feature_info]
+        self.num_features, self.mean, self.std, self.stage_names = self.describe_model()
         if trainable_stages != "all" and not 0 <= trainable_stages <= len(self.stage_names):
             raise ValueError(f"trainable_stages must be 0..{len(self.stage_names)} or 'all' for {name}, "
                              f"got {trainable_stages}")
@@ -96,6 +91,19 @@ class Encoder(nn.Module):
             stages = self.stage_names if trainable_stages == "all" else self.stage_names[len(self.stage_names)
                                                                                          - trainable_stages:]
             add_temporal_shift(self.model, self.clips, temporal_shift, stages)
+
+    @staticmethod
+    def create_model(name: str, pretrained: bool | Path) -> nn.Module:
+        """The backbone (:func:`create_backbone`); a subclass builds another kind."""
+        return create_backbone(name, pretrained)
+
+    def describe_model(self) -> tuple[int, tuple[float, ...], tuple[float, ...], list[str]]:
+        """The backbone's output width, pixel mean and std, and its stages' module names, in order."""
+        # what forward returns: after a head convolution (MobileNetV3) that is not num_features
+        width = getattr(self.model, "head_hidden_size", None) or self.model.num_features
+        cfg = self.model.pretrained_cfg
+        return (width, tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+                [info["module"] for info in self.model.feature_info])
 
     def _freeze(self, trainable_stages: int | Literal["all"]) -> None:
         if trainable_stages == "all":
@@ -262,7 +270,7 @@ def add_temporal_shift(model: nn.Module, clips: ClipContext, fraction: float, st
     blocks = [m for stage in stages for m in model.get_submodule(stage).modules()
               if type(m).__name__ in ("BasicBlock", "Bottleneck") and isinstance(getattr(m, "conv1", None), nn.Module)]
     if not blocks:
-        raise SemisupError(f"model.temporal_shift: {model.default_cfg.get('architecture', type(model).__name__)} "
+        raise SemisupError(f"model.temporal_shift: {getattr(model, 'default_cfg', {}).get('architecture', type(model).__name__)} "
                            "has no residual blocks with a conv1 where it trains (ResNet, ResNeXt and RegNet "
                            "encoders have them); use model.frame_differences instead")
     trained = blocks
@@ -386,7 +394,7 @@ def load_exact(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
     if missing or unexpected or wrong:
         example = (missing or unexpected or wrong)[0]
         raise SemisupError(
-            f"{source}: weights do not fit {model.default_cfg.get('architecture', type(model).__name__)}: "
+            f"{source}: weights do not fit {getattr(model, 'default_cfg', {}).get('architecture', type(model).__name__)}: "
             f"{len(missing)} missing, {len(unexpected)} unexpected, {len(wrong)} wrong-shape keys "
             f"(e.g. {example!r})")
     model.load_state_dict(state)

@@ -30,7 +30,7 @@ from semisup.data.samples import Sample, TaskSpec, labeled_pool, split_samples
 from semisup.evaluate.inference import embed, mean_frame_features
 from semisup.evaluate.knn import knn_scores
 from semisup.evaluate.metrics import mean_average_precision
-from semisup.models import Encoder, TrailerModel
+from semisup.models import Encoder, TrailerModel, create_encoder
 from semisup.train.engine import Stage, train_stage
 from semisup.train.optimizers import adam_optimizers
 from semisup.train.progress import NullProgress
@@ -91,8 +91,8 @@ def pretrain(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec
     stages = m.trainable_stages if cfg.trainable_stages == "auto" else cfg.trainable_stages
     # frames one at a time (no clips): the difference stem is built so the encoder's weights fit the
     # fine-tuning stage's; a temporal shift has no weights and nothing to shift here
-    encoder = Encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last,
-                      frame_differences=m.frame_differences)
+    encoder = create_encoder(m.encoder, m.pretrained, stages, channels_last=m.channels_last,
+                             frame_differences=m.frame_differences)
     encoder.check_image_size(recipe.data.image_size)
     model = TrailerModel(encoder, {}, {}, head_hidden=1, head_dropout=0.0)  # the encoder alone
     model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
