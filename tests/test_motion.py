@@ -274,3 +274,53 @@ def test_a_video_network_trains_and_predicts_end_to_end(tmp_path):
     predicted = run_cli("predict", str(result.run_dir), str(shot), "--json")
     assert predicted.returncode == 0, predicted.stderr
     assert '"movement"' in predicted.stdout
+
+
+def test_time_reversal_plays_labeled_clips_backwards_with_the_reversed_class(tmp_path):
+    """Half the push clips come back as pulls, frames in reverse order; a class the map does not
+    list is never reversed; other tasks keep their labels; the same seed, the same decision."""
+    from PIL import Image
+
+    from semisup.data.loaders import TrailerFrames, ordered_picker
+    from semisup.data.reversal import TimeReversal
+    from semisup.data.samples import Sample, TaskSpec
+
+    movement = TaskSpec("movement", ("Static", "Motion", "Push", "Pull"), "multiclass")
+    scale = TaskSpec("scale", ("LS", "CS"), "multiclass")
+    folder = tmp_path / "shot"
+    folder.mkdir()
+    paths = []
+    for i in range(6):                                  # frame i is grey level 40 * i: the order shows
+        paths.append(folder / f"{i:03d}.png")
+        Image.new("RGB", (32, 32), (40 * i,) * 3).save(paths[-1])
+    samples = [Sample("push", tuple(paths), labels={"movement": ("Push",), "scale": ("CS",)}),
+               Sample("dolly", tuple(paths), labels={"movement": ("Motion",), "scale": ("LS",)})]
+    reversal = TimeReversal({"movement": {"Push": "Pull", "Pull": "Push"}})
+    frames = TrailerFrames(samples, [movement, scale], 16, ordered_picker(6), reversal=reversal)
+    reversed_count = 0
+    for seed in range(40):
+        item = frames[(0, seed)]
+        levels = item.frames[:, 0, 0, 0].astype(int).tolist()
+        label = movement.labels[int(item.targets["movement"].argmax())]
+        if levels == sorted(levels, reverse=True):
+            reversed_count += 1
+            assert label == "Pull"
+        else:
+            assert levels == sorted(levels) and label == "Push"
+        assert scale.labels[int(item.targets["scale"].argmax())] == "CS"
+        assert frames[(0, seed)].frames.tobytes() == item.frames.tobytes()
+        other = frames[(1, seed)]
+        assert other.frames[:, 0, 0, 0].tolist() == sorted(other.frames[:, 0, 0, 0].tolist())
+    assert 10 <= reversed_count <= 30                    # about half of 40
+
+
+def test_bad_reversed_labels_name_the_key(tiny_recipe):
+    from semisup.config import load_recipe
+
+    with pytest.raises(SemisupError, match=r"tasks.0.reversed_labels: only for multiclass tasks"):
+        load_recipe(tiny_recipe(), ['tasks.aggregator="gru"', 'tasks.reversed_labels={Drama="Comedy"}'])
+    with pytest.raises(SemisupError, match="no aggregator or encoder input reads the frames in order"):
+        load_recipe("recipes/moves.toml", ['tasks.0.aggregator="mean"', "tasks.0.aggregator_options={motion=false}",
+                                           'tasks.0.reversed_labels={Push="Pull"}'])
+    with pytest.raises(SemisupError, match="'Dolly' is not a label of task 'movement'"):
+        load_recipe("recipes/moves.toml", ['tasks.0.reversed_labels={Push="Dolly"}'])

@@ -340,6 +340,26 @@ def _check_balance(recipe: Recipe, source: str) -> None:
                            "for multi-label tasks)")
 
 
+def _check_reversed_labels(recipe: Recipe, source: str) -> None:
+    """``reversed_labels``: multiclass tasks, known classes, and something that reads the order."""
+    from semisup.build import labeled_reads_time
+
+    for i, task in enumerate(recipe.tasks):
+        if not task.reversed_labels:
+            continue
+        where = f"{source}: tasks.{i}.reversed_labels"
+        if task.kind != "multiclass":
+            raise SemisupError(f"{where}: only for multiclass tasks (a reversed clip takes one class)")
+        unknown = [c for pair in task.reversed_labels.items() for c in pair if task.labels and c not in task.labels]
+        if unknown:
+            raise SemisupError(f"{where}: {unknown[0]!r} is not a label of task {task.name!r} "
+                               f"(labels: {', '.join(task.labels)})")
+        if not labeled_reads_time(recipe):
+            raise SemisupError(f"{where}: no aggregator or encoder input reads the frames in order, so a clip played "
+                               'backwards looks the same as forwards; use an order-aware aggregator ("gru") or '
+                               "drop reversed_labels")
+
+
 def _check_synthetic_moves(recipe: Recipe, source: str) -> None:
     from semisup.data.synthetic import MOVE_KINDS
 
@@ -418,6 +438,7 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
                                    "Asymmetric Loss, set in [loss])")
     _check_balance(recipe, source)
     _check_synthetic_moves(recipe, source)
+    _check_reversed_labels(recipe, source)
     _check_features(recipe, source)
     if recipe.model.temporal_shift and recipe.model.trainable_stages == 0:
         raise SemisupError(f"{source}: model.temporal_shift: shifts channels in the encoder stages that train, "

@@ -106,6 +106,11 @@ class TaskConfig:
                                                          "labeled train counts (0 = off; 0.999 is usual)")
     logit_adjustment: float = spec(0.0, ge=0.0, doc="multiclass: tau of logit adjustment by the class prior "
                                                     "(0 = off; 1 is usual)")
+    reversed_labels: dict[str, str] = spec(
+        factory=dict, doc='multiclass, read in order: the class a clip of each class becomes played backwards, e.g. '
+                          '{Push = "Pull", Pull = "Push", Static = "Static", Motion = "Motion"}; half the labeled '
+                          "clips of the listed classes are played backwards, relabelled, so what a clip shows "
+                          "cannot tell the directions apart ({} = off)")
 
     @property
     def csv_column(self) -> str:

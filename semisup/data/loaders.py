@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from semisup.data.frames import even_frames, fixed_frames, random_frames, strided_frames
 from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import Sample, TaskSpec
+from semisup.data.reversal import TimeReversal
 from semisup.data.synthetic import SyntheticMoves
 from semisup.data.video import VideoError, probe, read_frames
 
@@ -107,15 +108,19 @@ class TrailerFrames(Dataset):
         synthetic: turns some clips of a source class into synthetic camera
             moves (labeled training only); the decision and the move are drawn
             from the item's seed, apart from the frame picks.
+        reversal: plays some clips backwards, relabelled (labeled training only; see
+            :mod:`semisup.data.reversal`), decided from the item's seed too.
     """
 
     def __init__(self, samples: Sequence[Sample], tasks: Sequence[TaskSpec], image_size: int,
-                 pick: FramePicker, synthetic: SyntheticMoves | None = None) -> None:
+                 pick: FramePicker, synthetic: SyntheticMoves | None = None,
+                 reversal: TimeReversal | None = None) -> None:
         self.samples = list(samples)
         self.tasks = list(tasks)
         self.image_size = image_size
         self.pick = pick
         self.synthetic = synthetic
+        self.reversal = reversal
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -139,6 +144,8 @@ class TrailerFrames(Dataset):
             stacked, move = _resize(stacked, size), None
         if move:
             stacked, labels = self.synthetic.film(stacked, move, size, move_rng), self.synthetic.relabel(labels, move)
+        if self.reversal is not None and len(stacked) > 1 and self.reversal.draw(labels, np.random.default_rng([seed, 2])):
+            stacked, labels = stacked[::-1].copy(), self.reversal.relabel(labels)
         targets = {t.name: t.encode(labels.get(t.name)) for t in self.tasks}
         has_label = {t.name: labels.get(t.name) is not None for t in self.tasks}
         return TrailerItem(index, stacked, targets, has_label, bad, move)

@@ -12,7 +12,10 @@ returns ``(B, out_dim)``, and declares ``out_dim`` so the task head sizes
 itself. Padding never changes the output. Every aggregator has an
 ``Options`` dataclass (the recipe's ``aggregator_options`` table) and the
 common option ``motion``: feed the difference of consecutive frame features
-beside the features (zero for the first frame).
+beside the features (zero for the first frame). It is on by default for the
+aggregators that read order (``gru``, ``lstm``, ``transformer``): on the
+demo's shots the same bidirectional GRU without it never predicted Pull
+(F1 0.00 against 0.46, README "Shot types").
 
 Plug in your own like a pretext task: ``@register_aggregator("name")`` in
 your package with an entry point in the ``semisup.aggregators`` group, or a
@@ -235,6 +238,8 @@ class _Recurrent(Aggregator):
 
     @dataclass(frozen=True)
     class Options(Aggregator.Options):
+        motion: bool = True
+        """Feed consecutive differences of frame features beside the features (on: order-aware)."""
         hidden: int = 256
         layers: int = 1
         bidirectional: bool = True
@@ -290,6 +295,8 @@ class TransformerAggregator(Aggregator):
 
     @dataclass(frozen=True)
     class Options(Aggregator.Options):
+        motion: bool = True
+        """Feed consecutive differences of frame features beside the features (on: order-aware)."""
         dim: int = 256
         layers: int = 2
         heads: int = 4

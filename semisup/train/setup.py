@@ -24,6 +24,7 @@ from semisup.data.loaders import (CyclingBatchSampler, EpochBatchSampler, Traile
                                   collate_clips, collate_packed, make_loader, ordered_picker,
                                   train_picker)
 from semisup.data.samples import Sample, TaskSpec, label_counts, labeled_pool, unlabeled_pool
+from semisup.data.reversal import TimeReversal
 from semisup.data.synthetic import SyntheticMoves
 from semisup.device import resolve_device, resolve_precision
 from semisup.errors import SemisupError
@@ -216,7 +217,8 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     if cache is not None:
         labeled_set = CachedTrailers(cache, labeled, specs, pick)
     else:
-        labeled_set = TrailerFrames(labeled, specs, d.image_size, pick, synthetic_moves(recipe, specs))
+        labeled_set = TrailerFrames(labeled, specs, d.image_size, pick, synthetic_moves(recipe, specs),
+                                    time_reversal(recipe, specs))
     plan = balanced_passes(recipe, labeled, specs)
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
                                           rank=rank, world_size=world_size, plan=plan)
@@ -284,6 +286,25 @@ def synthetic_moves(recipe: Recipe, specs: Sequence[TaskSpec]) -> SyntheticMoves
             raise SemisupError(f"synthetic_moves: {name!r} is not a label of task {m.task!r} in the data "
                                f"(labels: {', '.join(vocabulary)})")
     return SyntheticMoves(m.task, m.sources, dict(m.moves), m.rate, (m.zoom[0], m.zoom[1]), m.drift, m.keep_labels)
+
+
+def time_reversal(recipe: Recipe, specs: Sequence[TaskSpec]) -> TimeReversal | None:
+    """Labeled clips played backwards, relabelled, as the tasks' ``reversed_labels`` ask (None: off).
+
+    Raises:
+        SemisupError: a class of a map that is not in the task's vocabulary (read from the data
+            when the recipe lists no labels).
+    """
+    maps = {t.name: dict(t.reversed_labels) for t in recipe.tasks if t.reversed_labels}
+    if not maps:
+        return None
+    for i, task in enumerate(recipe.tasks):
+        vocabulary = next(s.labels for s in specs if s.name == task.name)
+        for name in (n for pair in maps.get(task.name, {}).items() for n in pair):
+            if name not in vocabulary:
+                raise SemisupError(f"tasks.{i}.reversed_labels: {name!r} is not a label of task {task.name!r} in "
+                                   f"the data (labels: {', '.join(vocabulary)})")
+    return TimeReversal(maps)
 
 
 def balanced_passes(recipe: Recipe, labeled: Sequence[Sample], specs: Sequence[TaskSpec]) -> BalancedPasses | None:
