@@ -1,0 +1,79 @@
+"""Camera movement across sources: every variant of recipes/moves.toml, seeds, and one table.
+
+    python scripts/movement_results.py --out runs/moves                 # every variant, seeds 0 1 2
+    python scripts/movement_results.py --out runs/moves --variants mean,gru --seeds 0
+
+Each variant is `semisup run recipes/moves.toml` with a few `--set` overrides
+(listed below, and printed before each run). A run directory that already holds
+a report.json is kept and an unfinished one resumed, so an interrupted sweep
+continues where it stopped. The
+table at the end is `semisup compare ... --task movement --class Push --class Pull
+--markdown` over every finished run, as the README shows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+REVERSAL = 'tasks.0.reversed_labels={Push="Pull", Pull="Push", Static="Static", Motion="Motion"}'
+SESEMI = '{name="sesemi", frames_per_trailer=2, head_hidden=128}'
+
+
+def pretext(*tasks: str) -> str:
+    """A ``pretext`` override: SESEMI's table or a temporal task's (8 frames per clip), in order."""
+    tables = [SESEMI if t == "sesemi" else f'{{name="{t}", frames_per_trailer=8, head_hidden=128}}' for t in tasks]
+    return f"pretext=[{', '.join(tables)}]"
+
+
+VARIANTS: dict[str, list[str]] = {
+    "mean": ['tasks.0.aggregator="mean"', "tasks.0.aggregator_options={motion = false}"],
+    "gru": [],                                                         # the recipe as shipped
+    "diff": ["model.frame_differences=true"],
+    "shift": ["model.temporal_shift=0.125"],
+    "reverse": [REVERSAL],
+    "camera": [pretext("sesemi", "camera-move")],
+    "all": [REVERSAL, "model.frame_differences=true", pretext("sesemi", "camera-move")],
+    "arrow": [pretext("sesemi", "arrow-of-time")],
+    "order": [pretext("sesemi", "frame-order")],
+    "camera-alone": [pretext("camera-move")],
+    "arrow-alone": [pretext("arrow-of-time")],
+    "order-alone": [pretext("frame-order")],
+    "r2plus1d": ['model.encoder="torchvision:r2plus1d_18"'],
+}
+"""Variant name -> its overrides of recipes/moves.toml."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder of the run directories")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated names: " + ", ".join(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant {unknown[0]!r}")
+    finished = []
+    for name in names:
+        for seed in args.seeds:
+            run_dir = args.out / f"{name}-s{seed}"
+            if run_dir.is_dir() and not (run_dir / "report.json").is_file():
+                subprocess.run(["semisup", "run", "--resume", str(run_dir)], check=True)
+            elif not run_dir.is_dir():
+                label = "moves" if name == "gru" else f"moves-{name}"          # the shipped recipe keeps its name
+                overrides = [*VARIANTS[name], f"run.name={label}", f"run.seed={seed}"]
+                command = ["semisup", "run", "recipes/moves.toml", *(a for o in overrides for a in ("--set", o)),
+                           "--out", str(run_dir)]
+                print(" ".join(command), flush=True)
+                subprocess.run(command, check=True)
+            finished.append(str(run_dir))
+    table = subprocess.run(["semisup", "compare", *finished, "--task", "movement", "--class", "Push", "--class",
+                            "Pull", "--markdown"], check=True, capture_output=True, text=True)
+    print(table.stdout, end="")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
