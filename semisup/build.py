@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from semisup.augment import FeatureAugment, FrameNormalize
-from semisup.config import DataConfig, Recipe, TaskConfig
+from semisup.config import DataConfig, Recipe, TaskConfig, reads_order
 from semisup.data.cached import CachedTrailers, FeatureCache, cache_key
 from semisup.data.formats import read_dataset
 from semisup.data.labels import TaskColumn
@@ -23,8 +23,7 @@ from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_
 from semisup.errors import SemisupError
 from semisup.models import TrailerModel, create_encoder
 from semisup.models.encoder import CachedEncoder
-from semisup.models.video_encoder import is_video_encoder
-from semisup.models.aggregators import build_aggregator, get_aggregator
+from semisup.models.aggregators import build_aggregator
 from semisup.pretext import get_pretext_task, pretext_key
 
 
@@ -79,11 +78,10 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
 
 
 def labeled_reads_time(recipe: Recipe) -> bool:
-    """Whether a task's aggregator, or the encoder (frame differences, temporal shift), reads
-    the frames in order: then the labeled stream takes ordered clips, augmented once per clip."""
-    if recipe.model.frame_differences or recipe.model.temporal_shift or is_video_encoder(recipe.model.encoder):
-        return True
-    return any(get_aggregator(t.aggregator or recipe.model.pooling).order_sensitive for t in recipe.tasks)
+    """Whether a task hears the order of its frames (:func:`~semisup.config.load.reads_order`: its
+    aggregator, its motion features, the encoder's motion inputs): then the labeled stream takes
+    ordered clips, augmented once per clip."""
+    return any(reads_order(recipe, t) for t in recipe.tasks)
 
 
 def feature_cache_key(recipe: Recipe, samples: Sequence[Sample]) -> dict:

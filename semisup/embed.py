@@ -48,7 +48,6 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
     from semisup.evaluate.inference import embed, mean_frame_features, task_features
     from semisup.evaluate.runs import load_model, recipe_tasks
     from semisup.models import create_encoder
-    from semisup.models.encoder import load_exact
     from semisup.predict import input_sample
     from semisup.checkpoints import load_encoder_state
     from semisup.build import build_eval_loader, read_recipe_data
@@ -85,10 +84,12 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
         featurize, normalize = task_features(loaded.model, task), loaded.normalize
     else:
         m = recipe.model
+        # the pretraining stage's encoder (SimCLR) saw frames one at a time: no temporal shift there
+        shift = 0.0 if checkpoint == "pretrained" else m.temporal_shift
         encoder = create_encoder(m.encoder, pretrained=False, trainable_stages=m.trainable_stages,
                                  channels_last=m.channels_last, frame_differences=m.frame_differences,
-                                 temporal_shift=m.temporal_shift)
-        load_exact(encoder.model, load_encoder_state(source, recipe.model.encoder), str(source))
+                                 temporal_shift=shift)
+        encoder.load_backbone_state(load_encoder_state(source, recipe.model.encoder), str(source))
         encoder.to(device)
         featurize, normalize = mean_frame_features(encoder), FrameNormalize(encoder.mean, encoder.std).to(device)
     loader = build_eval_loader(samples, (), recipe.data.image_size, recipe.data.eval_frames,

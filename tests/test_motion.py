@@ -14,7 +14,8 @@ import torch
 from semisup.errors import SemisupError
 from semisup.models import TrailerModel, create_encoder
 from semisup.models.aggregators import build_aggregator
-from semisup.models.encoder import Encoder, frame_differences, temporal_shift
+from semisup.models.encoder import Encoder
+from semisup.models.motion import frame_differences, temporal_shift
 from semisup.pretext.temporal import CAMERA_MOVES, CameraMove, camera_windows, film
 
 MOTION_INPUTS = {"differences": {"frame_differences": True}, "shift": {"temporal_shift": 0.125},
@@ -116,6 +117,19 @@ def test_padding_never_changes_a_trailer_and_order_changes_even_a_mean(kind):
         assert torch.allclose(reversed_short[task][1], both[task][1], atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["differences", "shift"])
+def test_a_copy_of_the_encoder_sees_motion_as_the_original(kind):
+    """An EMA teacher is a deep copy: its hooks must read its own clips, not the original's."""
+    import copy
+
+    encoder = motion_encoder(kind)
+    teacher = copy.deepcopy(encoder)
+    x, owner = photos(6), torch.tensor([0, 0, 0, 1, 1, 1])
+    with torch.no_grad():
+        assert torch.allclose(teacher(x, owner), encoder(x, owner), atol=1e-6)
+        assert not torch.allclose(teacher(x, owner), teacher(x), atol=1e-3)   # and it does see the clips
+
+
 def test_frame_differences_start_from_pretrained_weights_unchanged(tmp_path):
     """With pretrained weights the difference stem starts at zero: the encoder is the pretrained
     one until training teaches the stem, which trains even where the stem is frozen."""
@@ -130,12 +144,17 @@ def test_frame_differences_start_from_pretrained_weights_unchanged(tmp_path):
     seeing.train()
     seeing(x, owner).sum().backward()
     assert seeing.model.difference_stem.weight.grad.abs().sum() > 0
+    frozen = Encoder("resnet18", pretrained=tmp_path / "w.pth", trainable_stages=0, frame_differences=True)
+    assert [n for n, p in frozen.named_parameters() if p.requires_grad] == ["model.difference_stem.weight"]
+    # an encoder saved before the differences were switched on loads with the stem at zero
+    seeing.load_backbone_state(plain.model.state_dict(), "encoder.pt")
+    assert not seeing.model.difference_stem.weight.any()
 
 
 def test_motion_inputs_are_refused_where_they_cannot_work(tiny_recipe, tmp_path):
     from semisup.config import load_recipe
 
-    with pytest.raises(SemisupError, match="model.temporal_shift: .*no residual blocks with a conv1"):
+    with pytest.raises(SemisupError, match="model.temporal_shift: test_vit has no ResNet blocks"):
         Encoder("test_vit", trainable_stages="all", temporal_shift=0.125)
     with pytest.raises(SemisupError, match="model.temporal_shift: .*trainable_stages = 0 trains none"):
         load_recipe(tiny_recipe(), ["model.temporal_shift=0.125", "model.trainable_stages=0"])
@@ -319,8 +338,18 @@ def test_bad_reversed_labels_name_the_key(tiny_recipe):
 
     with pytest.raises(SemisupError, match=r"tasks.0.reversed_labels: only for multiclass tasks"):
         load_recipe(tiny_recipe(), ['tasks.aggregator="gru"', 'tasks.reversed_labels={Drama="Comedy"}'])
-    with pytest.raises(SemisupError, match="no aggregator or encoder input reads the frames in order"):
+    with pytest.raises(SemisupError, match="task .movement. does not read its frames in order"):
         load_recipe("recipes/moves.toml", ['tasks.0.aggregator="mean"', "tasks.0.aggregator_options={motion=false}",
                                            'tasks.0.reversed_labels={Push="Pull"}'])
     with pytest.raises(SemisupError, match="'Dolly' is not a label of task 'movement'"):
         load_recipe("recipes/moves.toml", ['tasks.0.reversed_labels={Push="Dolly"}'])
+    # mean pooling with motion features hears the order: allowed
+    load_recipe("recipes/moves.toml", ['tasks.0.aggregator="mean"', "tasks.0.aggregator_options={motion=true}",
+                                       'tasks.0.reversed_labels={Push="Pull"}'])
+
+
+def test_compare_names_a_class_only_for_multiclass_tasks(trained_run):
+    from conftest import run_cli
+
+    refused = run_cli("compare", str(trained_run), "--class", "Drama")
+    assert refused.returncode == 2 and "--class: per-class F1 is shown for multi-class tasks" in refused.stderr

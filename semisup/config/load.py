@@ -340,10 +340,20 @@ def _check_balance(recipe: Recipe, source: str) -> None:
                            "for multi-label tasks)")
 
 
-def _check_reversed_labels(recipe: Recipe, source: str) -> None:
-    """``reversed_labels``: multiclass tasks, known classes, and something that reads the order."""
-    from semisup.build import labeled_reads_time
+def reads_order(recipe: Recipe, task: TaskConfig) -> bool:
+    """Whether ``task`` hears the order of a trailer's frames: its aggregator reads order or feeds
+    motion features, or the encoder sees motion (frame differences, temporal shift, a video network)."""
+    from semisup.models.aggregators import get_aggregator
 
+    m = recipe.model
+    if m.frame_differences or m.temporal_shift or m.encoder.startswith("torchvision:"):
+        return True
+    return (get_aggregator(task.aggregator or m.pooling).order_sensitive
+            or bool(getattr(task.aggregator_options, "motion", False)))
+
+
+def _check_reversed_labels(recipe: Recipe, source: str) -> None:
+    """``reversed_labels``: multiclass tasks, known classes, and a task that hears the order."""
     for i, task in enumerate(recipe.tasks):
         if not task.reversed_labels:
             continue
@@ -354,10 +364,11 @@ def _check_reversed_labels(recipe: Recipe, source: str) -> None:
         if unknown:
             raise SemisupError(f"{where}: {unknown[0]!r} is not a label of task {task.name!r} "
                                f"(labels: {', '.join(task.labels)})")
-        if not labeled_reads_time(recipe):
-            raise SemisupError(f"{where}: no aggregator or encoder input reads the frames in order, so a clip played "
-                               'backwards looks the same as forwards; use an order-aware aggregator ("gru") or '
-                               "drop reversed_labels")
+        if not reads_order(recipe, task):
+            raise SemisupError(f"{where}: task {task.name!r} does not read its frames in order (its aggregator, "
+                               f"{task.aggregator or recipe.model.pooling!r}, neither reads order nor feeds motion, "
+                               "and the encoder sees no motion), so a clip played backwards looks the same as "
+                               'forwards; use an order-aware aggregator ("gru") or drop reversed_labels')
 
 
 def _check_synthetic_moves(recipe: Recipe, source: str) -> None:
@@ -411,6 +422,11 @@ def _check_features(recipe: Recipe, source: str) -> None:
                            "keeps frozen")
     if recipe.synthetic_moves is not None:
         raise SemisupError(f"{source}: synthetic_moves: camera moves are filmed in pixels; {why}")
+    reversed_task = next((i for i, t in enumerate(recipe.tasks) if t.reversed_labels), None)
+    if reversed_task is not None:
+        raise SemisupError(f"{source}: tasks.{reversed_task}.reversed_labels: a cached feature is one frame's alone, "
+                           "so a clip played backwards from the cache is not the clip reversed for the encoder; "
+                           "drop one of the two")
     if recipe.model.encoder.startswith("torchvision:"):
         raise SemisupError(f"{source}: model.encoder: a cached feature is one frame's alone, but the video network "
                            f"{recipe.model.encoder!r} reads frames together; train it from frames (drop data.features)")

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from semisup.data.camera import camera_path, render_clip, render_path
-from semisup.data.demo_shots import MOVEMENT_SHARE, MOVEMENTS, SCALES, WINDOW, _scene
+from semisup.data.demo_shots import MOVEMENT_SHARE, MOVEMENTS, SCALES, WINDOW, compose_scene
 from semisup.errors import SemisupError
 
 SPLIT_SIZES = {"train": 120, "unlabeled": 400, "val": 80, "test": 240}
@@ -89,7 +89,7 @@ def render_move(split: str, movement: str, rng: np.random.Generator, frame_size:
     if split == "unlabeled" and rng.random() < 0.5:
         footage = _video(POOL_VIDEO)
         return render_clip(_excerpt(footage, frames, rng), _path(movement, frames, TRAIN_CAMERA, rng), frame_size)
-    scene = _scene(SCALES[int(rng.integers(len(SCALES)))], rng, frame_size, assets)
+    scene = compose_scene(SCALES[int(rng.integers(len(SCALES)))], rng, frame_size, assets)
     return render_path(scene, _path(movement, frames, TRAIN_CAMERA, rng), frame_size)
 
 

@@ -51,14 +51,15 @@ def render_shot(scale: str, movement: str, rng: np.random.Generator, frame_size:
         frame_size: output (width, height).
         assets: the demo's photo cut-outs and backgrounds.
     """
-    scene = _scene(scale, rng, frame_size, assets)
+    scene = compose_scene(scale, rng, frame_size, assets)
     frames = int(rng.integers(8, 13))
     path = camera_path(movement.lower(), frames, WINDOW, rng, centre=(0.5, 0.5))
     return render_path(scene, path, frame_size), path
 
 
-def _scene(scale: str, rng: np.random.Generator, frame_size: tuple[int, int], assets) -> Image.Image:
-    """A background photo with the subject at the centre, sized for ``scale`` in the mid-shot window."""
+def compose_scene(scale: str, rng: np.random.Generator, frame_size: tuple[int, int], assets) -> Image.Image:
+    """A background photo with the subject at the centre, sized for ``scale`` in the mid-shot window
+    (``assets``: the demo's photo cut-outs and backgrounds, ``semisup.data.demo._assets()``)."""
     w, h = CANVAS
     source = assets.neutral[int(rng.integers(len(assets.neutral)))]
     scene = source.resize((w, h), Image.BILINEAR, box=_box(source.size, w / h, rng))

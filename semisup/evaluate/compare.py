@@ -207,6 +207,9 @@ def table_rows(groups: Sequence[GroupSummary], classes: Sequence[str] | None = N
     """
     multiclass = all(g.multiclass for g in groups)
     shown: list[str] = []
+    if classes and not multiclass:
+        raise SemisupError(f"--class: per-class F1 is shown for multi-class tasks; {groups[0].runs[0].task!r} is "
+                           "multi-label (its per-label numbers are in `semisup evaluate`)")
     if multiclass:
         known = {c for g in groups for r in g.runs for c in r.class_support}
         shown = list(classes) if classes else rare_classes(groups)

@@ -4,23 +4,9 @@ Frozen stages keep ``requires_grad=False`` and stay in eval mode (batch-norm
 statistics do not drift), so autograd records nothing until the first
 trainable stage: the frozen trunk runs without building a graph.
 
-A 2D encoder sees one frame at a time. Two established, cheap ways let it see
-motion when it is given the frames of a clip (``owner``: the clip of each
-frame, frames of a clip contiguous and in time order):
-
-* **frame differences** (``frame_differences``), the RGB-diff input of TSN
-  (Wang et al., "Temporal Segment Networks", ECCV 2016): each frame's
-  difference to the previous frame of its clip enters the stem through its
-  own convolution beside the frame's;
-* **temporal shift** (``temporal_shift``), TSM (Lin et al., "TSM: Temporal
-  Shift Module for Efficient Video Understanding", ICCV 2019): inside every
-  residual block that trains, a share of the channels is taken from the
-  previous frame and as many from the next one, before the block's first
-  convolution. No parameters are added.
-
-timm has neither (its models take images), hence the few lines below.
-Frames given without ``owner`` (the SESEMI and SimCLR views) are clips of one
-frame: no difference, nothing shifted in.
+A 2D encoder sees one frame at a time; given the frames of a clip (``owner``:
+the clip of each frame) it can also see motion, through frame differences
+or a temporal shift (:mod:`semisup.models.motion`).
 """
 
 from __future__ import annotations
@@ -37,6 +23,7 @@ from torch import nn
 
 from semisup.errors import SemisupError
 from semisup.io import torch_load
+from semisup.models.motion import ClipContext, add_difference_stem, add_temporal_shift
 
 HUB_TIMEOUT_S = 3.0
 
@@ -55,7 +42,8 @@ class Encoder(nn.Module):
             (faster convolutions on CPUs and tensor cores).
         frame_differences: also feed each frame's difference to the previous frame of its
             clip, through a new stem convolution (zero at the start with pretrained weights,
-            so the encoder starts as the pretrained one; it always trains).
+            so the encoder starts as the pretrained one; it always trains, so autograd then
+            records the frozen stages too: more memory than a frozen trunk alone).
         temporal_shift: share of channels shifted in from the previous frame (and as many from
             the next) in the residual blocks that train; ``0`` shifts nothing. ResNet-family
             encoders (blocks with a ``conv1``).
@@ -87,6 +75,8 @@ class Encoder(nn.Module):
             raise ValueError(f"trainable_stages must be 0..{len(self.stage_names)} or 'all' for {name}, "
                              f"got {trainable_stages}")
         self._freeze(trainable_stages)
+        if frame_differences:  # a new layer: it trains whatever else is frozen
+            self.model.difference_stem.requires_grad_(True)
         if temporal_shift:
             stages = self.stage_names if trainable_stages == "all" else self.stage_names[len(self.stage_names)
                                                                                          - trainable_stages:]
@@ -119,6 +109,18 @@ class Encoder(nn.Module):
             param.requires_grad_(i >= first_trainable)
         self._frozen = [m for m in self.model.modules()
                         if any(True for _ in m.parameters()) and not any(p.requires_grad for p in m.parameters())]
+
+    def load_backbone_state(self, state: dict[str, torch.Tensor], source: str) -> None:
+        """Load the backbone's weights from an encoder checkpoint (``pretrain/encoder.pt``, a run's
+        checkpoint); one saved without a difference stem (before ``frame_differences`` was set)
+        loads with the stem at zero, so the encoder starts as the one saved.
+
+        Raises:
+            SemisupError: the weights do not fit the backbone.
+        """
+        if self.frame_differences and "difference_stem.weight" not in state:
+            state = {**state, "difference_stem.weight": torch.zeros_like(self.model.difference_stem.weight)}
+        load_exact(self.model, state, source)
 
     def check_image_size(self, size: int) -> None:
         """Raise a one-line error if the backbone only takes another frame size (ViTs do).
@@ -165,123 +167,6 @@ class Encoder(nn.Module):
             return self.model(frames)
         finally:
             self.clips.owner = self.clips.frames = None
-
-
-class ClipContext:
-    """Which clip each frame of the batch going through the encoder belongs to (and the frames
-    themselves, for the difference stem): set by :meth:`Encoder.forward` for one call, read by
-    the hooks that :func:`add_difference_stem` and :func:`add_temporal_shift` install."""
-
-    def __init__(self) -> None:
-        self.owner: torch.Tensor | None = None
-        self.frames: torch.Tensor | None = None
-
-
-def same_clip_as_previous(owner: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-    """``(N,)`` bool: True where frame ``i`` and frame ``i - 1`` belong to the same clip.
-
-    Example:
-        >>> same_clip_as_previous(torch.tensor([0, 0, 1, 1, 1]), 5, torch.device("cpu")).tolist()
-        [False, True, False, True, True]
-    """
-    same = torch.zeros(n, dtype=torch.bool, device=device)
-    if owner is not None and n > 1:
-        same[1:] = owner[1:].to(device) == owner[:-1].to(device)
-    return same
-
-
-def frame_differences(frames: torch.Tensor, owner: torch.Tensor | None) -> torch.Tensor:
-    """Each frame minus the previous frame of its clip; zero for a clip's first frame.
-
-    Example:
-        >>> x = torch.tensor([1.0, 4.0, 6.0, 5.0]).view(4, 1, 1, 1)
-        >>> frame_differences(x, torch.tensor([0, 0, 0, 1])).flatten().tolist()
-        [0.0, 3.0, 2.0, 0.0]
-    """
-    same = same_clip_as_previous(owner, len(frames), frames.device).view(-1, 1, 1, 1)
-    previous = torch.cat([frames[:1], frames[:-1]])
-    return torch.where(same, frames - previous, torch.zeros_like(frames))
-
-
-def temporal_shift(x: torch.Tensor, owner: torch.Tensor | None, fraction: float) -> torch.Tensor:
-    """TSM's shift on ``(N, C, H, W)`` features of packed clips: the first ``fold = C * fraction``
-    channels come from the previous frame of the clip, the next ``fold`` from the following frame
-    (zeros past a clip's ends), the rest stay. Nothing crosses from one clip into another.
-
-    Example:
-        >>> x = torch.arange(1.0, 5.0).view(4, 1, 1, 1).expand(4, 4, 1, 1)     # frame i holds i + 1
-        >>> temporal_shift(x, torch.tensor([0, 0, 0, 1]), 0.25)[:, :, 0, 0].tolist()
-        [[0.0, 2.0, 1.0, 1.0], [1.0, 3.0, 2.0, 2.0], [2.0, 0.0, 3.0, 3.0], [0.0, 0.0, 4.0, 4.0]]
-    """
-    fold = max(1, int(x.shape[1] * fraction))
-    same = same_clip_as_previous(owner, len(x), x.device).view(-1, 1, 1, 1).to(x.dtype)
-    zero = x.new_zeros((1, fold, *x.shape[2:]))
-    from_previous = torch.cat([zero, x[:-1, :fold]]) * same
-    from_next = torch.cat([x[1:, fold:2 * fold], zero]) * torch.cat([same[1:], same[:1] * 0])
-    return torch.cat([from_previous, from_next, x[:, 2 * fold:]], dim=1)
-
-
-def add_difference_stem(model: nn.Module, clips: ClipContext, zero: bool) -> None:
-    """Give ``model`` a second stem convolution (``model.difference_stem``, shaped as its first
-    convolution) that reads frame differences; its output is added to the first convolution's.
-
-    Args:
-        model: a timm backbone whose ``pretrained_cfg["first_conv"]`` names a ``Conv2d``.
-        clips: where the frames and their clips are found during a forward.
-        zero: start the new convolution at zero (pretrained weights: the encoder starts as
-            they are); else initialised as timm initialises convolutions.
-
-    Raises:
-        SemisupError: the backbone has no plain first convolution.
-    """
-    name = model.pretrained_cfg.get("first_conv") or ""
-    first = model.get_submodule(name) if name else None
-    if not isinstance(first, nn.Conv2d) or first.in_channels != 3:
-        raise SemisupError(f"model.frame_differences: the encoder's first layer ({name or 'unknown'}) is not a "
-                           "3-channel convolution; use model.temporal_shift, or another encoder")
-    stem = nn.Conv2d(3, first.out_channels, first.kernel_size, first.stride, first.padding, first.dilation,
-                     first.groups, bias=False)
-    if zero:
-        nn.init.zeros_(stem.weight)
-    else:
-        nn.init.kaiming_normal_(stem.weight, mode="fan_out", nonlinearity="relu")
-    model.add_module("difference_stem", stem)
-
-    def add_differences(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        if clips.frames is None:   # a forward of the backbone alone (no clips): no difference
-            return output
-        return output + stem(frame_differences(clips.frames, clips.owner).to(output.dtype))
-
-    first.register_forward_hook(add_differences)
-
-
-def add_temporal_shift(model: nn.Module, clips: ClipContext, fraction: float, stages: list[str]) -> None:
-    """Shift channels in time (:func:`temporal_shift`) before the first convolution of every
-    residual block in ``stages`` (TSM's residual shift: the skip path keeps the frame's own
-    features). The encoder passes the stages that train: shifting in frozen blocks would feed
-    pretrained layers features they never saw.
-
-    Raises:
-        SemisupError: the stages hold no residual block with a ``conv1``.
-    """
-    if not stages:
-        raise SemisupError("model.temporal_shift: no stage of the encoder trains (model.trainable_stages = 0); "
-                           "train at least one stage")
-    blocks = [m for stage in stages for m in model.get_submodule(stage).modules()
-              if type(m).__name__ in ("BasicBlock", "Bottleneck") and isinstance(getattr(m, "conv1", None), nn.Module)]
-    if not blocks:
-        raise SemisupError(f"model.temporal_shift: {getattr(model, 'default_cfg', {}).get('architecture', type(model).__name__)} "
-                           "has no residual blocks with a conv1 where it trains (ResNet, ResNeXt and RegNet "
-                           "encoders have them); use model.frame_differences instead")
-    trained = blocks
-
-    def shift(module: nn.Module, args: tuple) -> tuple:
-        if clips.owner is None:   # a forward of the backbone alone (no clips): nothing to shift
-            return args
-        return (temporal_shift(args[0], clips.owner, fraction), *args[1:])
-
-    for block in trained:
-        block.conv1.register_forward_pre_hook(shift)
 
 
 def create_backbone(name: str, pretrained: bool | Path = False) -> nn.Module:
@@ -362,6 +247,20 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict without the prefix a wrapper put on every key (``module.``: DDP; ``model.``,
+    ``backbone.``, ``encoder.model.``: training frameworks, semisup's own checkpoints).
+
+    Example:
+        >>> list(strip_wrappers({"module.fc.weight": torch.zeros(1)}))
+        ['fc.weight']
+    """
+    for prefix in ("module.", "model.", "backbone.", "encoder.model."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
 def load_backbone_weights(model: nn.Module, path: Path) -> None:
     """Load a local timm or torchvision state dict into a timm backbone.
 
@@ -371,10 +270,7 @@ def load_backbone_weights(model: nn.Module, path: Path) -> None:
     Raises:
         SemisupError: the file does not fit the architecture.
     """
-    state = read_state_dict(path)
-    for prefix in ("module.", "model.", "backbone.", "encoder.model."):
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+    state = strip_wrappers(read_state_dict(path))
     classifier = model.pretrained_cfg.get("classifier") or "fc"
     classifiers = (classifier,) if isinstance(classifier, str) else tuple(classifier)
     state = {k: v for k, v in state.items() if not k.startswith(tuple(c + "." for c in classifiers))}

@@ -23,13 +23,14 @@ Weights: ``pretrained = true`` downloads torchvision's Kinetics-400 weights
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from semisup.errors import SemisupError
-from semisup.models.encoder import Encoder, _reachable, load_exact, read_state_dict
+from semisup.models.encoder import Encoder, _reachable, load_exact, read_state_dict, strip_wrappers
 
 PREFIX = "torchvision:"
 VIDEO_MODELS: tuple[str, ...] = ("r2plus1d_18", "mc3_18", "r3d_18")
@@ -61,7 +62,7 @@ class ClipEncoder(Encoder):
         torch.Size([5, 512])
     """
 
-    def __init__(self, name: str, pretrained: bool | Path = False, trainable_stages: int | str = 1,
+    def __init__(self, name: str, pretrained: bool | Path = False, trainable_stages: int | Literal["all"] = 1,
                  channels_last: bool = False) -> None:
         super().__init__(name, pretrained, trainable_stages, channels_last=False)
 
@@ -79,13 +80,13 @@ class ClipEncoder(Encoder):
             model = get_model(arch, weights=weights)
         else:
             model = get_model(arch, weights=None)
-        model.fc = nn.Identity()
         if isinstance(pretrained, (str, Path)):
-            state = read_state_dict(Path(pretrained))
-            for prefix in ("module.", "model.", "backbone.", "encoder.model."):
-                if all(k.startswith(prefix) for k in state):
-                    state = {k[len(prefix):]: v for k, v in state.items()}
+            state = strip_wrappers(read_state_dict(Path(pretrained)))
+            model.fc = nn.Identity()
             load_exact(model, {k: v for k, v in state.items() if not k.startswith("fc.")}, str(pretrained))
+        # the network's own forward (what run.compile compiles) returns one feature per time step:
+        # pooled over space only, flattened (D x T')
+        model.avgpool, model.fc = nn.AdaptiveAvgPool3d((None, 1, 1)), nn.Identity()
         return model
 
     def describe_model(self) -> tuple[int, tuple[float, ...], tuple[float, ...], list[str]]:
@@ -121,8 +122,7 @@ class ClipEncoder(Encoder):
     def _per_frame(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` clips -> ``(B, T, D)``: the last stage's steps pooled over space,
         each spread over the frames it covers."""
-        m = self.model
-        steps = m.layer4(m.layer3(m.layer2(m.layer1(m.stem(x))))).mean(dim=(3, 4))         # (B, D, T')
+        steps = self.model(x).view(len(x), self.num_features, -1)                           # (B, D, T')
         return F.interpolate(steps, size=x.shape[2], mode="nearest").transpose(1, 2)
 
 
@@ -141,7 +141,7 @@ def _check_downloadable(name: str, url: str) -> None:
                            "or set model.pretrained to a local weights file")
 
 
-def create_encoder(name: str, pretrained: bool | Path = False, trainable_stages: int | str = 1,
+def create_encoder(name: str, pretrained: bool | Path = False, trainable_stages: int | Literal["all"] = 1,
                    channels_last: bool = False, frame_differences: bool = False,
                    temporal_shift: float = 0.0) -> Encoder:
     """The encoder ``model.encoder`` names: a :class:`ClipEncoder` for ``torchvision:NAME``, else a

@@ -135,23 +135,24 @@ def camera_windows(moves: torch.Tensor, frames: int, zoom: tuple[float, float],
         True
     """
     b, device = len(moves), moves.device
+    static, left, right, up, down, push, pull = range(len(CAMERA_MOVES))
     uniform = lambda low, high: low + (high - low) * torch.rand(b, 1, device=device)  # noqa: E731
     t = torch.linspace(0.0, 1.0, frames, device=device).expand(b, frames)
     power = uniform(1.2, 2.5)
     profile = t ** power / (t ** power + (1 - t) ** power)                      # eased 0 -> 1
     ratio = uniform(*zoom)
     widest = uniform(0.75, 1.0)
-    push = widest * ratio ** -profile                                            # shrinks: zoom in
-    pull = widest * ratio ** -(1 - profile)
+    push_width = widest * ratio ** -profile                                      # shrinks: zoom in
+    pull_width = widest * ratio ** -(1 - profile)
     still = uniform(0.55, 0.95).expand(b, frames)
     pan_width = uniform(0.5, 0.75).expand(b, frames)
-    width = torch.where((moves == 5).view(-1, 1), push, torch.where((moves == 6).view(-1, 1), pull,
-                        torch.where((moves == 0).view(-1, 1), still, pan_width)))
+    width = torch.where((moves == push).view(-1, 1), push_width, torch.where((moves == pull).view(-1, 1), pull_width,
+                        torch.where((moves == static).view(-1, 1), still, pan_width)))
     largest = width.amax(1, keepdim=True)
     travel = torch.minimum(uniform(*pan), 1 - largest) * (profile - 0.5)       # centred on the middle frame
-    sign = torch.where((moves == 1) | (moves == 3), -1.0, 1.0).view(-1, 1)
-    horizontal = ((moves == 1) | (moves == 2)).view(-1, 1)
-    vertical = ((moves == 3) | (moves == 4)).view(-1, 1)
+    sign = torch.where((moves == left) | (moves == up), -1.0, 1.0).view(-1, 1)
+    horizontal = ((moves == left) | (moves == right)).view(-1, 1)
+    vertical = ((moves == up) | (moves == down)).view(-1, 1)
     room = (1 - largest) / 2 - travel.abs().amax(1, keepdim=True)                # where the centre may lie
     cx = 0.5 + (2 * torch.rand(b, 1, device=device) - 1) * room + torch.where(horizontal, sign * travel, 0.0)
     cy = 0.5 + (2 * torch.rand(b, 1, device=device) - 1) * room + torch.where(vertical, sign * travel, 0.0)

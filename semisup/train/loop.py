@@ -28,7 +28,6 @@ from semisup.data.samples import Sample, TaskSpec, split_samples
 from semisup.evaluate.inference import predict
 from semisup.evaluate.metrics import mean_average_precision
 from semisup.evaluate.predictions import Predictions
-from semisup.models.encoder import load_exact
 from semisup.objectives import Objective
 from semisup import distributed
 from semisup.train.engine import FitResult, Stage, train_stage
@@ -80,7 +79,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     cache = open_feature_cache(recipe, samples)  # None: train from frames
     model = build_model(recipe, specs, cache)
     if init_encoder is not None:
-        load_exact(model.encoder.model, load_encoder_state(init_encoder, recipe.model.encoder), str(init_encoder))
+        model.encoder.load_backbone_state(load_encoder_state(init_encoder, recipe.model.encoder), str(init_encoder))
     model = sync_batchnorm(model, settings, recipe.run.sync_batchnorm).to(device)
     objectives = [objective.to(device) for objective in build_objectives(recipe, samples, specs)]
     teacher = build_teacher(recipe, model)

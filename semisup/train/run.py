@@ -42,7 +42,6 @@ from semisup.evaluate.report import split_metrics
 from semisup.io import remove_stale_partials, write_json, write_text
 from semisup.io import read_metrics
 from semisup.models import create_encoder
-from semisup.models.encoder import load_exact
 from semisup.train.loop import fit
 from semisup.train.progress import NullProgress
 from semisup.train.setup import unlabeled_needed
@@ -162,8 +161,8 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
     if init_from is not None:
         encoder_state = load_encoder_state(init_from, recipe.model.encoder)
         m = recipe.model  # fails fast on a misfit, before a run directory exists
-        load_exact(create_encoder(m.encoder, False, "all", frame_differences=m.frame_differences).model,
-                   encoder_state, str(init_from))
+        create_encoder(m.encoder, False, "all", frame_differences=m.frame_differences).load_backbone_state(
+            encoder_state, str(init_from))
     with distributed.main_first():  # under torchrun rank 0 builds a demo folder before the others read it
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
     recipe = resolved_recipe(recipe, dataset.tasks)
