@@ -72,7 +72,8 @@ def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bo
                else "pretext tasks, consistency methods or [pretrain] stage")
         hint = ("" if who == "[pretrain] stage" else "; train.pretext_on_labeled = true lets pretext tasks and "
                 "consistency methods use the labeled train frames")
-        raise SemisupError(f"{where}: the recipe's {who} needs unlabeled samples but there are none (split "
+        verb = "need" if ", " in who else "needs"  # several things, or the general wording
+        raise SemisupError(f"{where}: the recipe's {who} {verb} unlabeled samples but there are none (split "
                            f"'unlabeled', or train samples without labels){hint}")
     return dataset
 

@@ -185,7 +185,8 @@ def test_the_shipped_recipe_trains_on_movieshots_as_distributed(tmp_path):
     small = [f"data.root={root}", "model.encoder=test_resnet", "model.pretrained=false", "data.image_size=32",
              "data.num_workers=0", "train.epochs=1", "train.labeled_batch_size=2", "train.unlabeled_batch_size=2",
              "tasks.1.aggregator_options={hidden = 8, motion = true}"]
-    with pytest.raises(SemisupError, match="pretext task 'sesemi' needs unlabeled samples but there are none.*train.pretext_on_labeled = true"):
+    with pytest.raises(SemisupError, match="pretext task 'sesemi', pretext task 'camera-move' need unlabeled samples but "
+                       "there are none.*train.pretext_on_labeled = true"):
         start_run(recipe, [*small, "train.pretext_on_labeled=false"], tmp_path / "refused")
     result = start_run(recipe, small, tmp_path / "run")
     assert set(result.report["splits"]["test"]) == {"scale", "movement"}
