@@ -34,6 +34,7 @@ from torch import nn
 
 from semisup.errors import SemisupError
 
+
 class ClipContext:
     """Which clip each frame of the batch going through the encoder belongs to (and the frames
     themselves, for the difference stem): set by :meth:`Encoder.forward` for one call, read by
@@ -133,7 +134,7 @@ def add_temporal_shift(model: nn.Module, clips: ClipContext, fraction: float, st
     pretrained layers features they never saw.
 
     Raises:
-        SemisupError: the stages hold no residual block with a ``conv1``.
+        SemisupError: no stage trains, or the stages hold no timm ResNet block.
     """
     if not stages:
         raise SemisupError("model.temporal_shift: no stage of the encoder trains (model.trainable_stages = 0); "
