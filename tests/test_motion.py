@@ -285,6 +285,7 @@ def test_a_video_network_trains_and_predicts_end_to_end(tmp_path):
 
     root = write_demo(tmp_path / "moves", seed=0, scale=0.05, variant="moves").root
     small = [f"data.root={root}", 'data.format="folder"', 'model.encoder="torchvision:r3d_18"',
+             "model.frame_differences=false",
              "data.image_size=32", "data.max_frames=4", "data.eval_frames=4", "data.num_workers=0", "train.epochs=1"]
     result = start_run("recipes/moves.toml", small, tmp_path / "run")
     assert result.report["splits"]["test"]["movement"]["samples"] > 0
@@ -340,7 +341,7 @@ def test_bad_reversed_labels_name_the_key(tiny_recipe):
         load_recipe(tiny_recipe(), ['tasks.aggregator="gru"', 'tasks.reversed_labels={Drama="Comedy"}'])
     with pytest.raises(SemisupError, match="task .movement. does not read its frames in order"):
         load_recipe("recipes/moves.toml", ['tasks.0.aggregator="mean"', "tasks.0.aggregator_options={motion=false}",
-                                           'tasks.0.reversed_labels={Push="Pull"}'])
+                                           "model.frame_differences=false", 'tasks.0.reversed_labels={Push="Pull"}'])
     with pytest.raises(SemisupError, match="'Dolly' is not a label of task 'movement'"):
         load_recipe("recipes/moves.toml", ['tasks.0.reversed_labels={Push="Dolly"}'])
     # mean pooling with motion features hears the order: allowed
