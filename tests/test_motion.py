@@ -231,7 +231,7 @@ def test_the_camera_move_task_is_learned_from_real_photos():
 
 def test_the_cross_source_benchmark_tests_on_footage_no_other_split_uses(tmp_path):
     from semisup.data.demo import write_demo
-    from semisup.data.demo_moves import TEST_CAMERA, TRAIN_CAMERA
+    from semisup.data.demo_moves import TEST_CAMERA, TRAIN_CAMERA, _path
 
     summary = write_demo(tmp_path / "moves", seed=0, scale=0.05, variant="moves")
     rows = list(csv.DictReader((summary.root / "labels.csv").open()))
@@ -242,9 +242,23 @@ def test_the_cross_source_benchmark_tests_on_footage_no_other_split_uses(tmp_pat
     assert set(every.values()) <= {"Static", "Motion", "Push", "Pull"}
     frames = sorted((summary.root / "frames" / rows[0]["id"]).glob("*.jpg"))
     assert 8 <= len(frames) <= 12
-    assert TEST_CAMERA.pan_spread > TRAIN_CAMERA.pan_spread and TEST_CAMERA.drift > TRAIN_CAMERA.drift
-    assert min(z for z, _ in TEST_CAMERA.zooms) < min(z for z, _ in TRAIN_CAMERA.zooms)
-    assert max(z for _, z in TEST_CAMERA.zooms) > max(z for _, z in TRAIN_CAMERA.zooms)
+    # the paths the cameras draw: the test pans steeply and zooms outside training's range, training never does
+    def drawn(style, move: str) -> list[np.ndarray]:
+        return [_path(move, 10, style, np.random.default_rng(seed)) for seed in range(200)]
+
+    def pan_angle(path: np.ndarray) -> float:      # from horizontal, in radians
+        dx, dy = path[-1, :2] - path[0, :2]
+        return float(np.arctan2(abs(dy), abs(dx)))
+
+    def zoom(path: np.ndarray) -> float:
+        return float(path[0, 2] / path[-1, 2])
+
+    assert max(pan_angle(p) for p in drawn(TRAIN_CAMERA, "motion")) < 0.4
+    assert max(pan_angle(p) for p in drawn(TEST_CAMERA, "motion")) > 1.2       # vertical pans
+    train_zooms = [zoom(p) for p in drawn(TRAIN_CAMERA, "push")]
+    test_zooms = [zoom(p) for p in drawn(TEST_CAMERA, "push")]
+    assert 1.5 <= min(train_zooms) and max(train_zooms) <= 2.2 + 1e-9
+    assert min(test_zooms) < 1.5 and max(test_zooms) > 2.2
 
 
 def test_motion_inputs_and_the_camera_move_task_train_end_to_end(tmp_path):
