@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 import tomli_w
 
-from semisup.config.schema import ConsistencyConfig, DataConfig, PretextConfig, Recipe, TaskConfig
+from semisup.config.schema import ConsistencyConfig, DataConfig, ModelConfig, PretextConfig, Recipe, TaskConfig
 from semisup.errors import SemisupError
 
 if sys.version_info >= (3, 11):
@@ -340,13 +340,19 @@ def _check_balance(recipe: Recipe, source: str) -> None:
                            "for multi-label tasks)")
 
 
+def _motion_inputs(model: ModelConfig) -> list[str]:
+    """The motion inputs a 2D encoder is given (``frame_differences``, ``temporal_shift``), by key."""
+    return [key for key in ("frame_differences", "temporal_shift") if getattr(model, key)]
+
+
 def reads_order(recipe: Recipe, task: TaskConfig) -> bool:
     """Whether ``task`` hears the order of a trailer's frames: its aggregator reads order or feeds
     motion features, or the encoder sees motion (frame differences, temporal shift, a video network)."""
     from semisup.models.aggregators import get_aggregator
+    from semisup.models.video_encoder import is_video_encoder
 
     m = recipe.model
-    if m.frame_differences or m.temporal_shift or m.encoder.startswith("torchvision:"):
+    if _motion_inputs(m) or is_video_encoder(m.encoder):
         return True
     return (get_aggregator(task.aggregator or m.pooling).order_sensitive
             or bool(getattr(task.aggregator_options, "motion", False)))
@@ -427,13 +433,15 @@ def _check_features(recipe: Recipe, source: str) -> None:
         raise SemisupError(f"{source}: tasks.{reversed_task}.reversed_labels: a cached feature is one frame's alone, "
                            "so a clip played backwards from the cache is not the clip reversed for the encoder; "
                            "drop one of the two")
-    if recipe.model.encoder.startswith("torchvision:"):
+    from semisup.models.video_encoder import is_video_encoder
+
+    if is_video_encoder(recipe.model.encoder):
         raise SemisupError(f"{source}: model.encoder: a cached feature is one frame's alone, but the video network "
                            f"{recipe.model.encoder!r} reads frames together; train it from frames (drop data.features)")
-    for key in ("frame_differences", "temporal_shift"):
-        if getattr(recipe.model, key):
-            raise SemisupError(f"{source}: model.{key}: a cached feature is one frame's alone, but "
-                               f"model.{key} makes it depend on the frames around it; drop one of the two")
+    if _motion_inputs(recipe.model):
+        key = _motion_inputs(recipe.model)[0]
+        raise SemisupError(f"{source}: model.{key}: a cached feature is one frame's alone, but "
+                           f"model.{key} makes it depend on the frames around it; drop one of the two")
 
 
 def _check_semantics(recipe: Recipe, source: str) -> None:
@@ -486,16 +494,16 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
         raise SemisupError(f"{source}: eval.top_k: expected positive integers, got {list(recipe.eval.top_k)}")
     import timm
 
-    if recipe.model.encoder.startswith("torchvision:"):
-        from semisup.models.video_encoder import PREFIX, VIDEO_MODELS
+    from semisup.models.video_encoder import PREFIX, VIDEO_MODELS, is_video_encoder
 
+    if is_video_encoder(recipe.model.encoder):
         if recipe.model.encoder[len(PREFIX):] not in VIDEO_MODELS:
             raise SemisupError(f"{source}: model.encoder: {recipe.model.encoder!r}: semisup takes torchvision's video "
                                f"ResNets {', '.join(PREFIX + m for m in VIDEO_MODELS)}")
-        for key in ("frame_differences", "temporal_shift"):
-            if getattr(recipe.model, key):
-                raise SemisupError(f"{source}: model.{key}: {recipe.model.encoder!r} is a video network, it reads "
-                                   f"motion itself; drop model.{key}")
+        if _motion_inputs(recipe.model):
+            key = _motion_inputs(recipe.model)[0]
+            raise SemisupError(f"{source}: model.{key}: {recipe.model.encoder!r} is a video network, it reads "
+                               f"motion itself; drop model.{key}")
     elif not timm.is_model(recipe.model.encoder):
         guess = difflib.get_close_matches(recipe.model.encoder, timm.list_models(), n=1)
         hint = f' (did you mean "{guess[0]}"?)' if guess else ""

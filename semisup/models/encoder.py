@@ -161,12 +161,12 @@ class Encoder(nn.Module):
         frames = frames.contiguous(memory_format=self.memory_format)
         if not self.sees_motion:
             return self.model(frames)
-        self.clips.owner = owner if owner is not None else torch.arange(len(frames), device=frames.device)
-        self.clips.frames = frames if self.frame_differences else None
+        owner = owner.to(frames.device) if owner is not None else torch.arange(len(frames), device=frames.device)
+        self.clips.set(owner, frames if self.frame_differences else None)
         try:
             return self.model(frames)
         finally:
-            self.clips.owner = self.clips.frames = None
+            self.clips.set(None, None)
 
 
 def create_backbone(name: str, pretrained: bool | Path = False) -> nn.Module:

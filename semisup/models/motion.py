@@ -38,11 +38,19 @@ from semisup.errors import SemisupError
 class ClipContext:
     """Which clip each frame of the batch going through the encoder belongs to (and the frames
     themselves, for the difference stem): set by :meth:`Encoder.forward` for one call, read by
-    the hooks that :func:`add_difference_stem` and :func:`add_temporal_shift` install."""
+    the hooks that :func:`add_difference_stem` and :func:`add_temporal_shift` install.
+
+    The clips are held as ``same`` (:func:`same_clip_as_previous` of the owners), computed once
+    per forward, not in each of the blocks that shift."""
 
     def __init__(self) -> None:
-        self.owner: torch.Tensor | None = None
+        self.same: torch.Tensor | None = None
         self.frames: torch.Tensor | None = None
+
+    def set(self, owner: torch.Tensor | None, frames: torch.Tensor | None) -> None:
+        """Hold the clips of ``owner`` (and ``frames``) for one forward; ``None`` clears them."""
+        self.frames = frames
+        self.same = None if owner is None else same_clip_as_previous(owner, len(owner), owner.device)
 
 
 def same_clip_as_previous(owner: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
@@ -66,9 +74,12 @@ def frame_differences(frames: torch.Tensor, owner: torch.Tensor | None) -> torch
         >>> frame_differences(x, torch.tensor([0, 0, 0, 1])).flatten().tolist()
         [0.0, 3.0, 2.0, 0.0]
     """
-    same = same_clip_as_previous(owner, len(frames), frames.device).view(-1, 1, 1, 1)
+    return _differences(frames, same_clip_as_previous(owner, len(frames), frames.device))
+
+
+def _differences(frames: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
     previous = torch.cat([frames[:1], frames[:-1]])
-    return torch.where(same, frames - previous, torch.zeros_like(frames))
+    return torch.where(same.view(-1, 1, 1, 1), frames - previous, torch.zeros_like(frames))
 
 
 def temporal_shift(x: torch.Tensor, owner: torch.Tensor | None, fraction: float) -> torch.Tensor:
@@ -81,8 +92,12 @@ def temporal_shift(x: torch.Tensor, owner: torch.Tensor | None, fraction: float)
         >>> temporal_shift(x, torch.tensor([0, 0, 0, 1]), 0.25)[:, :, 0, 0].tolist()
         [[0.0, 2.0, 1.0, 1.0], [1.0, 3.0, 2.0, 2.0], [2.0, 0.0, 3.0, 3.0], [0.0, 0.0, 4.0, 4.0]]
     """
+    return _shifted(x, same_clip_as_previous(owner, len(x), x.device), fraction)
+
+
+def _shifted(x: torch.Tensor, same: torch.Tensor, fraction: float) -> torch.Tensor:
     fold = max(1, int(x.shape[1] * fraction))
-    same = same_clip_as_previous(owner, len(x), x.device).view(-1, 1, 1, 1).to(x.dtype)
+    same = same.view(-1, 1, 1, 1).to(x.dtype)
     zero = x.new_zeros((1, fold, *x.shape[2:]))
     from_previous = torch.cat([zero, x[:-1, :fold]]) * same
     from_next = torch.cat([x[1:, fold:2 * fold], zero]) * torch.cat([same[1:], same[:1] * 0])
@@ -124,7 +139,7 @@ def _add_differences(module: nn.Module, args: tuple, output: torch.Tensor) -> to
     clips: ClipContext = module._semisup_clips
     if clips.frames is None:   # a forward of the backbone alone (no clips): no difference
         return output
-    return output + module._semisup_stem(frame_differences(clips.frames, clips.owner).to(output.dtype))
+    return output + module._semisup_stem(_differences(clips.frames, clips.same).to(output.dtype))
 
 
 def add_temporal_shift(model: nn.Module, clips: ClipContext, fraction: float, stages: list[str]) -> None:
@@ -155,6 +170,6 @@ def add_temporal_shift(model: nn.Module, clips: ClipContext, fraction: float, st
 def _shift(module: nn.Module, args: tuple) -> tuple:
     """Forward pre-hook of a block's first convolution: shift its input in time."""
     clips: ClipContext = module._semisup_clips
-    if clips.owner is None:   # a forward of the backbone alone (no clips): nothing to shift
+    if clips.same is None:   # a forward of the backbone alone (no clips): nothing to shift
         return args
-    return (temporal_shift(args[0], clips.owner, module._semisup_shift), *args[1:])
+    return (_shifted(args[0], clips.same, module._semisup_shift), *args[1:])
