@@ -46,6 +46,9 @@ VARIANTS: dict[str, list[str]] = {
     "arrow-alone": [*GRU, pretext("arrow-of-time")],
     "order-alone": [*GRU, pretext("frame-order")],
     "r2plus1d": [*GRU, 'model.encoder="torchvision:r2plus1d_18"', "model.frame_differences=false"],
+    "scene": ["augment.scene_motion=0.5", pretext("sesemi", "camera-move").replace(
+        '"camera-move", frames_per_trailer=8,', '"camera-move", frames_per_trailer=8, scene_motion=0.5,')],
+    "synthetic": ['synthetic_moves={task="movement", moves={Push="push", Pull="pull"}, zoom=[1.2, 3.0]}'],
 }
 """Variant name -> its overrides of recipes/moves.toml (which ships the "all" variant)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import kornia.augmentation as K
 import torch
+import torch.nn.functional as F
 from kornia.augmentation.container.params import ParamItem
 from torch import nn
 
@@ -36,11 +37,14 @@ class FrameAugment(nn.Module):
             so a clip's motion is not distorted.
         strong_colour: with ``strong``, the photometric operations; ``False`` keeps only
             random erasing (for labels carried by colour).
+        scene_motion: with ``per_clip``, the chance that a clip gets an object moving through
+            it (:func:`paste_moving_patch`: motion in the scene, not of the camera) before the
+            geometric steps; 0: never.
     """
 
     def __init__(self, image_size: int, mean: tuple[float, ...], std: tuple[float, ...], hflip: float = 0.5,
                  degrees: float = 15.0, scale: tuple[float, float] = (0.8, 1.0), per_clip: bool = False,
-                 strong: bool = False, strong_colour: bool = True) -> None:
+                 strong: bool = False, strong_colour: bool = True, scene_motion: float = 0.0) -> None:
         super().__init__()
         steps: list[nn.Module] = []
         if scale[0] < 1:
@@ -58,6 +62,7 @@ class FrameAugment(nn.Module):
             steps.append(K.RandomErasing(scale=(0.02, 0.25), p=0.7))
         self.pipeline = K.AugmentationSequential(*steps)
         self.per_clip = per_clip
+        self.scene_motion = scene_motion
 
     @torch.no_grad()
     def forward(self, frames: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
@@ -72,6 +77,9 @@ class FrameAugment(nn.Module):
         if not self.per_clip or owner is None:
             return self.pipeline(x)
         clips = int(owner.max()) + 1 if len(owner) else 0
+        if self.scene_motion > 0 and clips:
+            first = torch.cumsum(torch.bincount(owner, minlength=clips), 0) - torch.bincount(owner, minlength=clips)
+            x = paste_moving_patch(x, owner, x[first.roll(-1)], self.scene_motion)  # the next clip's first frame
         params = self.pipeline.forward_parameters(torch.Size([clips, *x.shape[1:]]))
         return self.pipeline(x, params=[_per_frame(p, owner, clips) for p in params])
 
@@ -87,6 +95,70 @@ def _per_frame(params: ParamItem, owner: torch.Tensor, clips: int) -> ParamItem:
             value = value[owner.to(value.device)]
         data[key] = value
     return ParamItem(params.name, data)
+
+
+def paste_moving_patch(frames: torch.Tensor, owner: torch.Tensor, sources: torch.Tensor, probability: float,
+                       size: tuple[float, float] = (0.2, 0.45), travel: tuple[float, float] = (0.1, 0.6),
+                       growth: tuple[float, float] = (0.8, 1.25)) -> torch.Tensor:
+    """Motion in the scene while the camera holds: with ``probability`` per clip, a soft-edged
+    round patch cut from the clip's source image crosses the clip in a straight line (any
+    direction), growing or shrinking a little, as a passer-by or a car does.
+
+    Camera movement is the motion of the whole frame; footage is full of things that move
+    while the camera does not (or move against it). A movement model trained on shots whose
+    only motion is the camera's calls every moving scene a move. This label-preserving
+    augmentation (of the copy-paste family; kornia has no moving version) shows it motion
+    that is not the camera's. Everything is drawn per clip and applied with one
+    ``grid_sample`` call.
+
+    Args:
+        frames: float ``(N, C, H, W)``, the frames of several clips, each clip's in time order.
+        owner: ``(N,)`` clip index of each frame (a clip's frames contiguous, clips numbered
+            from 0).
+        sources: ``(clips, C, H, W)`` images the patches are cut from, one per clip, in the
+            value range of ``frames``.
+        probability: chance that a clip gets a patch.
+        size: range of the patch's side, a share of the frame's.
+        travel: range of the distance its centre travels over the clip, a share of the frame.
+        growth: range of its size at the clip's end over its size at the start.
+
+    Returns:
+        The frames with the patches pasted (a new tensor; clips without one unchanged).
+
+    Example:
+        >>> x = torch.zeros(6, 1, 16, 16); owner = torch.tensor([0, 0, 0, 1, 1, 1])
+        >>> y = paste_moving_patch(x, owner, torch.ones(2, 1, 16, 16), 1.0)
+        >>> [round(float(f.mean()), 2) > 0 for f in y]                 # a patch in every frame
+        [True, True, True, True, True, True]
+        >>> bool((y[0] != y[2]).any())                                  # and it moved
+        True
+    """
+    clips, device = len(sources), frames.device
+    count = torch.bincount(owner, minlength=clips)
+    first = torch.cumsum(count, 0) - count
+    when = ((torch.arange(len(owner), device=device) - first[owner]) / (count[owner] - 1).clamp(min=1)).view(-1, 1, 1)
+
+    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+        return low + (high - low) * torch.rand(clips, *shape, device=device)
+
+    side = uniform(*size, 1)                                          # patch side / frame side
+    cut = (2 * torch.rand(clips, 2, device=device) - 1) * (1 - side)   # where it is cut, in [-1, 1]
+    middle = torch.rand(clips, 2, device=device) - 0.5                # where it is half-way, in [-0.5, 0.5]
+    angle = uniform(0.0, 2 * torch.pi, 1)
+    heading = torch.cat([angle.cos(), angle.sin()], 1) * 2 * uniform(*travel, 1)
+    grow = uniform(*growth, 1)
+    centre = (middle - heading / 2)[owner].view(-1, 1, 1, 2) + when.unsqueeze(-1) * heading[owner].view(-1, 1, 1, 2)
+    half = side[owner] * grow[owner] ** when.view(-1, 1)                       # (N, 1), patch side now
+    h, w = frames.shape[-2:]
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=device), torch.linspace(-1, 1, w, device=device),
+                            indexing="ij")
+    local = (torch.stack([xs, ys], -1) - centre) / half.view(-1, 1, 1, 1)     # patch coordinates, [-1, 1] inside
+    alpha = ((1 - local.norm(dim=-1)) / 0.3).clamp(0, 1).unsqueeze(1)        # round, feathered edge
+    alpha = alpha * (torch.rand(clips, device=device) < probability)[owner].view(-1, 1, 1, 1)
+    grid = cut[owner].view(-1, 1, 1, 2) + local * side[owner].view(-1, 1, 1, 1)
+    patch = F.grid_sample(sources[owner].to(frames.dtype), grid.to(frames.dtype), mode="bilinear",
+                          padding_mode="reflection", align_corners=True)
+    return frames * (1 - alpha) + patch * alpha
 
 
 class FrameNormalize(nn.Module):

@@ -229,6 +229,44 @@ def test_the_camera_move_task_is_learned_from_real_photos():
     assert np.mean(accuracy[-25:]) > 0.6, np.mean(accuracy[-25:])
 
 
+def test_a_moving_patch_crosses_its_own_clip_only_in_a_straight_line():
+    """Scene motion: each clip's patch comes from its own source, moves at a constant pace along
+    one line, and never reaches another clip's frames; probability 0 changes nothing."""
+    from semisup.augment import paste_moving_patch
+
+    torch.manual_seed(0)
+    owner = torch.tensor([0] * 5 + [1] * 3 + [2] * 4)
+    frames = torch.zeros(len(owner), 1, 48, 48)
+    sources = torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1).expand(3, 1, 48, 48)
+    assert torch.equal(paste_moving_patch(frames, owner, sources, 0.0), frames)
+    pasted = paste_moving_patch(frames, owner, sources, 1.0, size=(0.2, 0.2), travel=(0.3, 0.3), growth=(1, 1))
+    for clip in range(3):
+        values = pasted[owner == clip]
+        assert abs(float(values.max()) - (clip + 1)) < 1e-5         # only this clip's source shows
+        weight = values[:, 0] / (clip + 1)
+        ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+        centres = torch.stack([(weight * xs).sum((1, 2)), (weight * ys).sum((1, 2))], 1) / weight.sum((1, 2)).view(-1, 1)
+        steps = centres[1:] - centres[:-1]
+        assert float(steps.norm(dim=1).min()) > 2                  # it moves every frame ...
+        assert torch.allclose(steps, steps[0].expand_as(steps), atol=0.5)   # ... the same step: one line, one pace
+
+
+def test_scene_motion_is_drawn_per_clip_in_the_labeled_view():
+    from semisup.augment import FrameAugment
+
+    torch.manual_seed(0)
+    owner = torch.tensor([0, 0, 0, 1, 1, 1])
+    frames = (photos(2, 32)[owner] * 255).to(torch.uint8)
+    plain = FrameAugment(32, (0.5,) * 3, (0.25,) * 3, hflip=0, degrees=0, scale=(1, 1), per_clip=True)
+    moving = FrameAugment(32, (0.5,) * 3, (0.25,) * 3, hflip=0, degrees=0, scale=(1, 1), per_clip=True,
+                          scene_motion=1.0)
+    still = plain(frames, owner)
+    assert torch.equal(still[0], still[2])                           # a still camera over a still scene
+    shown = moving(frames, owner)
+    assert not torch.allclose(shown[0], shown[2])                    # something moved through it
+    assert float((shown[0] - still[0]).abs().amax((0,)).gt(0.01).float().mean()) < 0.5   # a patch, not the frame
+
+
 def test_the_cross_source_benchmark_tests_on_footage_no_other_split_uses(tmp_path):
     from semisup.data.demo import write_demo
     from semisup.data.demo_moves import TEST_CAMERA, TRAIN_CAMERA, _path
@@ -273,7 +311,8 @@ def test_motion_inputs_and_the_camera_move_task_train_end_to_end(tmp_path):
     small = [f"data.root={root}", 'data.format="folder"', "model.encoder=test_resnet", "data.image_size=32",
              "data.num_workers=0", "train.epochs=1", "model.frame_differences=true", "model.temporal_shift=0.125",
              'pretext=[{name="sesemi", frames_per_trailer=2, head_hidden=16}, '
-             '{name="camera-move", frames_per_trailer=4, head_hidden=16}]']
+             '{name="camera-move", frames_per_trailer=4, head_hidden=16, scene_motion=0.5}]',
+             "augment.scene_motion=0.5"]
     result = start_run("recipes/moves.toml", small, tmp_path / "run")
     test = result.report["splits"]["test"]["movement"]
     assert test["samples"] == sum(1 for r in csv.DictReader((root / "labels.csv").open()) if r["split"] == "test")

@@ -299,6 +299,10 @@ class AugmentConfig:
     per_clip: Literal["auto", "always", "never"] = spec(
         "auto", doc="draw crop, rotation and flip once per clip for all its frames; auto: for the labeled frames "
                     "when a task's aggregator reads time order, for the pretext frames when a pretext task does")
+    scene_motion: float = spec(0.0, ge=0.0, le=1.0, doc="chance that a labeled clip drawn per clip gets an object "
+                                                        "moving through it while the camera holds (a patch of "
+                                                        "another shot, in a straight line): motion that is not the "
+                                                        "camera's, for tasks that read time; 0 = never")
     strong_colour: bool = spec(True, doc="consistency methods' strong view: its photometric operations (colour, "
                                          "posterize, solarize, sharpness, equalize, grayscale); false keeps only "
                                          "random erasing, for labels carried by colour (a horror grade)")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from semisup.augment import paste_moving_patch
 from semisup.errors import check_option
 from semisup.pretext.base import Encode, PretextOutput, PretextTask, register_pretext
 
@@ -102,12 +103,17 @@ class CameraMove(PretextTask):
         """Range of a push's or pull's start / end window width ratio."""
         pan: tuple[float, float] = (0.15, 0.4)
         """Range of how far a pan travels, a share of the frame."""
+        scene_motion: float = 0.0
+        """Chance that a filmed clip also shows an object moving through it (a patch of another
+        clip's frame, :func:`~semisup.augment.paste_moving_patch`), so that the still camera is
+        not the only one whose picture moves."""
 
         def __post_init__(self) -> None:
             check_option(len(self.zoom) == 2 and 1.0 < self.zoom[0] <= self.zoom[1], "zoom",
                          "[low, high] with 1 < low <= high", list(self.zoom))
             check_option(len(self.pan) == 2 and 0.0 < self.pan[0] <= self.pan[1] <= 0.5, "pan",
                          "[low, high] with 0 < low <= high <= 0.5", list(self.pan))
+            check_option(0.0 <= self.scene_motion <= 1.0, "scene_motion", "a chance in [0, 1]", self.scene_motion)
 
     def head_input_dim(self, feature_dim: int) -> int:
         return feature_dim * self.frames
@@ -117,8 +123,11 @@ class CameraMove(PretextTask):
         target = torch.randint(0, len(CAMERA_MOVES), (b,), device=frames.device)
         still = frames[:, t // 2]
         windows = camera_windows(target, t, self.options.zoom, self.options.pan)      # (B, T, 3)
-        clips = film(still, windows)                                                   # (B, T, C, H, W)
-        features = encode(clips.flatten(0, 1)).float().reshape(b, -1)
+        clips = film(still, windows).flatten(0, 1)                                     # (B*T, C, H, W)
+        if self.options.scene_motion > 0:
+            owner = torch.arange(b, device=frames.device).repeat_interleave(t)
+            clips = paste_moving_patch(clips, owner, frames[:, 0].roll(1, 0), self.options.scene_motion)
+        features = encode(clips).float().reshape(b, -1)
         return self.classify(features, target)
 
 

@@ -138,7 +138,8 @@ def build_augmentations(recipe: Recipe, model: TrailerModel,
 
     tasks_per_clip = per_clip(labeled_reads_time(recipe))
     common = {"degrees": a.rotation, "scale": (a.crop_scale_min, 1.0)}
-    views = {"labeled": FrameAugment(size, mean, std, hflip=a.hflip, per_clip=tasks_per_clip, **common),
+    views = {"labeled": FrameAugment(size, mean, std, hflip=a.hflip, per_clip=tasks_per_clip,
+                                     scene_motion=a.scene_motion, **common),
              "pretext": FrameAugment(size, mean, std, hflip=0.0, per_clip=per_clip(
                  any(type(task).reads_time for task in model.pretext.values())), **common)}
     if recipe.consistency:
