@@ -32,6 +32,9 @@ def pretext(*tasks: str) -> str:
 GRU = [NO_REVERSAL, NO_DIFFERENCES, pretext("sesemi")]
 """The GRU with motion features and SESEMI alone: the shot recipe's movement task (recipes/shots.toml)."""
 
+SYNTHETIC = 'synthetic_moves={task="movement", moves={Push="push", Pull="pull"}, zoom=[1.2, 3.0]}'
+"""Labeled pushes and pulls made from unlabeled shots by a virtual zoom (a slow one to a steep one)."""
+
 VARIANTS: dict[str, list[str]] = {
     "mean": [*GRU, 'tasks.0.aggregator="mean"', "tasks.0.aggregator_options={motion = false}"],
     "gru": GRU,
@@ -48,8 +51,9 @@ VARIANTS: dict[str, list[str]] = {
     "r2plus1d": [*GRU, 'model.encoder="torchvision:r2plus1d_18"', "model.frame_differences=false"],
     "scene": ["augment.scene_motion=0.5", pretext("sesemi", "camera-move").replace(
         '"camera-move", frames_per_trailer=8,', '"camera-move", frames_per_trailer=8, scene_motion=0.5,')],
-    "synthetic": ['synthetic_moves={task="movement", moves={Push="push", Pull="pull"}, zoom=[1.2, 3.0]}'],
+    "synthetic": [SYNTHETIC],
 }
+VARIANTS["scene-synthetic"] = [*VARIANTS["scene"], SYNTHETIC]
 """Variant name -> its overrides of recipes/moves.toml (which ships the "all" variant)."""
 
 

@@ -20,6 +20,7 @@ from semisup.data.formats import read_dataset
 from semisup.data.labels import TaskColumn
 from semisup.data.loaders import EpochBatchSampler, TrailerFrames, collate_packed, eval_picker, make_loader
 from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
+from semisup.data.video import Decoder
 from semisup.errors import SemisupError
 from semisup.models import TrailerModel, create_encoder
 from semisup.models.encoder import CachedEncoder
@@ -129,12 +130,13 @@ def build_model(recipe: Recipe, specs: Sequence[TaskSpec], cache: FeatureCache |
 
 def build_eval_loader(samples: Sequence[Sample], specs: Sequence[TaskSpec], image_size: int, eval_frames: int,
                       batch_size: int, num_workers: int, pin_memory: bool = False,
-                      cache: FeatureCache | None = None) -> DataLoader:
-    """Loader of evenly spaced frames of ``samples``, in order (their cached features with a ``cache``)."""
+                      cache: FeatureCache | None = None, decoder: Decoder = "pyav") -> DataLoader:
+    """Loader of evenly spaced frames of ``samples``, in order (their cached features with a ``cache``;
+    videos read with ``decoder``)."""
     if cache is not None:
         dataset = CachedTrailers(cache, samples, specs, eval_picker(eval_frames))
     else:
-        dataset = TrailerFrames(samples, specs, image_size, eval_picker(eval_frames))
+        dataset = TrailerFrames(samples, specs, image_size, eval_picker(eval_frames), decoder=decoder)
     # a process of a data-parallel run may have no trailer of a small split to score: no batches
     sampler = EpochBatchSampler(len(samples), batch_size, seed=0, stream=0, shuffle=False) if samples else []
     return make_loader(dataset, sampler, collate_packed, num_workers, pin_memory)

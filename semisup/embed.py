@@ -93,7 +93,7 @@ def embed_run(run_dir: Path, inputs: Sequence[Path] = (), splits: Sequence[str] 
         encoder.to(device)
         featurize, normalize = mean_frame_features(encoder), FrameNormalize(encoder.mean, encoder.std).to(device)
     loader = build_eval_loader(samples, (), recipe.data.image_size, recipe.data.eval_frames,
-                               recipe.train.eval_batch_size, recipe.data.num_workers)
+                               recipe.train.eval_batch_size, recipe.data.num_workers, decoder=recipe.data.decoder)
     ids, vectors = embed(featurize, loader, normalize, device, resolve_precision(device, recipe.run.precision))
     if out.suffix == ".npy":
         with atomic_write(out, "wb") as handle:

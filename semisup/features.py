@@ -104,7 +104,7 @@ def write_features(recipe: Recipe, out: Path, force: bool = False,
     start = int(todo[0]) if len(todo) else len(samples)
 
     loader = build_eval_loader(samples[start:], (), d.image_size, d.eval_frames, recipe.train.eval_batch_size,
-                               d.num_workers, device.type == "cuda")
+                               d.num_workers, device.type == "cuda", decoder=d.decoder)
     progress.start(len(loader), 0)
     progress.start_epoch(0, 1, len(loader), 0)
     skipped, tic, last_flush, done = 0, time.perf_counter(), time.monotonic(), 0

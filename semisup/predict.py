@@ -84,7 +84,7 @@ def predict_inputs(run_dir: Path, inputs: Sequence[Path], checkpoint: str = "bes
     rules = stored_rules(run, {t.name: t.kind for t in tasks})
     loaded = load_model(recipe, tasks, run.checkpoint(checkpoint))
     loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames, batch_size,
-                               num_workers=min(recipe.data.num_workers, 2))
+                               num_workers=min(recipe.data.num_workers, 2), decoder=recipe.data.decoder)
     results: dict[int, InputPrediction] = {}  # by input position: the same input may be given twice
     bad: set[str] = set()  # unreadable frame files (or "video#frame" entries) met so far
     with torch.no_grad():

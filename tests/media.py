@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -26,17 +27,32 @@ def decode(path: Path, limit: int | None = None) -> list[np.ndarray]:
     return frames
 
 
-def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, faststart: bool = False) -> Path:
-    """Encode RGB frames as an H.264 mp4 (``faststart``: index at the front, as streamed files have)."""
+def write_clip(path: Path, frames: list[np.ndarray], fps: int = 25, faststart: bool = False,
+               keyframe_every: int | None = None, b_frames: int | None = None,
+               times_ms: list[int] | None = None) -> Path:
+    """Encode RGB frames as an H.264 mp4 (``faststart``: index at the front, as streamed files have).
+
+    ``keyframe_every`` and ``b_frames`` set the encoder's group of pictures; ``times_ms``
+    gives each frame its own presentation time (a variable frame rate).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width // 2 * 2, height // 2 * 2, "yuv420p"
-        for array in frames:
+        if keyframe_every:
+            stream.codec_context.gop_size = keyframe_every
+            stream.codec_context.options = {"keyint_min": str(keyframe_every), "sc_threshold": "0"}
+        if b_frames is not None:
+            stream.codec_context.max_b_frames = b_frames
+        if times_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for i, array in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array[:height // 2 * 2, :width // 2 * 2]),
                                                format="rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = times_ms[i], Fraction(1, 1000)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():

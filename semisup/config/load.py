@@ -483,6 +483,12 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
     for key, name in needed:
         if not (root / name).exists():
             raise SemisupError(f"{source}: data.{key}: {root / name} does not exist")
+    from semisup.data.video import decoder_missing
+
+    missing = decoder_missing(data.decoder)
+    if missing:
+        raise SemisupError(f"{source}: data.decoder: {data.decoder!r} cannot run here: {missing}; "
+                           'or use "pyav"')
     pretrained = recipe.model.pretrained
     if isinstance(pretrained, Path) and not pretrained.is_file():
         raise SemisupError(f"{source}: model.pretrained: {pretrained} does not exist "

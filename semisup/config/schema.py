@@ -72,6 +72,10 @@ class DataConfig:
     max_frames: int = spec(20, ge=1, doc="random frames per labeled sample in training")
     eval_frames: int = spec(20, ge=1, doc="evenly spaced frames per sample in evaluation")
     num_workers: int = spec(2, ge=0, doc="decoding processes per loader")
+    decoder: Literal["pyav", "torchcodec"] = spec(
+        "pyav", doc='reads videos: "pyav" (installed with semisup) or "torchcodec" (pip install '
+                    '"semisup[torchcodec]"; needs FFmpeg\'s shared libraries, e.g. apt install ffmpeg); both seek to '
+                    "the keyframe before each picked frame and return exactly that frame")
     features: str = spec("", doc="a feature cache (`semisup features`): train and evaluate from the frozen "
                                  "encoder's cached frame features instead of frames; empty: frames")
     max_unreadable: float = spec(0.2, ge=0, le=1, doc="the run stops when a larger share of the trailers of "

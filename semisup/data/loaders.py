@@ -29,7 +29,7 @@ from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import Sample, TaskSpec
 from semisup.data.reversal import TimeReversal
 from semisup.data.synthetic import SyntheticMoves
-from semisup.data.video import VideoError, probe, read_frames
+from semisup.data.video import Decoder, VideoError, probe, read_frames
 
 FramePicker = Callable[[int, np.random.Generator], np.ndarray]
 """Chooses frame indices (sorted) of a trailer with ``n`` frames."""
@@ -114,8 +114,9 @@ class TrailerFrames(Dataset):
 
     def __init__(self, samples: Sequence[Sample], tasks: Sequence[TaskSpec], image_size: int,
                  pick: FramePicker, synthetic: SyntheticMoves | None = None,
-                 reversal: TimeReversal | None = None) -> None:
+                 reversal: TimeReversal | None = None, decoder: Decoder = "pyav") -> None:
         self.samples = list(samples)
+        self.decoder = decoder
         self.tasks = list(tasks)
         self.image_size = image_size
         self.pick = pick
@@ -166,7 +167,7 @@ class TrailerFrames(Dataset):
     def _from_video(self, path, rng: np.random.Generator, size: int) -> tuple[list[np.ndarray], list[str]]:
         try:
             picked = self.pick(max(1, probe(path).frames), rng)
-            frames = read_frames(path, picked, size)
+            frames = read_frames(path, picked, size, self.decoder)
         except VideoError:
             return [], [str(path)]
         return frames, ([] if len(frames) == len(picked) else [f"{path} (ends early)"])

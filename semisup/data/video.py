@@ -1,8 +1,19 @@
-"""Video decoding with PyAV: frame counts, picked frames, evenly spaced frames, shots.
+"""Video decoding: frame counts and timestamps, picked frames by seeking, every frame, shots.
 
-torchvision 0.29 has no video reader, so frames come from PyAV directly. A
-broken or truncated file raises :class:`VideoError` (an ``OSError``), which
-the loaders treat like an unreadable image: skipped and counted.
+torchvision 0.29 has no video reader, so frames come from PyAV directly, or
+from torchcodec (``decoder="torchcodec"``, an optional extra that needs FFmpeg's
+shared libraries from the system). A broken or truncated file raises
+:class:`VideoError` (an ``OSError``), which the loaders treat like an
+unreadable image: skipped and counted.
+
+Picked frames are read by seeking: each video is probed once per process
+(:func:`probe`: a pass over its packets, which reads the file but decodes
+nothing) for the presentation time of every frame and its keyframes; a picked
+frame is then decoded from the keyframe before it, and the decoder runs on
+only when the next pick follows in the same group of pictures. Frame ``i`` is
+exactly the ``i``-th frame a full decode yields (matched by timestamp, so
+B-frames and variable frame rates read true). PyAV can seek but does not map
+frame indices to timestamps, which is what the probe adds.
 """
 
 from __future__ import annotations
@@ -10,12 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import av
 import numpy as np
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg")
+DECODERS = ("pyav", "torchcodec")
+Decoder = Literal["pyav", "torchcodec"]
 
 
 class VideoError(OSError):
@@ -24,12 +37,26 @@ class VideoError(OSError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says about a video's first video stream."""
+    """A video's first video stream: what the container says, and where each frame is.
+
+    Attributes:
+        frames: frame count (exact when ``pts`` is known, else the container's count or
+            an estimate from its duration).
+        fps: average frame rate.
+        width, height: frame size in pixels.
+        duration: seconds.
+        pts: presentation timestamp of each frame in display order (stream time base),
+            or ``None`` where packets carry none: such a file is decoded from its start.
+        keyframe: for each frame, the index of the last keyframe at or before it.
+    """
 
     frames: int
     fps: float
     width: int
     height: int
+    duration: float = 0.0
+    pts: np.ndarray | None = None
+    keyframe: np.ndarray | None = None
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -45,21 +72,41 @@ def _open(path: Path) -> av.container.InputContainer:
 
 @lru_cache(maxsize=4096)
 def probe(path: Path) -> VideoInfo:
-    """Frame count, frame rate and size from the container (estimated from the
-    duration when the container does not store a count).
+    """Frame count, rate, size, duration and every frame's timestamp, remembered per process.
+
+    Reads the file's packets once without decoding them. Packets the demuxer
+    marks to discard (before an edit list's start) are no frames: a full decode
+    does not yield them either.
 
     Raises:
-        VideoError: the file cannot be opened.
+        VideoError: the file cannot be opened or its packets cannot be read.
     """
     with _open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
-        frames = stream.frames
-        if not frames:
-            seconds = (float(stream.duration * stream.time_base) if stream.duration
-                       else (container.duration or 0) / av.time_base)
-            frames = int(round(seconds * fps))
-        return VideoInfo(int(frames), fps, stream.codec_context.width, stream.codec_context.height)
+        stamps, keys, complete = [], [], True
+        try:
+            for packet in container.demux(stream):
+                if not packet.size or packet.is_discard:  # the end-of-stream packet; edit-list lead-in
+                    continue
+                if packet.pts is None:
+                    complete = False
+                    break
+                stamps.append(packet.pts)
+                if packet.is_keyframe:
+                    keys.append(packet.pts)
+        except (av.error.FFmpegError, OSError) as exc:
+            if not stamps:
+                raise VideoError(f"{path}: its packets cannot be read ({type(exc).__name__})") from None
+        width, height = stream.codec_context.width, stream.codec_context.height
+        seconds = (float(stream.duration * stream.time_base) if stream.duration
+                   else (container.duration or 0) / av.time_base)
+        if complete and stamps and keys:
+            pts = np.unique(np.asarray(stamps, np.int64))
+            keyframe = np.maximum.accumulate(np.where(np.isin(pts, keys), np.arange(len(pts)), 0))
+            return VideoInfo(len(pts), fps, width, height, seconds, pts, keyframe)
+        frames = stream.frames or int(round(seconds * fps))
+        return VideoInfo(int(frames), fps, width, height, seconds)
 
 
 def _square(frame: av.VideoFrame, size: int) -> np.ndarray:
@@ -71,18 +118,70 @@ def _square(frame: av.VideoFrame, size: int) -> np.ndarray:
     return np.ascontiguousarray(rgb[top:top + size, left:left + size])
 
 
-def read_frames(path: Path, indices: Sequence[int], size: int) -> list[np.ndarray]:
-    """Decode the frames at ``indices`` (sorted), as ``(size, size, 3)`` uint8 squares.
+def read_frames(path: Path, indices: Sequence[int], size: int, decoder: Decoder = "pyav") -> list[np.ndarray]:
+    """Decode the frames at ``indices``, as ``(size, size, 3)`` uint8 squares, in the order asked.
 
-    Frames are decoded in order and only the picked ones converted; a file
-    that ends early yields fewer frames.
+    Each picked frame is decoded from the keyframe before it (see the module's
+    docstring); a frame that cannot be decoded, or lies past a file that ends
+    early, is left out.
+
+    Args:
+        path: the video file.
+        indices: frame indices (any order, repeats allowed).
+        size: square side; the short side is scaled to it, the centre cropped.
+        decoder: ``"pyav"`` or ``"torchcodec"``.
 
     Raises:
-        VideoError: the file cannot be opened, or breaks before any picked frame.
+        VideoError: the file cannot be opened, or no picked frame can be decoded.
     """
     wanted = sorted(set(int(i) for i in indices))
     if not wanted:
         return []
+    if decoder == "torchcodec":
+        out = _read_torchcodec(path, wanted, size)
+    else:
+        info = probe(path)
+        out = _read_sequential(path, wanted, size) if info.pts is None else _read_seeking(path, info, wanted, size)
+    if not out:
+        raise VideoError(f"{path}: no frame could be decoded")
+    return [out[i] for i in indices if i in out]
+
+
+def _read_seeking(path: Path, info: VideoInfo, wanted: list[int], size: int) -> dict[int, np.ndarray]:
+    """Frames by timestamp: seek to a pick's keyframe unless decoding on reaches it sooner."""
+    assert info.pts is not None and info.keyframe is not None
+    position = {int(t): i for i, t in enumerate(info.pts)}
+    out: dict[int, np.ndarray] = {}
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        frames: Iterator[av.VideoFrame] | None = None
+        held: av.VideoFrame | None = None  # the last frame decoded, kept for a pick it may be
+        at = -1  # its display index
+        for target in (i for i in wanted if i < info.frames):
+            if frames is None or int(info.keyframe[target]) > at:
+                container.seek(int(info.pts[info.keyframe[target]]), stream=stream, backward=True, any_frame=False)
+                frames, held, at = container.decode(stream), None, -1
+            goal = int(info.pts[target])
+            try:
+                while held is None or held.pts < goal:
+                    held = next(frames)
+                    if held.pts is None:
+                        held = None
+                    else:
+                        at = position.get(int(held.pts), at)
+            except StopIteration:
+                break  # the file ends before this pick
+            except (av.error.FFmpegError, OSError):
+                frames = None  # a broken stretch: the next pick seeks afresh
+                continue
+            if held.pts == goal:  # else this frame is missing from the stream
+                out[target] = _square(held, size)
+    return out
+
+
+def _read_sequential(path: Path, wanted: list[int], size: int) -> dict[int, np.ndarray]:
+    """Frames by counting from the start: for files whose packets carry no timestamps."""
     out: dict[int, np.ndarray] = {}
     with _open(path) as container:
         stream = container.streams.video[0]
@@ -96,9 +195,43 @@ def read_frames(path: Path, indices: Sequence[int], size: int) -> list[np.ndarra
         except (av.error.FFmpegError, OSError) as exc:
             if not out:
                 raise VideoError(f"{path}: decoding failed ({type(exc).__name__})") from None
-    if not out:
-        raise VideoError(f"{path}: no frame could be decoded")
-    return [out[i] for i in indices if i in out]
+    return out
+
+
+def decoder_missing(decoder: Decoder) -> str | None:
+    """Why ``decoder`` cannot run on this machine, or ``None`` when it can."""
+    if decoder != "torchcodec":
+        return None
+    try:
+        from torchcodec.decoders import VideoDecoder  # noqa: F401
+    except ImportError:
+        return 'torchcodec is not installed (pip install "semisup[torchcodec]")'
+    except (RuntimeError, OSError) as exc:  # torchcodec raises RuntimeError without FFmpeg's shared libraries
+        return f"torchcodec cannot load FFmpeg's shared libraries (apt install ffmpeg): {str(exc).splitlines()[0]}"
+    return None
+
+
+def _read_torchcodec(path: Path, wanted: list[int], size: int) -> dict[int, np.ndarray]:
+    """Frames through torchcodec's exact seeking, scaled and cropped as PyAV's (bilinear, antialiased)."""
+    import torch
+    from torchcodec.decoders import VideoDecoder
+
+    try:
+        video = VideoDecoder(str(path), seek_mode="exact")
+        present = [i for i in wanted if i < video.metadata.num_frames]
+        batch = video.get_frames_at(present).data if present else None
+    except (RuntimeError, ValueError) as exc:
+        raise VideoError(f"{path}: not a readable video ({type(exc).__name__})") from None
+    if batch is None:
+        return {}
+    height, width = batch.shape[-2:]
+    scale = size / min(height, width)
+    shape = (max(size, round(height * scale)), max(size, round(width * scale)))
+    scaled = torch.nn.functional.interpolate(batch.float(), size=shape, mode="bilinear", antialias=True,
+                                             align_corners=False)
+    top, left = (shape[0] - size) // 2, (shape[1] - size) // 2
+    squares = scaled[..., top:top + size, left:left + size].round().clamp(0, 255).to(torch.uint8)
+    return {i: np.ascontiguousarray(f.permute(1, 2, 0).numpy()) for i, f in zip(present, squares)}
 
 
 def iter_frames(path: Path, short_side: int | None = None) -> Iterator[np.ndarray]:

@@ -194,7 +194,8 @@ def score_samples(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path, s
 
     loaded = loaded or load_model(recipe, tasks, checkpoint, all_samples)
     loader = build_eval_loader(samples, tasks, recipe.data.image_size, recipe.data.eval_frames,
-                               recipe.train.eval_batch_size, recipe.data.num_workers, cache=loaded.cache)
+                               recipe.train.eval_batch_size, recipe.data.num_workers, cache=loaded.cache,
+                               decoder=recipe.data.decoder)
     predictions = predict(loaded.model, loader, loaded.normalize, tasks, loaded.device, loaded.amp_dtype)
     if enforce_limit:
         check_split(name, samples, predictions.unreadable, recipe.data.max_unreadable)

@@ -147,7 +147,8 @@ def _embeddings(recipe: Any, loaded: Any, samples: Sequence[Sample], task: str |
 
     loaded.model.eval()
     loader = build_eval_loader(samples, (), recipe.data.image_size, recipe.data.eval_frames,
-                               recipe.train.eval_batch_size, recipe.data.num_workers, cache=loaded.cache)
+                               recipe.train.eval_batch_size, recipe.data.num_workers, cache=loaded.cache,
+                               decoder=recipe.data.decoder)
     ids, vectors = embed(featurize, loader, loaded.normalize, loaded.device, loaded.amp_dtype)
     return dict(zip(ids, vectors))
 

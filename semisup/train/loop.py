@@ -96,7 +96,7 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
     d = recipe.data
     val_share = split_samples(samples, "val")[process.rank::process.world_size]
     val_loader = build_eval_loader(val_share, specs, d.image_size, d.eval_frames, t.eval_batch_size, d.num_workers,
-                                   device.type == "cuda", cache)
+                                   device.type == "cuda", cache, decoder=d.decoder)
     # methods that pseudo-label are calibrated and judged on validation clips as long as their unlabeled ones
     frames = pseudo_label_frames(recipe, objectives)
     clip_loader = None if frames is None else build_eval_loader(val_share, specs, d.image_size, frames,

