@@ -8,9 +8,9 @@ reads the same random picks from each with every reader, in one process:
 
 - "decode from start": decode every frame in order up to the last pick (what
   semisup did before it seeked);
-- "seek, first read": probe the file (one pass over its packets) and seek, as
+- "seek, first read": read the file's packets once (their timestamps) and seek, as
   a process's first read of a trailer costs;
-- "seek": the probe remembered, as every later read in that process;
+- "seek": the timestamps remembered, as every later read in that process;
 - "torchcodec": ``VideoDecoder(seek_mode="exact").get_frames_at`` (when torchcodec
   and FFmpeg's libraries are present; its own index scan included, every read).
 
@@ -75,7 +75,7 @@ def main() -> None:
     files = {s: write_trailer(args.out / f"trailer-{s}s.mp4", s) for s in args.seconds}
     readers = {
         "decode from start": lambda path, picks: video._read_sequential(path, sorted(set(picks)), 64),
-        "seek, first read": lambda path, picks: (video.probe.cache_clear(), video.read_frames(path, picks, 64)),
+        "seek, first read": lambda path, picks: (video.frame_times.cache_clear(), video.read_frames(path, picks, 64)),
         "seek": lambda path, picks: video.read_frames(path, picks, 64),
     }
     if video.decoder_missing("torchcodec") is None:
@@ -87,9 +87,8 @@ def main() -> None:
     best = {(name, s): float("inf") for name in readers for s in args.seconds}
     for _ in range(args.trials):
         for seconds, path in files.items():
-            frames = video.probe(path).frames
-            picks = rng.choice(frames, args.picks, replace=False).tolist()
-            video.probe(path)  # warm for "seek"; "seek, first read" clears it itself
+            picks = rng.choice(video.count_frames(path), args.picks, replace=False).tolist()
+            video.frame_times(path)  # warm for "seek"; "seek, first read" clears it itself
             for name, read in readers.items():
                 start = time.perf_counter()
                 read(path, picks)

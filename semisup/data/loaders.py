@@ -29,7 +29,7 @@ from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import Sample, TaskSpec
 from semisup.data.reversal import TimeReversal
 from semisup.data.synthetic import SyntheticMoves
-from semisup.data.video import Decoder, VideoError, probe, read_frames
+from semisup.data.video import Decoder, VideoError, count_frames, read_frames
 
 FramePicker = Callable[[int, np.random.Generator], np.ndarray]
 """Chooses frame indices (sorted) of a trailer with ``n`` frames."""
@@ -166,7 +166,7 @@ class TrailerFrames(Dataset):
 
     def _from_video(self, path, rng: np.random.Generator, size: int) -> tuple[list[np.ndarray], list[str]]:
         try:
-            picked = self.pick(max(1, probe(path).frames), rng)
+            picked = self.pick(max(1, count_frames(path)), rng)
             frames = read_frames(path, picked, size, self.decoder)
         except VideoError:
             return [], [str(path)]

@@ -6,14 +6,14 @@ shared libraries from the system). A broken or truncated file raises
 :class:`VideoError` (an ``OSError``), which the loaders treat like an
 unreadable image: skipped and counted.
 
-Picked frames are read by seeking: each video is probed once per process
-(:func:`probe`: a pass over its packets, which reads the file but decodes
-nothing) for the presentation time of every frame and its keyframes; a picked
+Picked frames are read by seeking: each video's packets are read once per
+process (:func:`frame_times`: the file is read, nothing decoded) for the
+presentation time of every frame and its keyframes; a picked
 frame is then decoded from the keyframe before it, and the decoder runs on
 only when the next pick follows in the same group of pictures. Frame ``i`` is
 exactly the ``i``-th frame a full decode yields (matched by timestamp, so
 B-frames and variable frame rates read true). PyAV can seek but does not map
-frame indices to timestamps, which is what the probe adds.
+frame indices to timestamps, which :func:`frame_times` adds.
 """
 
 from __future__ import annotations
@@ -37,17 +37,14 @@ class VideoError(OSError):
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """A video's first video stream: what the container says, and where each frame is.
+    """What the container's header says about a video's first video stream.
 
     Attributes:
-        frames: frame count (exact when ``pts`` is known, else the container's count or
-            an estimate from its duration).
+        frames: frame count (the container's, or estimated from its duration; see
+            :func:`count_frames` for the exact one).
         fps: average frame rate.
         width, height: frame size in pixels.
         duration: seconds.
-        pts: presentation timestamp of each frame in display order (stream time base),
-            or ``None`` where packets carry none: such a file is decoded from its start.
-        keyframe: for each frame, the index of the last keyframe at or before it.
     """
 
     frames: int
@@ -55,8 +52,19 @@ class VideoInfo:
     width: int
     height: int
     duration: float = 0.0
-    pts: np.ndarray | None = None
-    keyframe: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class FrameTimes:
+    """Where each frame of a video is, in display order.
+
+    Attributes:
+        pts: presentation timestamp of each frame (the stream's time base).
+        keyframe: for each frame, the index of the last keyframe at or before it.
+    """
+
+    pts: np.ndarray
+    keyframe: np.ndarray
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -72,41 +80,61 @@ def _open(path: Path) -> av.container.InputContainer:
 
 @lru_cache(maxsize=4096)
 def probe(path: Path) -> VideoInfo:
-    """Frame count, rate, size, duration and every frame's timestamp, remembered per process.
-
-    Reads the file's packets once without decoding them. Packets the demuxer
-    marks to discard (before an edit list's start) are no frames: a full decode
-    does not yield them either.
+    """Frame count, rate, size and duration from the container's header (nothing is decoded).
 
     Raises:
-        VideoError: the file cannot be opened or its packets cannot be read.
+        VideoError: the file cannot be opened.
     """
     with _open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
-        stamps, keys, complete = [], [], True
+        seconds = (float(stream.duration * stream.time_base) if stream.duration
+                   else (container.duration or 0) / av.time_base)
+        frames = stream.frames or int(round(seconds * fps))
+        return VideoInfo(int(frames), fps, stream.codec_context.width, stream.codec_context.height, seconds)
+
+
+@lru_cache(maxsize=4096)
+def frame_times(path: Path) -> FrameTimes | None:
+    """Every frame's timestamp and keyframe, from one pass over the packets (nothing is decoded);
+    remembered per process. ``None`` where packets carry no timestamps.
+
+    Packets the demuxer marks to discard (before an edit list's start) are no
+    frames: a full decode does not yield them either.
+
+    Raises:
+        VideoError: the file cannot be opened or no packet can be read.
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stamps, keys = [], []
         try:
             for packet in container.demux(stream):
                 if not packet.size or packet.is_discard:  # the end-of-stream packet; edit-list lead-in
                     continue
                 if packet.pts is None:
-                    complete = False
-                    break
+                    return None
                 stamps.append(packet.pts)
                 if packet.is_keyframe:
                     keys.append(packet.pts)
         except (av.error.FFmpegError, OSError) as exc:
             if not stamps:
                 raise VideoError(f"{path}: its packets cannot be read ({type(exc).__name__})") from None
-        width, height = stream.codec_context.width, stream.codec_context.height
-        seconds = (float(stream.duration * stream.time_base) if stream.duration
-                   else (container.duration or 0) / av.time_base)
-        if complete and stamps and keys:
-            pts = np.unique(np.asarray(stamps, np.int64))
-            keyframe = np.maximum.accumulate(np.where(np.isin(pts, keys), np.arange(len(pts)), 0))
-            return VideoInfo(len(pts), fps, width, height, seconds, pts, keyframe)
-        frames = stream.frames or int(round(seconds * fps))
-        return VideoInfo(int(frames), fps, width, height, seconds)
+    if not stamps or not keys:
+        return None
+    pts = np.unique(np.asarray(stamps, np.int64))
+    keyframe = np.maximum.accumulate(np.where(np.isin(pts, keys), np.arange(len(pts)), 0))
+    return FrameTimes(pts, keyframe)
+
+
+def count_frames(path: Path) -> int:
+    """A video's exact frame count where its packets have timestamps, else the header's.
+
+    Raises:
+        VideoError: the file cannot be opened.
+    """
+    times = frame_times(path)
+    return len(times.pts) if times is not None else probe(path).frames
 
 
 def _square(frame: av.VideoFrame, size: int) -> np.ndarray:
@@ -140,16 +168,15 @@ def read_frames(path: Path, indices: Sequence[int], size: int, decoder: Decoder 
     if decoder == "torchcodec":
         out = _read_torchcodec(path, wanted, size)
     else:
-        info = probe(path)
-        out = _read_sequential(path, wanted, size) if info.pts is None else _read_seeking(path, info, wanted, size)
+        times = frame_times(path)
+        out = _read_sequential(path, wanted, size) if times is None else _read_seeking(path, times, wanted, size)
     if not out:
         raise VideoError(f"{path}: no frame could be decoded")
     return [out[i] for i in indices if i in out]
 
 
-def _read_seeking(path: Path, info: VideoInfo, wanted: list[int], size: int) -> dict[int, np.ndarray]:
+def _read_seeking(path: Path, info: FrameTimes, wanted: list[int], size: int) -> dict[int, np.ndarray]:
     """Frames by timestamp: seek to a pick's keyframe unless decoding on reaches it sooner."""
-    assert info.pts is not None and info.keyframe is not None
     position = {int(t): i for i, t in enumerate(info.pts)}
     out: dict[int, np.ndarray] = {}
     with _open(path) as container:
@@ -158,7 +185,7 @@ def _read_seeking(path: Path, info: VideoInfo, wanted: list[int], size: int) -> 
         frames: Iterator[av.VideoFrame] | None = None
         held: av.VideoFrame | None = None  # the last frame decoded, kept for a pick it may be
         at = -1  # its display index
-        for target in (i for i in wanted if i < info.frames):
+        for target in (i for i in wanted if i < len(info.pts)):
             if frames is None or int(info.keyframe[target]) > at:
                 container.seek(int(info.pts[info.keyframe[target]]), stream=stream, backward=True, any_frame=False)
                 frames, held, at = container.decode(stream), None, -1
