@@ -17,6 +17,7 @@ from semisup.augment import FeatureAugment, FrameNormalize
 from semisup.config import DataConfig, Recipe, TaskConfig, reads_order
 from semisup.data.cached import CachedTrailers, FeatureCache, cache_key
 from semisup.data.formats import read_dataset
+from semisup.data.index import Listing, open_listing
 from semisup.data.labels import TaskColumn
 from semisup.data.loaders import EpochBatchSampler, TrailerFrames, collate_packed, eval_picker, make_loader
 from semisup.data.samples import Dataset, Sample, TaskSpec, labeled_pool, split_samples, unlabeled_pool
@@ -34,11 +35,14 @@ def task_columns(tasks: Sequence[TaskConfig]) -> list[TaskColumn]:
                        t.rename) for t in tasks]
 
 
-def read_recipe_data(data: DataConfig, tasks: Sequence[TaskConfig], ignore_split: bool = False) -> Dataset:
-    """Read the dataset a recipe's ``[data]`` section points at, problems and all."""
+def read_recipe_data(data: DataConfig, tasks: Sequence[TaskConfig], ignore_split: bool = False,
+                     listing: Listing | None = None) -> Dataset:
+    """Read the dataset a recipe's ``[data]`` section points at, problems and all, listing its
+    folders from its index when it has one (``data.index``), or through ``listing``."""
     return read_dataset(data.format, data.root, task_columns(tasks), labels_file=data.labels_file,
                         split_file=data.split_file, meta_dir=data.meta_dir, keyframes_dir=data.keyframes_dir,
-                        annotations=data.annotations, clips_dir=data.clips_dir, ignore_split=ignore_split)
+                        annotations=data.annotations, clips_dir=data.clips_dir, ignore_split=ignore_split,
+                        listing=listing or open_listing(data.root, data.index))
 
 
 def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool | str) -> Dataset:

@@ -1,4 +1,4 @@
-"""``semisup data``: demo, extract, split, inspect."""
+"""``semisup data``: demo, extract, split, index, inspect, label."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from semisup.cli.app import console, data_app, errors, fmt
+from semisup.data.index import Listing
 from semisup.data.samples import Dataset
 from semisup.errors import SemisupError
 
@@ -27,17 +28,20 @@ def _progress() -> Progress:
 
 
 def read_for_command(root: Optional[Path], fmt_name: Optional[str], recipe: Optional[Path],
-                     ignore_split: bool = False) -> tuple[Dataset, str, Path]:
-    """The dataset a ``data`` command works on: from a recipe, or a root and a layout."""
+                     ignore_split: bool = False, listing: Optional[Listing] = None) -> tuple[Dataset, str, Path]:
+    """The dataset a ``data`` command works on: from a recipe, or a root and a layout; its folders
+    listed through ``listing``, else from its index when it has one."""
     from semisup.data.folder import read_csv
     from semisup.data.formats import FORMATS, default_tasks, read_dataset
+    from semisup.data.index import open_listing
 
     if recipe is not None:
         from semisup.config import load_recipe
         from semisup.build import read_recipe_data
 
         loaded = load_recipe(recipe)
-        return read_recipe_data(loaded.data, loaded.tasks, ignore_split), loaded.data.format, loaded.data.root
+        return (read_recipe_data(loaded.data, loaded.tasks, ignore_split, listing), loaded.data.format,
+                loaded.data.root.expanduser())
     if root is None:
         raise SemisupError("give a dataset ROOT (with --format) or --recipe RECIPE")
     fmt_name = fmt_name or "folder"
@@ -46,7 +50,20 @@ def read_for_command(root: Optional[Path], fmt_name: Optional[str], recipe: Opti
     columns: list[str] = []
     if fmt_name in ("folder", "demo") and root.is_dir():
         columns = read_csv(root / "labels.csv")[1]
-    return read_dataset(fmt_name, root, default_tasks(fmt_name, columns), ignore_split=ignore_split), fmt_name, root
+    return read_dataset(fmt_name, root, default_tasks(fmt_name, columns), ignore_split=ignore_split,
+                        listing=listing or open_listing(root)), fmt_name, root
+
+
+def _listing_for(root: Optional[Path], recipe: Optional[Path]) -> Listing | None:
+    """The folder listing a command reads a dataset through: the dataset's index when it has one."""
+    from semisup.data.index import open_listing
+
+    if recipe is not None:
+        from semisup.config import load_recipe
+
+        data = load_recipe(recipe).data
+        return open_listing(data.root, data.index)
+    return open_listing(root) if root is not None else None
 
 
 @data_app.command("demo")
@@ -212,6 +229,51 @@ def label(
                   f"{escape(str(result.backup))}")
 
 
+@data_app.command("index")
+def index(
+    root: Optional[Path] = typer.Argument(None, help="Dataset folder."),
+    fmt_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help=RECIPE_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the index here (for a dataset folder you cannot "
+                                                           "write to; name it in the recipe's data.index). "
+                                                           "Default: ROOT/semisup-index.parquet, or data.index."),
+    refresh: bool = typer.Option(False, "--refresh", help="Write an existing index again (after frames were "
+                                                          "added to or removed from existing trailers' folders)."),
+) -> None:
+    """Write the dataset index: every folder listed once and every video's header, in one Parquet file
+    that runs, inspect, features and select then read instead of listing the folders."""
+    from dataclasses import astuple
+
+    from semisup.data.index import index_path, write_index
+    from semisup.data.video import probe
+
+    if root is None and recipe is not None:
+        from semisup.config import load_recipe
+
+        data = load_recipe(recipe).data
+        root, target = data.root.expanduser(), out or index_path(data.root, data.index)
+    elif root is not None:
+        target = out or index_path(root)
+    else:
+        raise SemisupError("give a dataset ROOT (with --format) or --recipe RECIPE")
+    if target.exists() and not refresh:
+        raise SemisupError(f"{target}: the dataset index exists; --refresh writes it again")
+    started = time.monotonic()
+    listing = Listing(root.expanduser(), record=True)
+    with errors.status(f"listing {root}..."):
+        dataset, fmt_name, root = read_for_command(root, fmt_name, recipe, listing=listing)
+    videos = [s.video for s in dataset.samples if s.video is not None]
+    with _progress() as bars:
+        task = bars.add_task("video headers", total=len(videos), rate="")
+        counts = write_index(listing, target, fmt_name, lambda p: astuple(probe(p)), iter(videos),
+                             on_video=lambda: bars.update(task, advance=1))
+    console.print(f"[bold]{escape(str(target))}[/]: {counts['folders']} folders ({counts['entries']} entries), "
+                  f"{counts['videos']} video headers"
+                  + (f", {counts['unreadable videos']} unreadable videos left out" if counts["unreadable videos"]
+                     else "")
+                  + f"; {len(dataset.samples)} samples, in {time.monotonic() - started:.1f} s")
+
+
 @data_app.command("inspect")
 def inspect(
     root: Optional[Path] = typer.Argument(None, help="Dataset folder."),
@@ -222,8 +284,9 @@ def inspect(
     """Summarise a dataset and list what is wrong with it. Exit code 1 if a run could not start."""
     from semisup.data.inspect import check_frames, problem_summary, summarise
 
-    dataset, _, root = read_for_command(root, fmt_name, recipe)
-    summary = summarise(dataset)
+    listing = _listing_for(root, recipe)
+    dataset, _, root = read_for_command(root, fmt_name, recipe, listing=listing)
+    summary = summarise(dataset, listing)
     console.print(f"[bold]{root}[/]: {len(dataset.samples)} samples  " +
                   "  ".join(f"{k} {summary.splits.get(k, 0)}" for k in ("train", "val", "test", "unlabeled")) +
                   f"  frames per sample min {summary.frames[0]} / median {summary.frames[1]:g} / max {summary.frames[2]}")

@@ -71,6 +71,9 @@ class DataConfig:
     image_size: int = spec(224, ge=16, le=1024, doc="square side the frames are cropped to")
     max_frames: int = spec(20, ge=1, doc="random frames per labeled sample in training")
     eval_frames: int = spec(20, ge=1, doc="evenly spaced frames per sample in evaluation")
+    index: str = spec("", doc="the dataset index (`semisup data index ROOT`): folders are listed from it, not "
+                              "read one by one; empty: ROOT/semisup-index.parquet when it exists, else the folders "
+                              "are listed")
     num_workers: int = spec(2, ge=0, doc="decoding processes per loader")
     decoder: Literal["pyav", "torchcodec"] = spec(
         "pyav", doc='reads videos: "pyav" (installed with semisup) or "torchcodec" (pip install '

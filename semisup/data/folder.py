@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import csv
 import difflib
-import os
 from pathlib import Path
 from typing import Sequence
 
+from semisup.data.index import Listing, live
 from semisup.data.labels import TaskColumn, resolve_labels
 from semisup.data.samples import SPLITS, Dataset, FrameFiles, Problem, Sample
 from semisup.data.video import VIDEO_SUFFIXES
@@ -44,7 +44,7 @@ def require_folder(root: Path, what: str = "dataset root") -> None:
 
 
 def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "labels.csv",
-                ignore_split: bool = False) -> Dataset:
+                ignore_split: bool = False, listing: Listing | None = None) -> Dataset:
     """Read a dataset in the generic folder format.
 
     Args:
@@ -52,6 +52,7 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
         tasks: the tasks to read.
         labels_file: CSV file name inside ``root``.
         ignore_split: read every row as ``train`` with its labels (to make a new split).
+        listing: lists the folders (from the dataset index when there is one); default: live.
 
     Returns:
         The :class:`Dataset`; samples whose frames are missing are left out
@@ -61,6 +62,7 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
         SemisupError: no root, no labels file, no ``id`` column or no task column.
     """
     require_folder(root)
+    listing = listing or live(root)
     csv_path = root / labels_file
     rows, columns = read_csv(csv_path)
     for needed in ["id", *(t.column for t in tasks)]:
@@ -68,7 +70,7 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
             guess = difflib.get_close_matches(needed, columns, n=1)
             hint = f'did you mean "{guess[0]}"?' if guess else "columns: " + ", ".join(columns)
             raise SemisupError(f"{csv_path}: no column {needed!r} ({hint})")
-    videos = _video_index(root / "videos")
+    videos = _video_index(root / "videos", listing)
     samples, problems, seen = [], [], set()
     for line, row in rows:
         where = f"{csv_path}:{line}"
@@ -90,11 +92,11 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
             continue
         folder = root / "frames" / sample_id
         frames, video = (), None
-        if not folder.exists() and sample_id in videos:
+        if listing.lookup(folder) is None and sample_id in videos:
             video = videos[sample_id]
         else:
             try:
-                frames = frame_files(folder, where)
+                frames = frame_files(folder, where, listing)
             except SemisupError as exc:
                 problems.append(Problem("missing frames", str(exc)))
                 continue
@@ -158,25 +160,39 @@ def parse_cell(cell: str | None, separator: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(part.strip() for part in cell.split(separator) if part.strip())) or None
 
 
-def _video_index(folder: Path) -> dict[str, Path]:
-    """``videos/<id>.<ext>`` files by id (ids may contain sub-folders)."""
-    if not folder.is_dir():
-        return {}
-    return {path.relative_to(folder).with_suffix("").as_posix(): path
-            for path in sorted(folder.rglob("*"))
-            if path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")}
+def _video_index(folder: Path, listing: Listing) -> dict[str, Path]:
+    """``videos/<id>.<ext>`` files by id (ids may contain sub-folders); hidden files are skipped."""
+    found: dict[str, Path] = {}
+    try:
+        entries = listing.entries(folder)
+    except OSError:  # no videos folder
+        return found
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = folder / entry.name
+        if entry.is_dir:
+            found.update({f"{entry.name}/{key}": value for key, value in _video_index(path, listing).items()})
+        elif entry.is_file and path.suffix.lower() in VIDEO_SUFFIXES:
+            found[path.with_suffix("").name] = path
+    return found
 
 
-def frame_files(folder: Path, where: str = "") -> FrameFiles:
+def frame_files(folder: Path, where: str = "", listing: Listing | None = None) -> FrameFiles:
     """Image files of one sample's frames folder, sorted by name; hidden files are skipped.
+
+    Args:
+        folder: the frames folder.
+        where: prefix of the error message (the labels file's line).
+        listing: lists the folder (from the dataset index when there is one); default: live.
 
     Raises:
         SemisupError: the folder is missing, not readable or holds no images.
     """
     prefix = f"{where}: " if where else ""
     try:  # hidden files (macOS "._000.jpg" resource forks, ".DS_Store") are not frames
-        names = sorted(e.name for e in os.scandir(folder)
-                       if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) and not e.name.startswith("."))
+        names = [e.name for e in (listing or live(folder)).entries(folder)
+                 if e.is_file and e.name.lower().endswith(IMAGE_SUFFIXES) and not e.name.startswith(".")]
     except FileNotFoundError:
         raise SemisupError(f"{prefix}frames folder {folder} does not exist") from None
     except NotADirectoryError:

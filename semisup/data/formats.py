@@ -7,6 +7,7 @@ from typing import Literal, Sequence
 
 from semisup.data.demo import ensure_demo
 from semisup.data.folder import read_folder
+from semisup.data.index import Listing
 from semisup.data.labels import TaskColumn
 from semisup.data.movienet import read_movienet
 from semisup.data.movieshots import read_movieshots
@@ -23,7 +24,7 @@ FOLDER_FORMATS: tuple[str, ...] = ("folder", *DEMO_VARIANTS)
 def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels_file: str = "labels.csv",
                  split_file: str = "", meta_dir: str = "meta", keyframes_dir: str = "keyframes",
                  annotations: str = "v1_full_trailer.json", clips_dir: str = "trailer",
-                 ignore_split: bool = False) -> Dataset:
+                 ignore_split: bool = False, listing: Listing | None = None) -> Dataset:
     """Read a dataset in layout ``fmt`` (the demo's formats are built at ``root`` on first use).
 
     Keyword options apply to the formats that use them: ``labels_file``
@@ -31,6 +32,8 @@ def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels
     movieshots: default the official split), ``meta_dir`` and
     ``keyframes_dir`` (movienet), ``annotations`` and ``clips_dir`` (movieshots).
     ``ignore_split`` reads every sample as ``train`` with its labels, to make a new split.
+    ``listing`` lists the folders (:func:`semisup.data.index.open_listing`: from the dataset's
+    index when it has one); default: live.
 
     Raises:
         SemisupError: the layout is unreadable (see each reader).
@@ -39,11 +42,11 @@ def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels
     if fmt in DEMO_VARIANTS:
         ensure_demo(root, variant=DEMO_VARIANTS[fmt])
     if fmt in FOLDER_FORMATS:
-        return read_folder(root, tasks, labels_file, ignore_split)
+        return read_folder(root, tasks, labels_file, ignore_split, listing)
     if fmt == "movienet":
-        return read_movienet(root, tasks, meta_dir, keyframes_dir, split_file or "split.csv", ignore_split)
+        return read_movienet(root, tasks, meta_dir, keyframes_dir, split_file or "split.csv", ignore_split, listing)
     if fmt == "movieshots":
-        return read_movieshots(root, tasks, annotations, clips_dir, split_file, ignore_split)
+        return read_movieshots(root, tasks, annotations, clips_dir, split_file, ignore_split, listing)
     raise ValueError(f"unknown dataset format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 from semisup.data.health import check_split, describe
 from semisup.data.images import DECODE_ERRORS, load_frame
 from semisup.data.samples import SPLITS, Dataset, Problem, Sample
+from semisup.data.index import Listing
 from semisup.data.video import VideoError, iter_frames, probe
 from semisup.errors import SemisupError
 
@@ -33,20 +34,25 @@ class Summary:
     kinds: dict[str, str] = field(default_factory=dict)
 
 
-def frame_count(sample: Sample) -> int:
-    """Frames of a sample: its image files, or what its video's container says (0 if unreadable)."""
+def frame_count(sample: Sample, listing: Listing | None = None) -> int:
+    """Frames of a sample: its image files, or what its video's header says (recorded in the
+    dataset index when ``listing`` holds it; 0 if unreadable)."""
     if sample.video is None:
         return len(sample.frames)
+    recorded = listing.video(sample.video) if listing is not None else None
+    if recorded is not None:
+        return recorded[0]
     try:
         return probe(sample.video).frames
     except VideoError:
         return 0
 
 
-def summarise(dataset: Dataset) -> Summary:
-    """Counts per split, frames per sample and label frequencies of a dataset."""
+def summarise(dataset: Dataset, listing: Listing | None = None) -> Summary:
+    """Counts per split, frames per sample and label frequencies of a dataset (video frame counts
+    from the dataset index when ``listing`` is read from one)."""
     samples = dataset.samples
-    counts = [frame_count(s) for s in samples] or [0]
+    counts = [frame_count(s, listing) for s in samples] or [0]
     labels: dict[str, dict[str, dict[str, int]]] = {}
     unlabeled: dict[str, int] = {}
     for spec in dataset.tasks:

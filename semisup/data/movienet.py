@@ -17,24 +17,24 @@ trailers).
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Sequence
 
 from semisup.data.folder import read_csv, require_folder, too_many_fields
+from semisup.data.index import Listing, live
 from semisup.data.labels import TaskColumn, resolve_labels
 from semisup.data.samples import SPLITS, Dataset, Problem, Sample
 
 KEYFRAME = re.compile(r"^shot_(\d+)_img_(\d+)\.(jpe?g|png)$", re.IGNORECASE)
 
 
-def keyframe_files(folder: Path) -> tuple[Path, ...]:
+def keyframe_files(folder: Path, listing: Listing | None = None) -> tuple[Path, ...]:
     """A trailer's keyframes sorted by (shot number, frame index); other files are ignored."""
     keyed = []
-    for entry in os.scandir(folder):
+    for entry in (listing or live(folder)).entries(folder):
         match = KEYFRAME.match(entry.name)
-        if match and entry.is_file():
+        if match and entry.is_file:
             keyed.append(((int(match.group(1)), int(match.group(2))), folder / entry.name))
     return tuple(path for _, path in sorted(keyed))
 
@@ -61,7 +61,7 @@ def read_split_file(path: Path, ids: set[str]) -> tuple[dict[str, str], list[Pro
 
 def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta",
                   keyframes_dir: str = "keyframes", split_file: str = "split.csv",
-                  ignore_split: bool = False) -> Dataset:
+                  ignore_split: bool = False, listing: Listing | None = None) -> Dataset:
     """Read MovieNet trailers: keyframes, genres (or other list fields) from the metadata.
 
     Args:
@@ -72,6 +72,7 @@ def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta
         split_file: CSV of ``id,split`` inside ``root``; without it every
             trailer is ``train`` and a problem says to run ``semisup data split``.
         ignore_split: read every trailer as ``train`` (to make a new split).
+        listing: lists the folders (from the dataset index when there is one); default: live.
 
     Raises:
         SemisupError: missing root or keyframes folder.
@@ -80,7 +81,8 @@ def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta
     require_folder(root / keyframes_dir, "keyframes folder")
     meta = root / meta_dir
     problems: list[Problem] = []
-    trailers = sorted(e.name for e in os.scandir(root / keyframes_dir) if e.is_dir() and not e.name.startswith("."))
+    listing = listing or live(root)
+    trailers = [e.name for e in listing.entries(root / keyframes_dir) if e.is_dir and not e.name.startswith(".")]
     split_path = root / split_file
     if ignore_split:
         splits = {}
@@ -93,7 +95,7 @@ def read_movienet(root: Path, tasks: Sequence[TaskColumn], meta_dir: str = "meta
                                 f"(write one with `semisup data split {root} --format movienet`)", fatal=False))
     samples = []
     for trailer in trailers:
-        frames = keyframe_files(root / keyframes_dir / trailer)
+        frames = keyframe_files(root / keyframes_dir / trailer, listing)
         if not frames:
             problems.append(Problem("missing frames", f"{root / keyframes_dir / trailer}: holds no "
                                     "shot_NNNN_img_K.jpg keyframes"))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from semisup.data.folder import frame_files, require_folder
+from semisup.data.index import Listing, live
 from semisup.data.labels import TaskColumn, resolve_labels
 from semisup.data.movienet import read_split_file
 from semisup.data.samples import Dataset, Problem, Sample
@@ -35,7 +36,8 @@ OFFICIAL_SPLIT = "v1_split_trailer.json"
 
 
 def read_movieshots(root: Path, tasks: Sequence[TaskColumn], annotations: str = "v1_full_trailer.json",
-                    clips_dir: str = "trailer", split_file: str = "", ignore_split: bool = False) -> Dataset:
+                    clips_dir: str = "trailer", split_file: str = "", ignore_split: bool = False,
+                    listing: Listing | None = None) -> Dataset:
     """Read MovieShots shots with their scale and movement labels.
 
     Args:
@@ -46,11 +48,13 @@ def read_movieshots(root: Path, tasks: Sequence[TaskColumn], annotations: str = 
         split_file: ``""`` uses the official split file when present, else
             ``split.csv``; or name a JSON split (MovieShots style) or CSV (``id,split``).
         ignore_split: read every shot as ``train`` (to make a new split).
+        listing: lists the folders (from the dataset index when there is one); default: live.
 
     Raises:
         SemisupError: missing root or unreadable annotation file.
     """
     require_folder(root)
+    listing = listing or live(root)
     shots = _load_json(root / annotations)
     if not isinstance(shots, dict):
         raise SemisupError(f"{root / annotations}: expected {{imdb_id: {{shot_id: {{...}}}}}}")
@@ -72,9 +76,10 @@ def read_movieshots(root: Path, tasks: Sequence[TaskColumn], annotations: str = 
             split = splits.get(sample_id, "train" if not splits else "unlabeled")
             frames_folder = root / "frames" / imdb / f"shot_{shot}"
             clip = root / clips_dir / imdb / f"shot_{shot}.mp4"
-            if frames_folder.is_dir():
-                media: dict[str, Any] = {"frames": frame_files(frames_folder, sample_id)}
-            elif clip.is_file():
+            folder_entry, clip_entry = listing.lookup(frames_folder), listing.lookup(clip)
+            if folder_entry is not None and folder_entry.is_dir:
+                media: dict[str, Any] = {"frames": frame_files(frames_folder, sample_id, listing)}
+            elif clip_entry is not None and clip_entry.is_file:
                 media = {"video": clip}
             else:
                 problems.append(Problem("missing clip", f"{clip}: missing (shot {sample_id} of {annotations})"))
