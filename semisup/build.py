@@ -96,9 +96,10 @@ def feature_cache_key(recipe: Recipe, samples: Sequence[Sample]) -> dict:
                      samples)
 
 
-def open_feature_cache(recipe: Recipe, samples: Sequence[Sample]) -> FeatureCache | None:
-    """The recipe's feature cache (``data.features``), checked against the recipe and the data;
-    None when the recipe trains from frames.
+def open_feature_cache(recipe: Recipe, samples: Sequence[Sample], key: dict | None = None) -> FeatureCache | None:
+    """The recipe's feature cache (``data.features``), checked against the recipe and the data
+    (``key``: :func:`feature_cache_key`, when the caller computed it already); None when the recipe
+    trains from frames. Open it once per run and pass it on: the key stats every frame file.
 
     Raises:
         SemisupError: no cache there, an incomplete one, or a stale one (another encoder,
@@ -106,7 +107,8 @@ def open_feature_cache(recipe: Recipe, samples: Sequence[Sample]) -> FeatureCach
     """
     if not recipe.data.features:
         return None
-    return FeatureCache(Path(recipe.data.features).expanduser(), samples, feature_cache_key(recipe, samples))
+    return FeatureCache(Path(recipe.data.features).expanduser(), samples,
+                        key if key is not None else feature_cache_key(recipe, samples))
 
 
 def build_model(recipe: Recipe, specs: Sequence[TaskSpec], cache: FeatureCache | None = None) -> TrailerModel:

@@ -187,13 +187,29 @@ def broadcast_object(value: Any) -> Any:
     return box[0]
 
 
-def gather_objects(value: Any) -> list[Any]:
-    """Every process's ``value``, in rank order, on every process (``[value]`` alone)."""
+def patient_group() -> Any:
+    """A gloo group of every process whose collectives wait up to a week; ``None`` alone.
+
+    For work split unevenly in time (each process writes its share of a feature cache):
+    a process done early waits in the group's gather for the slowest instead of hitting
+    the backend's 30-minute timeout. A process that fails exits, and torchrun stops the
+    others: nothing waits on a dead process. Every process must call this at the same point.
+    """
+    if not current().distributed:
+        return None
+    import datetime
+
+    return dist.new_group(backend="gloo", timeout=datetime.timedelta(days=7))
+
+
+def gather_objects(value: Any, group: Any = None) -> list[Any]:
+    """Every process's ``value``, in rank order, on every process (``[value]`` alone);
+    over ``group`` when given (e.g. :func:`patient_group`)."""
     process = current()
     if not process.distributed:
         return [value]
     out: list[Any] = [None] * process.world_size
-    dist.all_gather_object(out, value)
+    dist.all_gather_object(out, value, group=group)
     return out
 
 

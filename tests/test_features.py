@@ -153,3 +153,105 @@ def test_the_clip_recipe_asks_for_its_cache_before_anything_else(demo_root, tmp_
     with pytest.raises(SemisupError, match="not a feature cache .no key.json.; write one with `semisup features"):
         start_run(clip, [f"data.root={demo_root}", f'data.features="{tmp_path / "none"}"'], tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+# `semisup features ARGS` as torchrun starts it; with SEMISUP_TEST_FAIL=RANK the process of that
+# rank fails as it starts writing its share (after the cache's key and parts exist).
+FEATURES_LAUNCHER = '''
+import os
+import sys
+import semisup.features as features
+from semisup.errors import SemisupError
+
+if os.environ.get("SEMISUP_TEST_FAIL") == os.environ.get("RANK"):
+    def failing(*args, **kwargs):
+        raise SemisupError(f"injected failure on process {os.environ['RANK']}")
+    features._write_rows = failing
+
+sys.argv = ["semisup", *sys.argv[1:]]
+from semisup.cli import main
+main()
+'''
+
+
+def launch_features(tmp_path, args: list[str], processes: int, fail: int | None = None):
+    import subprocess
+    import sys
+
+    launcher = tmp_path / "features_launch.py"
+    launcher.write_text(FEATURES_LAUNCHER)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
+    if fail is not None:
+        env["SEMISUP_TEST_FAIL"] = str(fail)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={processes}", str(launcher), "features", *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.mark.slow
+def test_processes_under_torchrun_each_write_a_part_and_the_cache_reads_as_one(tiny_recipe, tmp_path):
+    """Five processes over a dataset they do not divide evenly: five parts of consecutive
+    trailers, the same features as one process writes; a failure on one process stops all
+    within seconds with its line, and the cache continues with another number of processes."""
+    import time
+
+    from semisup.build import open_feature_cache, read_recipe_data
+
+    recipe_path = tiny_recipe(pretext=False)
+    recipe = load_recipe(recipe_path, FROZEN)
+    write_features(recipe, tmp_path / "one")
+    one = np.load(tmp_path / "one" / "features.npy")
+    trailers = len(one)
+    assert trailers % 5, "the test wants a trailer count five processes do not divide"
+    sets = [a for s in [*FROZEN, "run.precision=fp32"] for a in ("--set", s)]
+
+    tic = time.monotonic()
+    failed = launch_features(tmp_path, [str(recipe_path), "--out", str(tmp_path / "five"), *sets], 5, fail=1)
+    assert time.monotonic() - tic < 90
+    assert failed.returncode != 0
+    assert "error: injected failure on process 1" in failed.stderr.splitlines()
+    assert "exitcode  : 2" in failed.stderr  # as torchrun reports its failed worker, with no worker traceback
+    assert not any(line.startswith("[rank") and "Traceback" in line for line in failed.stderr.splitlines())
+    key = json.loads((tmp_path / "five" / "key.json").read_text())
+    assert not key["complete"] and len(key["parts"]) == 5
+    sizes = [b - a for a, b in key["parts"]]
+    assert sum(sizes) == trailers and max(sizes) - min(sizes) == 1 and key["parts"][0][0] == 0
+
+    done = launch_features(tmp_path, [str(recipe_path), "--out", str(tmp_path / "five"), *sets], 2)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{trailers} trailers" in done.stdout and "5 parts" in done.stdout
+    assert done.stdout.count("trailers x") == 1  # rank 0 reports, once
+    key = json.loads((tmp_path / "five" / "key.json").read_text())
+    assert key["complete"]
+    assert sorted(p.name for p in (tmp_path / "five").glob("features*.npy")) == [
+        f"features-{i}-of-5.npy" for i in range(5)]
+
+    # read as one, row for row what one process wrote (same seeded weights, fp32)
+    samples = read_recipe_data(recipe.data, recipe.tasks).samples
+    cache = open_feature_cache(load_recipe(recipe_path, cached(None, tmp_path / "five")), samples)
+    assert cache.features.shape == one.shape and (cache.counts == recipe.data.eval_frames).all()
+    for row in (0, sizes[0] - 1, sizes[0], trailers - 1):  # first and last rows of parts
+        np.testing.assert_allclose(cache.features[row].astype(np.float32), one[row].astype(np.float32),
+                                   rtol=2e-2, atol=2e-3)
+    picked = np.array([0, 2])
+    np.testing.assert_array_equal(cache.features[sizes[0], picked], cache.features[sizes[0]][picked])
+
+    # and a run trains and evaluates from it
+    from semisup.train.run import start_run
+    result = start_run(recipe_path, [*cached(None, tmp_path / "five"), "train.epochs=1"], tmp_path / "run")
+    assert result.report["splits"]["test"]["genres"]["samples"] > 0
+
+
+def test_a_run_from_the_cache_computes_its_key_once(tiny_recipe, tmp_path, monkeypatch):
+    """The key stats every frame file: a run (checks, training, final evaluation) does it once."""
+    import semisup.data.cached as cached_module
+    from semisup.train.run import start_run
+
+    recipe_path = tiny_recipe(pretext=False)
+    write_features(load_recipe(recipe_path, FROZEN), tmp_path / "cache")
+    calls = []
+    digest = cached_module.frames_digest
+    monkeypatch.setattr(cached_module, "frames_digest", lambda samples: calls.append(1) or digest(samples))
+    result = start_run(recipe_path, [*cached(None, tmp_path / "cache"), "train.epochs=1"], tmp_path / "run")
+    assert (result.run_dir / "report.json").is_file()
+    assert len(calls) == 1

@@ -117,16 +117,27 @@ def features(
     force: bool = typer.Option(False, "--force", help="Replace a feature cache of other inputs at --out."),
 ) -> None:
     """Run the recipe's frozen encoder once over every trailer and cache its frame features
-    (train from them with data.features = CACHE_DIR; a killed call continues where it stopped)."""
-    from semisup.config import load_recipe
-    from semisup.features import cache_folder, write_features
-    from semisup.train.progress import RichProgress
+    (train from them with data.features = CACHE_DIR; a killed call continues where it stopped).
 
+    Under ``torchrun --nproc_per_node=N -m semisup features RECIPE`` each of the N
+    processes writes its own part of the cache (one GPU each); the cache reads as one.
+    """
+    from semisup.config import load_recipe
+    from semisup import distributed
+    from semisup.features import cache_folder, write_features
+    from semisup.train.progress import NullProgress, RichProgress
+
+    main = distributed.launched_rank() == 0
     loaded = load_recipe(recipe, overrides)
     folder = cache_folder(loaded, out)
-    summary = write_features(loaded, folder, force, RichProgress(errors))
+    summary = write_features(loaded, folder, force, RichProgress(errors) if main else NullProgress())
+    distributed.leave()  # only after the cache is complete (a failing process exits at once)
+    if not main:
+        return
     console.print(f"{summary['status']}: {summary['trailers']} trailers x {loaded.data.eval_frames} frames x "
-                  f"{summary['width']} features in [bold]{folder}[/] ({summary['unreadable_trailers']} trailers "
+                  f"{summary['width']} features in [bold]{folder}[/]"
+                  + (f", {summary['parts']} parts" if summary["parts"] > 1 else "")
+                  + f" ({summary['unreadable_trailers']} trailers "
                   f"without a readable frame, {summary['skipped_frames']} frames skipped)")
     if not loaded.data.features:
         console.print(f"train from it: semisup run {recipe} --set data.features=\"{folder}\" "

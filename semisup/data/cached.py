@@ -9,6 +9,14 @@ A feature cache is a folder written by ``semisup features``
     features.npy    (trailers, frames, width) float16, memory-mapped
     counts.npy      (trailers,) int32: frames cached per trailer (-1: not yet computed)
 
+A cache written by N processes (``torchrun ... -m semisup features``) is cut
+into N parts of consecutive trailers, each written by one process into its
+own files, ``features-<i>-of-<N>.npy`` and ``counts-<i>-of-<N>.npy``; the key
+lists the parts (``parts``: each part's first and last-plus-one trailer) and a
+reader sees one array of rows. Separate files, not disjoint rows of one file:
+processes on other machines writing into one memory-mapped file over a
+network file system can lose each other's writes to a shared page.
+
 A recipe with ``data.features`` trains from it: :class:`CachedTrailers`
 serves a trailer's cached features as its "frames", and the model's encoder
 is :class:`~semisup.models.encoder.CachedEncoder`, which passes them through.
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -107,24 +116,31 @@ def read_cache_key(path: Path) -> dict[str, Any] | None:
     return key
 
 
-def open_cache_arrays(path: Path, key: dict[str, Any], mode: str = "r") -> tuple[np.ndarray, np.ndarray]:
-    """Memory-map a cache's ``features.npy`` and ``counts.npy`` and check their shapes against its key.
+def cache_parts(key: dict[str, Any]) -> list[tuple[int, int]]:
+    """A cache's parts as ``(first, stop)`` trailer rows (one part when one process wrote it)."""
+    parts = key.get("parts")
+    return [(int(a), int(b)) for a, b in parts] if parts else [(0, int(key.get("trailers") or 0))]
 
-    Args:
-        path: the cache folder.
-        key: its key (:func:`read_cache_key`).
-        mode: ``"r"`` to read, ``"r+"`` to continue writing.
 
-    Returns:
-        ``features (trailers, frames, width)`` and ``counts (trailers,)``.
+def part_files(key: dict[str, Any], part: int) -> tuple[str, str]:
+    """The features and counts file names of one part of a cache."""
+    parts = key.get("parts")
+    if not parts:
+        return FEATURES_FILE, COUNTS_FILE
+    return f"features-{part}-of-{len(parts)}.npy", f"counts-{part}-of-{len(parts)}.npy"
+
+
+def open_part(path: Path, key: dict[str, Any], part: int, mode: str = "r") -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map one part's features and counts and check their shapes against the key.
 
     Raises:
         SemisupError: a file is missing, truncated (numpy cannot map it) or of another shape.
     """
-    expected = {FEATURES_FILE: (key.get("trailers"), key.get("frames_per_trailer"), key.get("width")),
-                COUNTS_FILE: (key.get("trailers"),)}
+    first, stop = cache_parts(key)[part]
+    names = part_files(key, part)
+    expected = ((stop - first, key.get("frames_per_trailer"), key.get("width")), (stop - first,))
     arrays = []
-    for name, shape in expected.items():
+    for name, shape in zip(names, expected):
         try:
             array = np.load(path / name, mmap_mode=mode)
         except (OSError, ValueError, EOFError) as exc:  # numpy: a torn file is "mmap length is greater..."
@@ -135,6 +151,48 @@ def open_cache_arrays(path: Path, key: dict[str, Any], mode: str = "r") -> tuple
                                f"its key says {shape}); recompute it with `semisup features RECIPE --force`")
         arrays.append(array)
     return arrays[0], arrays[1]
+
+
+class PartRows:
+    """The rows of several memory-mapped parts, indexed as one array's first dimension
+    (``rows[i, picked]``): a cache written by several processes."""
+
+    def __init__(self, parts: Sequence[np.ndarray], firsts: Sequence[int]) -> None:
+        self.parts, self.firsts = list(parts), list(firsts)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (sum(len(p) for p in self.parts), *self.parts[0].shape[1:])
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        row, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
+        part = bisect_right(self.firsts, row) - 1
+        return self.parts[part][(row - self.firsts[part], *rest)]
+
+
+def open_cache_arrays(path: Path, key: dict[str, Any], mode: str = "r") -> tuple[np.ndarray | PartRows, np.ndarray]:
+    """Memory-map a cache's features and counts (every part) and check their shapes against its key.
+
+    Args:
+        path: the cache folder.
+        key: its key (:func:`read_cache_key`).
+        mode: ``"r"`` to read, ``"r+"`` to continue writing (a one-part cache).
+
+    Returns:
+        ``features (trailers, frames, width)`` (of several parts: a :class:`PartRows`) and
+        ``counts (trailers,)``.
+
+    Raises:
+        SemisupError: a file is missing, truncated (numpy cannot map it) or of another shape.
+    """
+    parts = cache_parts(key)
+    opened = [open_part(path, key, i, mode) for i in range(len(parts))]
+    if len(opened) == 1:
+        return opened[0]
+    return PartRows([f for f, _ in opened], [a for a, _ in parts]), np.concatenate([c for _, c in opened])
 
 
 def _cause(exc: BaseException) -> str:

@@ -110,11 +110,12 @@ class LoadedModel:
 
 
 def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
-               samples: Sequence[Any] | None = None) -> LoadedModel:
+               samples: Sequence[Any] | None = None, cache: Any = None) -> LoadedModel:
     """Build the recipe's network (no weight download) and load ``checkpoint`` into it.
 
     A run that trained from cached features (``data.features``) reads them again:
-    ``samples`` (every sample of its dataset) checks the cache is still the one it trained on.
+    ``samples`` (every sample of its dataset) checks the cache is still the one it trained on,
+    unless the caller opened it already (``cache``, a :class:`~semisup.data.cached.FeatureCache`).
 
     Raises:
         SemisupError: an unreadable checkpoint, or one of another model; a run from
@@ -126,8 +127,7 @@ def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
     from semisup.build import build_model, input_transform, open_feature_cache
     from semisup.models.trailer import describe_misfit
 
-    cache = None
-    if recipe.data.features:
+    if recipe.data.features and cache is None:
         if samples is None:
             raise SemisupError(f"{checkpoint}: this run trained on cached features (data.features = "
                                f"{recipe.data.features!r}); it scores only its own dataset's trailers "
@@ -158,12 +158,13 @@ def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
 
 
 def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits: Sequence[str],
-                     enforce_limit: bool = True) -> dict[str, Predictions]:
+                     enforce_limit: bool = True, cache: Any = None) -> dict[str, Predictions]:
     """Predictions of a checkpoint on each of ``splits``.
 
     Args:
         enforce_limit: stop on a split with more than ``data.max_unreadable`` of its samples
             unreadable; off, score what reads (the caller applies the rule itself).
+        cache: the run's feature cache, opened already (else opened here when the recipe has one).
 
     Raises:
         SemisupError: an unknown or empty split, an unreadable checkpoint, or (``enforce_limit``) a
@@ -174,7 +175,7 @@ def score_checkpoint(recipe: Recipe, dataset: Dataset, checkpoint: Path, splits:
             raise SemisupError(f"--split: {split!r} is not one of {', '.join(SPLITS)}")
         if not split_samples(dataset.samples, split):
             raise SemisupError(f"{dataset.source}: split {split!r} has no samples")
-    loaded = load_model(recipe, dataset.tasks, checkpoint, dataset.samples)
+    loaded = load_model(recipe, dataset.tasks, checkpoint, dataset.samples, cache)
     return {split: score_samples(recipe, dataset.tasks, checkpoint, split_samples(dataset.samples, split), split,
                                  loaded, enforce_limit=enforce_limit) for split in splits}
 

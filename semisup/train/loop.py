@@ -23,6 +23,7 @@ from torch import nn
 from semisup.build import build_eval_loader, build_model, input_transform, open_feature_cache
 from semisup.checkpoints import load_encoder_state
 from semisup.config import Recipe
+from semisup.data.cached import FeatureCache
 from semisup.data.health import check_split
 from semisup.data.samples import Sample, TaskSpec, split_samples
 from semisup.evaluate.inference import predict
@@ -58,7 +59,8 @@ def primary_score(scores: dict[str, float]) -> float:
 
 
 def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], run_dir: Path,
-        resume: bool = False, progress: NullProgress | None = None, init_encoder: Path | None = None) -> FitResult:
+        resume: bool = False, progress: NullProgress | None = None, init_encoder: Path | None = None,
+        cache: FeatureCache | None = None) -> FitResult:
     """Train the recipe's model on ``samples``, saving logs and checkpoints into ``run_dir``.
 
     Args:
@@ -70,13 +72,15 @@ def fit(recipe: Recipe, samples: Sequence[Sample], specs: Sequence[TaskSpec], ru
         progress: receives progress reports (a rich display in the CLI).
         init_encoder: start the encoder from this encoder checkpoint (a
             pretraining stage's ``encoder.pt``) instead of ``model.pretrained``.
+        cache: the recipe's feature cache, opened already (else opened here when it has one).
     """
     progress = progress or NullProgress()
     o, t = recipe.optim, recipe.train
     settings = loop_settings(recipe, t.epochs, o.schedule, o.warmup_epochs, t.checkpoint_minutes, o.grad_clip)
     device, process = settings.device, settings.process
     torch.manual_seed(recipe.run.seed)
-    cache = open_feature_cache(recipe, samples)  # None: train from frames
+    if cache is None:
+        cache = open_feature_cache(recipe, samples)  # None: train from frames
     model = build_model(recipe, specs, cache)
     if init_encoder is not None:
         model.encoder.load_backbone_state(load_encoder_state(init_encoder, recipe.model.encoder), str(init_encoder))

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from semisup import distributed
-from semisup.build import load_data, open_feature_cache
+from semisup.build import feature_cache_key, load_data, open_feature_cache
+from semisup.data.cached import FeatureCache
 from semisup.checkpoints import load_checkpoint, load_encoder_state, save_encoder
 from semisup.config import Recipe, load_recipe, recipe_changes, recipe_to_dict, recipe_to_toml, stored_recipe_dict
 from semisup.data.health import check_split
@@ -166,7 +167,7 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
     with distributed.main_first():  # under torchrun rank 0 builds a demo folder before the others read it
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=unlabeled_needed(recipe, stage != "finetune"))
     recipe = resolved_recipe(recipe, dataset.tasks)
-    open_feature_cache(recipe, dataset.samples)  # a missing or stale cache fails before a run directory exists
+    cache = open_run_cache(recipe, dataset)  # a missing or stale cache fails before a run directory exists
     check_readable(recipe, dataset, progress, stage)
 
     def create() -> Path:
@@ -180,7 +181,7 @@ def start_run(recipe_path: Path, overrides: Sequence[str] = (), out: Path | None
 
     run_dir = distributed.on_main(create)
     try:
-        return _run(recipe, dataset, run_dir, progress=progress)
+        return _run(recipe, dataset, run_dir, progress=progress, cache=cache)
     except Exception:
         if distributed.current().main and never_trained(run_dir):  # failed in setup: nothing may block the retry
             clear_setup_files(run_dir)
@@ -208,9 +209,19 @@ def resume_run(run_dir: Path, progress: NullProgress | None = None) -> RunResult
     needs_unlabeled = unlabeled_needed(recipe, pretraining=not encoder_path(run_dir).exists())
     with distributed.main_first():
         dataset = load_data(recipe.data, recipe.tasks, needs_unlabeled=needs_unlabeled)
+    cache = open_run_cache(recipe, dataset)
     if not _trained_to_the_end(run_dir, recipe):  # a finished run is only scored again, and flags what is not
         check_readable(recipe, dataset, progress, stage)
-    return _run(recipe, dataset, run_dir, progress=progress, stage=stage)
+    return _run(recipe, dataset, run_dir, progress=progress, stage=stage, cache=cache)
+
+
+def open_run_cache(recipe: Recipe, dataset: Dataset) -> FeatureCache | None:
+    """The recipe's feature cache, opened once for the whole run (training and its final
+    evaluation); under torchrun rank 0 computes the key (a stat of every frame file) for all."""
+    if not recipe.data.features:
+        return None
+    key = distributed.on_main(lambda: feature_cache_key(recipe, dataset.samples))
+    return open_feature_cache(recipe, dataset.samples, key)
 
 
 def check_readable(recipe: Recipe, dataset: Dataset, progress: NullProgress | None = None,
@@ -315,7 +326,7 @@ def _stage(run_dir: Path) -> str:
 
 
 def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress | None,
-         stage: str | None = None) -> RunResult:
+         stage: str | None = None, cache: FeatureCache | None = None) -> RunResult:
     progress = progress or NullProgress()
     stage = stage or _stage(run_dir)
     main = distributed.current().main
@@ -337,11 +348,11 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
         progress.message("stage 2: fine-tuning from the pretrained encoder")
     resume = (run_dir / "checkpoints" / "last.pt").is_file()
     result = fit(recipe, dataset.samples, dataset.tasks, run_dir, resume=resume, progress=progress,
-                 init_encoder=pretrained if pretrained.exists() else None)
+                 init_encoder=pretrained if pretrained.exists() else None, cache=cache)
     if not main:  # rank 0 evaluates and reports
         return RunResult(run_dir, {})
     try:  # the training is done and kept whatever happens now: a failure says so, and how to finish
-        report = final_evaluation(recipe, dataset, run_dir)
+        report = final_evaluation(recipe, dataset, run_dir, cache=cache)
         report["training"] = {"best_epoch": result.best_epoch, "best_val_score": result.best_score,
                               "epochs": result.epochs, "train_seconds": round(result.seconds, 1)}
         if recipe.pretrain is not None and (run_dir / "pretrain" / "metrics.jsonl").exists():
@@ -364,7 +375,8 @@ def _run(recipe: Recipe, dataset: Dataset, run_dir: Path, progress: NullProgress
     return RunResult(run_dir, report, problems)
 
 
-def final_evaluation(recipe: Recipe, dataset: Dataset, run_dir: Path, checkpoint: str = "best.pt") -> dict[str, Any]:
+def final_evaluation(recipe: Recipe, dataset: Dataset, run_dir: Path, checkpoint: str = "best.pt",
+                     cache: FeatureCache | None = None) -> dict[str, Any]:
     """Score ``checkpoint`` on val and test: write predictions and return the report.
 
     The report names the samples that could not be scored (no readable frame)
@@ -382,7 +394,7 @@ def final_evaluation(recipe: Recipe, dataset: Dataset, run_dir: Path, checkpoint
     report: dict[str, Any] = {"run": recipe.run.name, "checkpoint": checkpoint, "epoch": state.get("epoch"),
                               "splits": {}, "unreadable": {}}
     for split, predictions in score_checkpoint(recipe, dataset, run_dir / "checkpoints" / checkpoint,
-                                               ("val", "test"), enforce_limit=False).items():
+                                               ("val", "test"), enforce_limit=False, cache=cache).items():
         predictions.save(run_dir / "predictions" / f"{split}.npz")
         report["splits"][split] = split_metrics(predictions, rules) if len(predictions.ids) else {}
         report["unreadable"][split] = predictions.unreadable_summary()
