@@ -29,32 +29,34 @@ def pretext(*tasks: str) -> str:
     return f"pretext=[{', '.join(tables)}]"
 
 
-GRU = [NO_REVERSAL, NO_DIFFERENCES, pretext("sesemi")]
-"""The GRU with motion features and SESEMI alone: the shot recipe's movement task (recipes/shots.toml)."""
+OFF = ["augment.scene_motion=0", "synthetic_moves.rate=0"]
+"""Scene motion and synthetic moves off: the recipe as it was before they were measured."""
 
-SYNTHETIC = 'synthetic_moves={task="movement", moves={Push="push", Pull="pull"}, zoom=[1.2, 3.0]}'
-"""Labeled pushes and pulls made from unlabeled shots by a virtual zoom (a slow one to a steep one)."""
+CAMERA = pretext("sesemi", "camera-move")
+"""SESEMI and camera-move without scene motion."""
+
+GRU = [*OFF, NO_REVERSAL, NO_DIFFERENCES, pretext("sesemi")]
+"""The GRU with motion features and SESEMI alone: the shot recipe's movement task (recipes/shots.toml)."""
 
 VARIANTS: dict[str, list[str]] = {
     "mean": [*GRU, 'tasks.0.aggregator="mean"', "tasks.0.aggregator_options={motion = false}"],
     "gru": GRU,
     "diff": [*GRU, "model.frame_differences=true"],
     "shift": [*GRU, "model.temporal_shift=0.125"],
-    "reverse": [NO_DIFFERENCES, pretext("sesemi")],
-    "camera": [NO_REVERSAL, NO_DIFFERENCES],
-    "all": [],                                                         # the recipe as shipped
+    "reverse": [*OFF, NO_DIFFERENCES, pretext("sesemi")],
+    "camera": [*OFF, NO_REVERSAL, NO_DIFFERENCES, CAMERA],
+    "all": [*OFF, CAMERA],                                             # differences, reversal, camera-move
     "arrow": [*GRU, pretext("sesemi", "arrow-of-time")],
     "order": [*GRU, pretext("sesemi", "frame-order")],
-    "camera-alone": [NO_REVERSAL, NO_DIFFERENCES, pretext("camera-move")],
+    "camera-alone": [*OFF, NO_REVERSAL, NO_DIFFERENCES, pretext("camera-move")],
     "arrow-alone": [*GRU, pretext("arrow-of-time")],
     "order-alone": [*GRU, pretext("frame-order")],
     "r2plus1d": [*GRU, 'model.encoder="torchvision:r2plus1d_18"', "model.frame_differences=false"],
-    "scene": ["augment.scene_motion=0.5", pretext("sesemi", "camera-move").replace(
-        '"camera-move", frames_per_trailer=8,', '"camera-move", frames_per_trailer=8, scene_motion=0.5,')],
-    "synthetic": [SYNTHETIC],
+    "scene": ["synthetic_moves.rate=0"],                               # "all" with scene motion
+    "synthetic": ["augment.scene_motion=0", CAMERA],                   # "all" with synthetic moves
+    "scene-synthetic": [],                                             # the recipe as shipped: both
 }
-VARIANTS["scene-synthetic"] = [*VARIANTS["scene"], SYNTHETIC]
-"""Variant name -> its overrides of recipes/moves.toml (which ships the "all" variant)."""
+"""Variant name -> its overrides of recipes/moves.toml (which ships "scene-synthetic")."""
 
 
 def main() -> None:

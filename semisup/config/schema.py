@@ -141,10 +141,12 @@ class ModelConfig:
     channels_last: bool = spec(True)
     frame_differences: bool = spec(
         False, doc="also feed each frame's difference to the previous frame of its clip, through a second "
-                   "stem convolution (TSN's RGB-diff): the encoder sees motion")
+                   "stem convolution (TSN's RGB-diff): the encoder sees motion. No measurable cost; on the "
+                   "cross-source movement benchmark (README) movement macro-F1 0.41 vs 0.33 without (1 seed)")
     temporal_shift: float = spec(
         0.0, ge=0.0, le=0.5, doc="TSM: share of channels shifted in from the previous frame (and as many from "
-                                 "the next) in the residual blocks that train; 0 = off, 0.125 as in the paper")
+                                 "the next) in the residual blocks that train; 0 = off, 0.125 as in the paper. No parameters; on "
+                                 "the cross-source movement benchmark macro-F1 0.37 vs 0.33 without, Pull F1 0 (1 seed)")
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,9 @@ class AugmentConfig:
     scene_motion: float = spec(0.0, ge=0.0, le=1.0, doc="chance that a labeled clip drawn per clip gets an object "
                                                         "moving through it while the camera holds (a patch of "
                                                         "another shot, in a straight line): motion that is not the "
-                                                        "camera's, for tasks that read time; 0 = never")
+                                                        "camera's, for tasks that read time; 0 = never. Cross-source movement benchmark: 0.5 with "
+                                                        "synthetic moves, macro-F1 0.578 vs 0.525 without both (3 "
+                                                        "seeds)")
     strong_colour: bool = spec(True, doc="consistency methods' strong view: its photometric operations (colour, "
                                          "posterize, solarize, sharpness, equalize, grayscale); false keeps only "
                                          "random erasing, for labels carried by colour (a horror grade)")
@@ -319,7 +323,9 @@ class AugmentConfig:
 class SyntheticMovesConfig:
     """``[synthetic_moves]``: film labeled clips of a source class (Static) again as pushes,
     pulls or pans with a virtual camera, labelled with the move's class, mixed into the
-    labeled stream (see :mod:`semisup.data.synthetic`). Off unless the section is present."""
+    labeled stream (see :mod:`semisup.data.synthetic`). Off unless the section is present.
+    Costs a zoom of the drawn clips (decoded larger); on the cross-source movement benchmark
+    (README), with scene motion: macro-F1 0.578 vs 0.525, Push F1 0.38 vs 0.34 (3 seeds)."""
 
     task: str = spec(doc="the multiclass movement task whose label a move sets, e.g. movement")
     moves: dict[str, str] = spec(doc='class -> camera move (push, pull or motion), e.g. {Push = "push", '
