@@ -42,7 +42,8 @@ def read_recipe_data(data: DataConfig, tasks: Sequence[TaskConfig], ignore_split
     return read_dataset(data.format, data.root, task_columns(tasks), labels_file=data.labels_file,
                         split_file=data.split_file, meta_dir=data.meta_dir, keyframes_dir=data.keyframes_dir,
                         annotations=data.annotations, clips_dir=data.clips_dir, ignore_split=ignore_split,
-                        listing=listing or open_listing(data.root, data.index))
+                        listing=listing or (None if data.format == "shards" else open_listing(data.root, data.index)),
+                        shard_cache=data.shard_cache, image_size=data.image_size)
 
 
 def load_data(data: DataConfig, tasks: Sequence[TaskConfig], needs_unlabeled: bool | str) -> Dataset:

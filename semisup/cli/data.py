@@ -47,6 +47,10 @@ def read_for_command(root: Optional[Path], fmt_name: Optional[str], recipe: Opti
     fmt_name = fmt_name or "folder"
     if fmt_name not in FORMATS:
         raise SemisupError(f"--format: unknown format {fmt_name!r} (expected one of {', '.join(FORMATS)})")
+    if fmt_name == "shards":  # a folder or a URL; the tasks it was written with
+        from semisup.data.shards import shard_tasks
+
+        return read_dataset("shards", root, shard_tasks(root), ignore_split=ignore_split), fmt_name, root
     columns: list[str] = []
     if fmt_name in ("folder", "demo") and root.is_dir():
         columns = read_csv(root / "labels.csv")[1]
@@ -62,7 +66,7 @@ def _listing_for(root: Optional[Path], recipe: Optional[Path]) -> Listing | None
         from semisup.config import load_recipe
 
         data = load_recipe(recipe).data
-        return open_listing(data.root, data.index)
+        return None if data.format == "shards" else open_listing(data.root, data.index)
     return open_listing(root) if root is not None else None
 
 
@@ -272,6 +276,60 @@ def index(
                   + (f", {counts['unreadable videos']} unreadable videos left out" if counts["unreadable videos"]
                      else "")
                   + f"; {len(dataset.samples)} samples, in {time.monotonic() - started:.1f} s")
+
+
+@data_app.command("shard")
+def shard(
+    root: Path = typer.Argument(..., help="Dataset folder."),
+    out: str = typer.Argument(..., help="Where the shards go: a folder, or an object-store URL (s3://bucket/prefix; "
+                                        "another S3-compatible store: set S3_ENDPOINT_URL)."),
+    fmt_name: Optional[str] = typer.Option(None, "--format", help=FORMAT_HELP),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help=RECIPE_HELP + " ROOT replaces its data.root."),
+    side: int = typer.Option(256, "--side", min=16, help="Side of the stored frames (centre squares); recipes "
+                                                          "train from them at data.image_size up to this."),
+    video_frames: int = typer.Option(32, "--video-frames", min=1, help="Frames kept per video, evenly spaced "
+                                                                       "(a frames folder keeps all its frames)."),
+    part_size: int = typer.Option(1000, "--part-size", min=1, help="Trailers per part: the unit a killed call "
+                                                                   "resumes from."),
+    force: bool = typer.Option(False, "--force", help="Replace a shard dataset at OUT."),
+) -> None:
+    """Write the dataset into streaming shards (MDS) on disk or object storage, resumable; train from
+    them with data.format = "shards" and data.root = OUT."""
+    from semisup.data.shards import write_shards
+
+    decoder = "pyav"
+    with errors.status(f"reading {root}..."):
+        if recipe is not None:
+            from semisup.build import read_recipe_data
+            from semisup.config import load_recipe
+
+            loaded = load_recipe(recipe, [f'data.root="{root}"'])
+            dataset, decoder = read_recipe_data(loaded.data, loaded.tasks), loaded.data.decoder
+        else:
+            dataset = read_for_command(root, fmt_name, None)[0]
+    fatal = dataset.fatal()
+    if fatal:
+        raise SemisupError(f"{fatal[0].message} (and {len(fatal) - 1} more problems: `semisup data inspect` lists "
+                           "them); fix them before sharding" if len(fatal) > 1 else fatal[0].message)
+    started = time.monotonic()
+    with _progress() as bars:
+        task = bars.add_task("trailers", total=len(dataset.samples), rate="")
+
+        def advance() -> None:
+            done = bars.tasks[task].completed + 1
+            bars.update(task, advance=1, rate=f"{done / max(time.monotonic() - started, 1e-9):.1f} trailers/s")
+
+        summary = write_shards(dataset.samples, dataset.tasks, out, side, video_frames, part_size, force, decoder,
+                               on_trailer=advance)
+    console.print(f"[bold]{escape(out)}[/]: {summary.trailers} trailers, {summary.frames} frames of {side} px in "
+                  f"{summary.parts} parts"
+                  + (f" ({summary.resumed_parts} kept from an earlier call)" if summary.resumed_parts else "")
+                  + (f"; {summary.skipped_frames} unreadable frames skipped" if summary.skipped_frames else "")
+                  + f", in {time.monotonic() - started:.1f} s")
+    if summary.left_out:
+        errors.print(f"warning: {len(summary.left_out)} trailers without a readable frame left out: "
+                     + ", ".join(summary.left_out[:5]) + (" ..." if len(summary.left_out) > 5 else ""))
+    console.print(f'train from them: --set data.format=shards --set data.root="{out}"')
 
 
 @data_app.command("inspect")

@@ -279,8 +279,10 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
         raise SemisupError(f"{source}: {key}: expected {_describe(tp)}, got {value!r}")
     if tp is float:
         value = float(value)
-    if tp is Path:
-        value = Path(value).expanduser().absolute()
+    if tp is Path:  # an object-store URL (data.root of shards) stays as written
+        from semisup.data.shards import is_url
+
+        value = Path(value) if is_url(value) else Path(value).expanduser().absolute()
     return value
 
 
@@ -475,7 +477,12 @@ def _check_semantics(recipe: Recipe, source: str) -> None:
         raise SemisupError(f"{source}: consistency: method {twice!r} is listed twice")
     data: DataConfig = recipe.data
     root = data.root.expanduser()
-    if not data.format.startswith("demo") and not root.is_dir():  # the demo's formats build their root
+    from semisup.data.shards import PLAN, is_url
+
+    if data.format == "shards" and not is_url(data.root) and not (root / PLAN).is_file():
+        raise SemisupError(f"{source}: data.root: {root} is not a shard dataset (no {PLAN}; write one with "
+                           "`semisup data shard ROOT OUT`)")
+    if not data.format.startswith("demo") and data.format != "shards" and not root.is_dir():  # the demo's formats build their root
         what = "is a file, expected a folder" if root.exists() else "does not exist"
         raise SemisupError(f"{source}: data.root: {root} {what}")
     needed = {"folder": [("labels_file", data.labels_file)], "movieshots": [("annotations", data.annotations)],
@@ -534,8 +541,10 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
             return out
         if isinstance(value, tuple):
             return [plain(v) for v in value]
-        if isinstance(value, Path):
-            return str(value)
+        if isinstance(value, Path):  # a URL (shards' data.root) gets back the "//" a Path drops
+            from semisup.data.shards import is_url, location_of
+
+            return location_of(value) if is_url(value) else str(value)
         return value
 
     return plain(recipe)

@@ -57,10 +57,11 @@ class DataConfig:
     """``[data]``: where the samples are, in which layout, and how frames are taken."""
 
     root: Path = spec(doc="dataset folder")
-    format: Literal["folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots"] = spec(
+    format: Literal["folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots", "shards"] = spec(
         "folder", doc='"folder" (labels.csv + frames/<id>/), "demo", "demo-shots" or "demo-moves" (built at root '
                       'on first use), '
-                      '"movienet" or "movieshots" (their own layouts)')
+                      '"movienet" or "movieshots" (their own layouts), "shards" (`semisup data shard`; root a '
+                      'folder or an object-store URL such as s3://bucket/prefix)')
     labels_file: str = spec("labels.csv", doc="folder/demo: CSV file inside root")
     split_file: str = spec("", doc='movienet: "split.csv" by default; movieshots: the official '
                                    'v1_split_trailer.json when present, else "split.csv"')
@@ -74,6 +75,8 @@ class DataConfig:
     index: str = spec("", doc="the dataset index (`semisup data index ROOT`): folders are listed from it, not "
                               "read one by one; empty: ROOT/semisup-index.parquet when it exists, else the folders "
                               "are listed")
+    shard_cache: str = spec("", doc="shards: where a remote dataset's shards are kept once downloaded (size it "
+                                    "to the dataset); empty: ~/.cache/semisup/shards/<hash of the URL>")
     num_workers: int = spec(2, ge=0, doc="decoding processes per loader")
     decoder: Literal["pyav", "torchcodec"] = spec(
         "pyav", doc='reads videos: "pyav" (installed with semisup) or "torchcodec" (pip install '

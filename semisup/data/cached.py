@@ -52,6 +52,9 @@ def frames_digest(samples: Sequence[Sample]) -> str:
     for sample in samples:
         digest.update(sample.id.encode() + b"\0")
         for path in ([sample.video] if sample.video is not None else sample.frames):
+            if hasattr(path, "digest_text"):  # a frame in shards: the shards' identity and its place
+                digest.update(f"{path.digest_text()}\0".encode())
+                continue
             try:
                 stat = Path(path).stat()
                 digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())

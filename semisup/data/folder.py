@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import difflib
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from semisup.data.index import Listing, live
 from semisup.data.labels import TaskColumn, resolve_labels
@@ -32,8 +32,8 @@ from semisup.errors import SemisupError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
-__all__ = ["IMAGE_SUFFIXES", "TaskColumn", "frame_files", "read_csv", "read_folder", "require_folder",
-           "too_many_fields"]
+__all__ = ["IMAGE_SUFFIXES", "TaskColumn", "frame_files", "read_csv", "read_folder", "read_labeled_rows",
+           "require_folder", "too_many_fields"]
 
 
 def require_folder(root: Path, what: str = "dataset root") -> None:
@@ -63,17 +63,40 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
     """
     require_folder(root)
     listing = listing or live(root)
-    csv_path = root / labels_file
+    videos = _video_index(root / "videos", listing)
+
+    def frames_of(sample_id: str, where: str) -> tuple[Sequence[Path], Path | None]:
+        folder = root / "frames" / sample_id
+        if listing.lookup(folder) is None and sample_id in videos:
+            return (), videos[sample_id]
+        return frame_files(folder, where, listing), None
+
+    return read_labeled_rows(root / labels_file, tasks, frames_of, ignore_split)
+
+
+def read_labeled_rows(csv_path: Path, tasks: Sequence[TaskColumn],
+                      frames_of: Callable[[str, str], tuple[Sequence, Path | None]],
+                      ignore_split: bool = False, source: str = "") -> Dataset:
+    """The samples of a labels file in the folder format, their frames found by ``frames_of``.
+
+    Args:
+        csv_path: the labels file (id, split, group, one column per task).
+        tasks: the tasks to read.
+        frames_of: ``(sample id, "file:line") -> (frames, video)``; raises
+            :class:`SemisupError` when the sample has none (reported, the sample left out).
+        ignore_split: read every row as ``train`` with its labels.
+        source: what messages name as the dataset (default: ``csv_path``).
+    """
     rows, columns = read_csv(csv_path)
+    source = source or str(csv_path)
     for needed in ["id", *(t.column for t in tasks)]:
         if needed not in columns:
             guess = difflib.get_close_matches(needed, columns, n=1)
             hint = f'did you mean "{guess[0]}"?' if guess else "columns: " + ", ".join(columns)
-            raise SemisupError(f"{csv_path}: no column {needed!r} ({hint})")
-    videos = _video_index(root / "videos", listing)
+            raise SemisupError(f"{source}: no column {needed!r} ({hint})")
     samples, problems, seen = [], [], set()
     for line, row in rows:
-        where = f"{csv_path}:{line}"
+        where = f"{source}:{line}"
         extra = too_many_fields(row, columns)
         if extra:
             problems.append(Problem("too many fields", f"{where}: {extra}"))
@@ -90,21 +113,16 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
         if split not in SPLITS:
             problems.append(Problem("bad split", f"{where}: split {split!r} is not one of {', '.join(SPLITS)}"))
             continue
-        folder = root / "frames" / sample_id
-        frames, video = (), None
-        if listing.lookup(folder) is None and sample_id in videos:
-            video = videos[sample_id]
-        else:
-            try:
-                frames = frame_files(folder, where, listing)
-            except SemisupError as exc:
-                problems.append(Problem("missing frames", str(exc)))
-                continue
+        try:
+            frames, video = frames_of(sample_id, where)
+        except SemisupError as exc:
+            problems.append(Problem("missing frames", str(exc)))
+            continue
         labels = {t.name: (None if split == "unlabeled" else parse_cell(row.get(t.column), t.separator))
                   for t in tasks}
         samples.append(Sample(sample_id, frames, video, labels, split, (row.get("group") or "").strip() or None))
-    samples, specs, label_problems = resolve_labels(samples, tasks, str(csv_path))
-    return Dataset(samples, specs, problems + label_problems, str(csv_path))
+    samples, specs, label_problems = resolve_labels(samples, tasks, source)
+    return Dataset(samples, specs, problems + label_problems, source)
 
 
 def read_csv(path: Path) -> tuple[list[tuple[int, dict[str, str]]], list[str]]:

@@ -12,9 +12,10 @@ from semisup.data.labels import TaskColumn
 from semisup.data.movienet import read_movienet
 from semisup.data.movieshots import read_movieshots
 from semisup.data.samples import Dataset
+from semisup.data.shards import read_shards
 
-Format = Literal["folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots"]
-FORMATS: tuple[str, ...] = ("folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots")
+Format = Literal["folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots", "shards"]
+FORMATS: tuple[str, ...] = ("folder", "demo", "demo-shots", "demo-moves", "movienet", "movieshots", "shards")
 DEMO_VARIANTS: dict[str, str] = {"demo": "genres", "demo-shots": "shots", "demo-moves": "moves"}
 """The formats that the demo builds on first use, and the variant each one is."""
 FOLDER_FORMATS: tuple[str, ...] = ("folder", *DEMO_VARIANTS)
@@ -24,7 +25,8 @@ FOLDER_FORMATS: tuple[str, ...] = ("folder", *DEMO_VARIANTS)
 def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels_file: str = "labels.csv",
                  split_file: str = "", meta_dir: str = "meta", keyframes_dir: str = "keyframes",
                  annotations: str = "v1_full_trailer.json", clips_dir: str = "trailer",
-                 ignore_split: bool = False, listing: Listing | None = None) -> Dataset:
+                 ignore_split: bool = False, listing: Listing | None = None, shard_cache: str = "",
+                 image_size: int | None = None) -> Dataset:
     """Read a dataset in layout ``fmt`` (the demo's formats are built at ``root`` on first use).
 
     Keyword options apply to the formats that use them: ``labels_file``
@@ -32,12 +34,16 @@ def read_dataset(fmt: Format, root: Path, tasks: Sequence[TaskColumn], *, labels
     movieshots: default the official split), ``meta_dir`` and
     ``keyframes_dir`` (movienet), ``annotations`` and ``clips_dir`` (movieshots).
     ``ignore_split`` reads every sample as ``train`` with its labels, to make a new split.
+    ``shard_cache`` and ``image_size`` (shards): where remote shards are kept, and the frame side
+    a recipe reads (checked against the shards').
     ``listing`` lists the folders (:func:`semisup.data.index.open_listing`: from the dataset's
     index when it has one); default: live.
 
     Raises:
         SemisupError: the layout is unreadable (see each reader).
     """
+    if fmt == "shards":  # a folder or a URL (which a Path would spoil)
+        return read_shards(root, tasks, ignore_split, shard_cache, image_size)
     root = Path(root).expanduser()
     if fmt in DEMO_VARIANTS:
         ensure_demo(root, variant=DEMO_VARIANTS[fmt])

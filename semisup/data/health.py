@@ -33,7 +33,8 @@ ALL_UNREADABLE_AFTER = 16
 
 def describe(sample: Sample) -> str:
     """A sample's id and where its frames are, for messages."""
-    where = sample.video if sample.video is not None else (sample.frames[0].parent if sample.frames else "")
+    first = sample.frames[0] if sample.frames else None
+    where = sample.video if sample.video is not None else getattr(first, "parent", first or "")  # a folder, or shards
     return f"{sample.id} ({where})" if where else sample.id
 
 

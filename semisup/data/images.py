@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,8 @@ def load_frame(path: Path, size: int) -> np.ndarray:
     decompression-bomb limit is decoded that way too, as long as the reduced image is within it.
 
     Args:
-        path: image file (any format PIL reads).
+        path: image file (any format PIL reads), or a frame stored elsewhere that gives
+            its encoded bytes through ``frame_bytes()`` (a frame in shards).
         size: side of the output square.
 
     Returns:
@@ -51,12 +53,16 @@ def _open(path: Path) -> Image.Image:
     """``Image.open``, except that a JPEG beyond PIL's decompression-bomb limit is opened without
     that check: :func:`load_frame` decodes it at up to 1/8 scale (draft mode), which is what the
     limit protects (memory). Other formats cannot be decoded smaller and are refused."""
+    if hasattr(path, "frame_bytes"):  # a frame in shards (semisup.data.shards.ShardFrame)
+        path = io.BytesIO(path.frame_bytes())
     try:
         return Image.open(path)
     except Image.DecompressionBombError:
         pass
     from PIL.JpegImagePlugin import JpegImageFile
 
+    if hasattr(path, "seek"):
+        path.seek(0)
     try:
         image = JpegImageFile(path)
     except (SyntaxError, OSError):
