@@ -136,6 +136,7 @@ def _new_cache(out: Path, key: dict, width: int, processes: int) -> dict:
     """Start a cache in ``out``: its key, not complete, with one part per process."""
     out.mkdir(parents=True, exist_ok=True)
     new = {**key, "width": width, "dtype": "float16", "complete": False}
+    processes = min(processes, key["trailers"])  # no empty part when there are fewer trailers than processes
     if processes > 1:
         bounds = np.linspace(0, key["trailers"], processes + 1).round().astype(int).tolist()
         new["parts"] = [[a, b] for a, b in zip(bounds[:-1], bounds[1:])]
