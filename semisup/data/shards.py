@@ -338,6 +338,8 @@ def write_shards(samples: Sequence, tasks: Sequence, out: str | Path, side: int 
         SemisupError: ``out`` holds a shard dataset (without ``force``), or other files; a
             call with other arguments left unfinished parts there (without ``force``).
     """
+    if not samples:
+        raise SemisupError(f"{out}: no trailers to write (the dataset is empty)")
     _streaming()
     from streaming import MDSWriter
     from streaming.base.util import merge_index
