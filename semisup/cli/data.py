@@ -58,6 +58,12 @@ def read_for_command(root: Optional[Path], fmt_name: Optional[str], recipe: Opti
                         listing=listing or open_listing(root)), fmt_name, root
 
 
+def _recipe_format(recipe: Path) -> str:
+    from semisup.config import load_recipe
+
+    return load_recipe(recipe).data.format
+
+
 def _listing_for(root: Optional[Path], recipe: Optional[Path]) -> Listing | None:
     """The folder listing a command reads a dataset through: the dataset's index when it has one."""
     from semisup.data.index import open_listing
@@ -154,6 +160,9 @@ def split(
     from semisup.data.formats import FOLDER_FORMATS
     from semisup.data.splits import SplitPlan, split_dataset, split_shares, write_split_column, write_split_file
 
+    if fmt_name == "shards" or (recipe is not None and _recipe_format(recipe) == "shards"):
+        raise SemisupError("data split: shards keep the split they were written with; split the source "
+                           "dataset, then `semisup data shard ROOT OUT --force`")
     dataset, fmt_name, root = read_for_command(root, fmt_name, recipe, ignore_split=True)
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message + " (fix the data first: `semisup data inspect`)")
