@@ -158,10 +158,11 @@ def main_first() -> Iterator[None]:
             raise PeerFailed(f"process {rank} of {process.world_size} failed: {message}")
 
 
-def on_main(work: Callable[[], Any]) -> Any:
+def on_main(work: Callable[[], Any], group: Any = None) -> Any:
     """Do ``work`` on rank 0 only (e.g. create the run directory) and return its result on
     every process; when it fails, every process raises (the others :class:`PeerFailed`
-    with rank 0's message)."""
+    with rank 0's message). Work that may take minutes (statting every frame file) waits
+    over a :func:`patient_group`."""
     process = current()
     if not process.distributed:
         return work()
@@ -170,20 +171,20 @@ def on_main(work: Callable[[], Any]) -> Any:
         try:
             outcome = (True, work())
         except Exception as exc:
-            broadcast_object((False, _message(exc)))
+            broadcast_object((False, _message(exc)), group)
             raise
-    done, value = broadcast_object(outcome)
+    done, value = broadcast_object(outcome, group)
     if not done:
         raise PeerFailed(f"process 0 of {process.world_size} failed: {value}")
     return value
 
 
-def broadcast_object(value: Any) -> Any:
-    """Rank 0's ``value`` on every process (picklable objects; no-op alone)."""
+def broadcast_object(value: Any, group: Any = None) -> Any:
+    """Rank 0's ``value`` on every process (picklable objects; no-op alone); over ``group`` when given."""
     if not current().distributed:
         return value
     box = [value]
-    dist.broadcast_object_list(box, src=0)
+    dist.broadcast_object_list(box, src=0, group=group)
     return box[0]
 
 

@@ -17,6 +17,7 @@ inputs is never read, and never silently replaced (``--force`` does).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -84,9 +85,12 @@ def write_features(recipe: Recipe, out: Path, force: bool = False,
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message)
     samples = dataset.samples
-    distributed.check_same({"trailers": len(samples)})
-    key = distributed.on_main(lambda: feature_cache_key(recipe, samples))  # once per run, not per process
-    found = distributed.on_main(lambda: _existing_cache(out, key, force))
+    # every process writes rows by position: the same trailers in the same order everywhere
+    ids = hashlib.sha256("\0".join(s.id for s in samples).encode()).hexdigest()
+    distributed.check_same({"trailer ids (a hash)": ids})
+    patient = distributed.patient_group()  # rank 0 stats every frame file; the others may wait minutes
+    key = distributed.on_main(lambda: feature_cache_key(recipe, samples), patient)  # once per run
+    found = distributed.on_main(lambda: _existing_cache(out, key, force), patient)
     if found is not None and found.get("complete"):
         _, counts = open_cache_arrays(out, found)
         return {"status": "up to date", "trailers": len(samples), "width": found["width"],
@@ -100,8 +104,7 @@ def write_features(recipe: Recipe, out: Path, force: bool = False,
     encoder.check_image_size(d.image_size)
     normalize = FrameNormalize(encoder.mean, encoder.std).to(device)
     if found is None:
-        found = distributed.on_main(lambda: _new_cache(out, key, encoder.num_features, process.world_size))
-    done_group = distributed.patient_group()  # made by all before the shares, which may take unequal times
+        found = distributed.on_main(lambda: _new_cache(out, key, encoder.num_features, process.world_size), patient)
     parts = cache_parts(found)
     resumed = False
     skipped = 0
@@ -123,8 +126,8 @@ def write_features(recipe: Recipe, out: Path, force: bool = False,
                                    progress)
         finally:
             progress.close(failed=False)
-    skipped = sum(distributed.gather_objects(skipped, done_group))  # every share is written
-    resumed = any(distributed.gather_objects(resumed, done_group))
+    skipped = sum(distributed.gather_objects(skipped, patient))  # waits for every share, however long
+    resumed = any(distributed.gather_objects(resumed, patient))
     if process.main:
         write_json(out / KEY_FILE, {**found, "complete": True})
     _, counts = open_cache_arrays(out, found)
@@ -141,12 +144,19 @@ def _new_cache(out: Path, key: dict, width: int, processes: int) -> dict:
         bounds = np.linspace(0, key["trailers"], processes + 1).round().astype(int).tolist()
         new["parts"] = [[a, b] for a, b in zip(bounds[:-1], bounds[1:])]
     write_json(out / KEY_FILE, new)
+    for part in range(len(cache_parts(new))):  # every part's files now (sparse): any process count continues
+        _open_or_create_part(out, new, part)
     return new
 
 
 def _open_or_create_part(out: Path, key: dict, part: int) -> tuple[np.ndarray, np.ndarray]:
-    """A part's features and counts to write into, created (every count -1) when it has none yet."""
+    """A part's features and counts to write into, created (every count -1) when it has none yet,
+    or when its files do not read (a torn write): only that part starts again."""
     features_name, counts_name = part_files(key, part)
+    try:
+        return open_part(out, key, part, mode="r+")
+    except SemisupError:
+        (out / counts_name).unlink(missing_ok=True)
     if not (out / counts_name).is_file():  # the counts file comes second: without it, start the part afresh
         first, stop = cache_parts(key)[part]
         np.lib.format.open_memmap(out / features_name, mode="w+", dtype=np.float16,
@@ -203,8 +213,8 @@ def _existing_cache(out: Path, key: dict, force: bool) -> dict | None:
     try:
         found = read_cache_key(out)
         problem = key_mismatch(found, key) if found is not None else None
-        if found is not None and problem is None:
-            open_cache_arrays(out, found)  # a torn array is found now, not half way through
+        if found is not None and problem is None and found.get("complete"):
+            open_cache_arrays(out, found)  # a torn array is found now (an unfinished part is started again)
     except SemisupError:
         if not force:
             raise
@@ -216,7 +226,7 @@ def _existing_cache(out: Path, key: dict, force: bool) -> dict | None:
     if problem is not None:
         if not force:
             raise SemisupError(f"{out}: holds a feature cache of other inputs ({problem}); --force replaces it")
-        for name in (KEY_FILE, FEATURES_FILE, COUNTS_FILE, *(f.name for f in out.glob("*-of-*.npy"))):
-            (out / name).unlink(missing_ok=True)
+        for name in (FEATURES_FILE, COUNTS_FILE, *(f.name for f in out.glob("*-of-*.npy")), KEY_FILE):
+            (out / name).unlink(missing_ok=True)  # the key last: a kill half way leaves a cache --force clears
         return None
     return found

@@ -90,6 +90,9 @@ def pseudo_label(run_dir: Path, out: Path, checkpoint: str = "best", min_confide
         raise SemisupError(f"--min-confidence: expected a value in [0, 1], got {min_confidence}")
     run = RunDir.open(run_dir)
     recipe = run.recipe()
+    if recipe.data.format == "shards":  # its new folder dataset links to the original frame files
+        raise SemisupError(f"{run_dir}: pseudo-label writes a folder dataset linking to the trailers' files, and this "
+                           "run read shards; run it on the run of the source dataset, then shard the result")
     dataset = read_recipe_data(recipe.data, recipe.tasks)
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message)

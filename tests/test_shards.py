@@ -92,8 +92,9 @@ def test_shards_on_disk_round_trip_refuse_to_overwrite_and_resume(tmp_path):
     assert refused.returncode == 2 and "exists and is not a shard dataset" in refused.stderr
     assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
 
-    # killed after its first part: the second call keeps it and writes the rest
-    for name in ("semisup-shards.json", "semisup-shards.parquet", "labels.csv", "index.json", ".part-00001.done.json"):
+    # killed after its first part (with a merged index of an earlier merge left behind): the second call
+    # keeps the part and writes the rest
+    for name in ("semisup-shards.json", "semisup-shards.parquet", "labels.csv", ".part-00001.done.json"):
         (out / name).unlink()
     shutil.rmtree(out / "part-00001")
     part0 = (out / "part-00000" / "shard.00000.mds").stat().st_mtime_ns
@@ -172,7 +173,7 @@ def test_shards_on_an_s3_server_are_written_read_and_trained_from(tmp_path, s3_s
             "mine/part-00000/shard.00000.mds", "mine/part-00001/shard.00000.mds"} <= keys
     cache = tmp_path / "cache"
     check_round_trip(source, "s3://trailers/mine", cache)
-    assert (cache / "part-00000" / "shard.00000.mds").is_file()  # fetched once, kept
+    assert len(list(cache.glob("*/part-00000/shard.00000.mds"))) == 1  # fetched once, kept (a folder per write)
 
     refused = run_cli(*shard_args(source, "s3://trailers/mine"))
     assert refused.returncode == 2 and "holds a shard dataset already; --force replaces it" in refused.stderr
@@ -188,9 +189,17 @@ def test_shards_on_an_s3_server_are_written_read_and_trained_from(tmp_path, s3_s
     assert result.report["splits"]["test"]["genres"]["samples"] > 0
     assert "s3://trailers/demo" in (result.run_dir / "config.toml").read_text()
 
-    # written again (other frames): the reader's cache is emptied, not read as the new data
+    # written again (other frames): the reader's cache never serves the old shards as the new data
     again = run_cli(*shard_args(source, "s3://trailers/mine")[:-4], "--video-frames", "4", "--part-size", "4",
                     "--force")
     assert again.returncode == 0, again.stderr[-2000:]
     video = next(s for s in read_shards("s3://trailers/mine", GENRES, cache=cache).samples if s.id == "v0")
-    assert len(video.frames) == 4
+    assert len(video.frames) == 4 and load_frame(video.frames[3], 48).shape == (48, 48, 3)
+    assert len(list(cache.glob("*/part-00001/shard.00000.mds"))) == 2  # v0's part, once per write
+
+    # a forced write that stops half way leaves a dataset readers refuse, and the same call finishes it
+    from semisup.data.shards import PLAN, SHARDS_VERSION
+    s3_server.put_object(Bucket="trailers", Key=f"mine/{PLAN}",
+                         Body=json.dumps({"semisup_shards": SHARDS_VERSION, "incomplete": True}).encode())
+    with pytest.raises(Exception, match="being written again, or that writing was stopped"):
+        read_shards("s3://trailers/mine", GENRES, cache=cache)

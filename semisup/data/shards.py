@@ -106,7 +106,7 @@ def fetch(location: str, name: str, local: Path) -> Path:
         return target
     _, downloader = _streaming()
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")  # unique across workers and machines
     try:
         downloader.direct_download(f"{location}/{name}", str(partial))
     except Exception as exc:  # boto3, google, azure... each raises its own
@@ -115,6 +115,21 @@ def fetch(location: str, name: str, local: Path) -> Path:
                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     os.replace(partial, target)
     return target
+
+
+def remote_plan(location: str) -> dict | None:
+    """The plan of the shard dataset at a URL, read fresh; None when there is none (or no store)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            return json.loads(fetch(location, PLAN, Path(scratch)).read_text())
+        except SemisupError:
+            return None
+
+
+def _refuse_incomplete(location: str, plan: dict) -> None:
+    if plan.get("incomplete"):
+        raise SemisupError(f"{location}: the shard dataset is being written again, or that writing was stopped; "
+                           "finish it with the same `semisup data shard ... --force` first")
 
 
 class ShardStore:
@@ -130,10 +145,21 @@ class ShardStore:
 
     def __init__(self, location: str, cache: Path | None = None) -> None:
         self.location = location
-        self.local = (cache or default_cache(location)) if is_url(location) else Path(location)
+        self.local = Path(location)
         if is_url(location):
-            self._refresh_cache()
+            plan = remote_plan(location)
+            if plan is None:
+                raise SemisupError(f"{location}: not a shard dataset, or not reachable (no {PLAN}; "
+                                   "write one with `semisup data shard ROOT OUT`)")
+            _refuse_incomplete(location, plan)
+            # each write of the dataset has its own folder in the cache: old shards are never read as new
+            self.local = (cache or default_cache(location)) / str(plan["written"])
+            if not (self.local / PLAN).is_file():
+                self.local.mkdir(parents=True, exist_ok=True)
+                with atomic_write(self.local / PLAN) as handle:
+                    json.dump(plan, handle)
         self.plan = json.loads(self.file(PLAN).read_text())
+        _refuse_incomplete(location, self.plan)
         index = json.loads(self.file("index.json").read_bytes())
         self.shards = index["shards"]
         self.starts = np.cumsum([0] + [s["samples"] for s in self.shards]).tolist()
@@ -149,23 +175,6 @@ class ShardStore:
                 raise SemisupError(f"{path}: not a shard dataset (write one with `semisup data shard ROOT OUT`)")
             return path
         return fetch(self.location, name, self.local)
-
-    def _refresh_cache(self) -> None:
-        """Empty the local cache when the remote dataset was written again since it was filled
-        (each write's plan holds its own ``written`` id): old shards are never read as new."""
-        with tempfile.TemporaryDirectory() as scratch:
-            try:
-                fresh = fetch(self.location, PLAN, Path(scratch)).read_bytes()
-            except SemisupError:
-                raise SemisupError(f"{self.location}: not a shard dataset, or not reachable (no {PLAN}; "
-                                   "write one with `semisup data shard ROOT OUT`)") from None
-            cached = self.local / PLAN
-            if cached.is_file() and cached.read_bytes() != fresh:
-                shutil.rmtree(self.local)
-            if not cached.is_file():
-                self.local.mkdir(parents=True, exist_ok=True)
-                with atomic_write(cached, "wb") as handle:
-                    handle.write(fresh)
 
     def frames(self, position: int) -> list[bytes]:
         """The JPEG frames of the trailer at ``position``, in time order."""
@@ -340,6 +349,7 @@ def write_shards(samples: Sequence, tasks: Sequence, out: str | Path, side: int 
     """
     if not samples:
         raise SemisupError(f"{out}: no trailers to write (the dataset is empty)")
+    _check_labels(samples, tasks)
     _streaming()
     from streaming import MDSWriter
     from streaming.base.util import merge_index
@@ -369,20 +379,16 @@ def write_shards(samples: Sequence, tasks: Sequence, out: str | Path, side: int 
             shutil.rmtree(local / part, ignore_errors=True)  # what a killed writer left of this part
             target = (str(local / part), f"{location}/{part}") if remote else str(local / part)
             done = {"ids": [], "frames": [], "left_out": [], "skipped": 0}
-            with _quiet(), MDSWriter(out=target, columns=COLUMNS, size_limit=1 << 26, exist_ok=True) as writer:
-                for sample in samples[first:first + part_size]:
-                    frames, bad = trailer_frames(sample, side, video_frames, decoder)
-                    done["skipped"] += bad
-                    if frames:
-                        writer.write({"id": sample.id, "frames": b"".join(frames),
-                                      "sizes": [len(f) for f in frames]})
-                        done["ids"].append(sample.id)
-                        done["frames"].append(len(frames))
-                    else:
-                        done["left_out"].append(sample.id)
-                    if on_trailer is not None:
-                        on_trailer()
+            try:
+                _write_part(MDSWriter(out=target, columns=COLUMNS, size_limit=1 << 26, exist_ok=True),
+                            samples[first:first + part_size], side, video_frames, decoder, done, on_trailer)
+            except SemisupError:
+                raise
+            except Exception as exc:  # the storage clients' own errors (an upload that failed, a full disk)
+                raise SemisupError(f"{location}/{part}: writing failed ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
             if remote:  # the part's index is on the store; keep a local copy for the merge
+
                 fetch(f"{location}/{part}", "index.json", local / part)
             with atomic_write(marker) as handle:
                 json.dump(done, handle)
@@ -391,32 +397,81 @@ def write_shards(samples: Sequence, tasks: Sequence, out: str | Path, side: int 
         left_out += done["left_out"]
         skipped += done["skipped"]
     part_indexes = [str(local / f"part-{n:05d}" / "index.json") for n in range(len(parts))]
+    (local / "index.json").unlink(missing_ok=True)  # a merge a killed call left: merge_index will not replace it
     with _quiet():
         merge_index([(p, f"{location}/{Path(p).parent.name}/index.json") if remote else p for p in part_indexes],
                     (str(local), location) if remote else str(local), keep_local=True)
-    _write_last_files(location, local, remote, plan, [s for s in samples if s.id not in set(left_out)], tasks,
+    missing = set(left_out)
+    _write_last_files(location, local, remote, plan, [s for s in samples if s.id not in missing], tasks,
                       names, counts)
     return ShardSummary(len(names), sum(counts), len(parts), resumed, skipped, left_out)
+
+
+def _check_labels(samples: Sequence, tasks: Sequence) -> None:
+    """Refuse what the shards' labels.csv could not hold as it is: a task named like one of its
+    own columns, a label with the ``|`` that separates labels."""
+    for task in tasks:
+        if task.name in ("id", "split", "group"):
+            raise SemisupError(f"task {task.name!r}: a task may not be named like a column of labels.csv "
+                               "(id, split, group); rename the task")
+    for sample in samples:
+        for task, labels in sample.labels.items():
+            bad = next((label for label in labels or () if "|" in label), None)
+            if bad is not None:
+                raise SemisupError(f"{sample.id}: {task} label {bad!r} holds '|', which separates labels in "
+                                   "the shards' labels.csv; rename it (the task's rename option)")
+
+
+def _write_part(writer, samples: Sequence, side: int, video_frames: int, decoder: str, done: dict,
+                on_trailer: Callable[[], None] | None) -> None:
+    """Write one part's trailers with ``writer`` (an ``MDSWriter``), recording them in ``done``."""
+    with _quiet(), writer:
+        for sample in samples:
+            frames, bad = trailer_frames(sample, side, video_frames, decoder)
+            done["skipped"] += bad
+            if frames:
+                writer.write({"id": sample.id, "frames": b"".join(frames), "sizes": [len(f) for f in frames]})
+                done["ids"].append(sample.id)
+                done["frames"].append(len(frames))
+            else:
+                done["left_out"].append(sample.id)
+            if on_trailer is not None:
+                on_trailer()
 
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """Hold back the streaming library's log lines about its temporary folders (it logs some
     through the root logger); semisup's own progress says what happens."""
-    logging.disable(logging.WARNING)
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.WARNING))
     try:
         yield
     finally:
-        logging.disable(logging.NOTSET)
+        logging.disable(previous)
 
 
 def _prepare(location: str, local: Path, plan: dict, force: bool) -> None:
     """Check ``out`` can be written (or continued) with ``plan``, and remember the plan locally."""
     remote = is_url(location)
-    finished = _exists(location, PLAN) if remote else (local / PLAN).is_file()
+    if remote:
+        found = remote_plan(location)
+        finished = found is not None and not found.get("incomplete")
+    else:
+        finished = (local / PLAN).is_file()
     pending = local / ".semisup-shards-plan.json"
     if finished and not force:
         raise SemisupError(f"{location}: holds a shard dataset already; --force replaces it")
+    if remote and not finished and not pending.is_file() and _exists(location, "index.json") and not force:
+        raise SemisupError(f"{location}: holds other MDS data (an index.json, not written by semisup); "
+                           "choose another OUT")
+    if remote and force and (finished or found is not None):  # readers never pair an old plan with new shards
+        local.mkdir(parents=True, exist_ok=True)
+        with atomic_write(local / PLAN) as handle:
+            json.dump({"semisup_shards": SHARDS_VERSION, "incomplete": True}, handle)
+        from streaming.base.storage import CloudUploader
+
+        CloudUploader.get((str(local), location), keep_local=True, exist_ok=True).upload_file(PLAN)
     if pending.is_file() and json.loads(pending.read_text()) != plan and not force:
         raise SemisupError(f"{location}: an unfinished `semisup data shard` with other arguments or data is there; "
                            "run it again as it was, or --force to start over")

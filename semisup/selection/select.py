@@ -162,7 +162,8 @@ def write_selection(out: Path, samples: Sequence[Sample], ranking: Ranking, stra
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         for rank, (sample, score) in enumerate(zip(samples, ranking.scores), start=1):
-            media = sample.video or (sample.frames[0].parent if len(sample.frames) else "")
+            first = sample.frames[0] if len(sample.frames) else ""
+            media = sample.video or getattr(first, "parent", first)  # a frames folder, or a trailer in shards
             row = {"id": sample.id, "rank": rank, "strategy": strategy, "score": f"{float(score):.4f}",
                    "media": str(media)}
             for t in tasks:

@@ -220,7 +220,7 @@ def open_run_cache(recipe: Recipe, dataset: Dataset) -> FeatureCache | None:
     evaluation); under torchrun rank 0 computes the key (a stat of every frame file) for all."""
     if not recipe.data.features:
         return None
-    key = distributed.on_main(lambda: feature_cache_key(recipe, dataset.samples))
+    key = distributed.on_main(lambda: feature_cache_key(recipe, dataset.samples), distributed.patient_group())
     return open_feature_cache(recipe, dataset.samples, key)
 
 
