@@ -209,8 +209,8 @@ def frame_files(folder: Path, where: str = "", listing: Listing | None = None) -
     """
     prefix = f"{where}: " if where else ""
     try:  # hidden files (macOS "._000.jpg" resource forks, ".DS_Store") are not frames
-        names = [e.name for e in (listing or live(folder)).entries(folder)
-                 if e.is_file and e.name.lower().endswith(IMAGE_SUFFIXES) and not e.name.startswith(".")]
+        names = [name for name in (listing or live(folder)).file_names(folder)
+                 if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")]
     except FileNotFoundError:
         raise SemisupError(f"{prefix}frames folder {folder} does not exist") from None
     except NotADirectoryError:

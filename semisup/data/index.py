@@ -34,7 +34,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from semisup.errors import SemisupError
 from semisup.io import atomic_write
@@ -43,9 +43,9 @@ INDEX_FILE = "semisup-index.parquet"
 INDEX_VERSION = "1"
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One entry of a folder: its name and whether it is a folder (symbolic links followed)."""
+class Entry(NamedTuple):
+    """One entry of a folder: its name and whether it is a folder (symbolic links followed).
+    A named tuple: a million of them are made in a second, frozen dataclasses take several."""
 
     name: str
     is_dir: bool
@@ -62,6 +62,8 @@ class Listing:
     Attributes:
         root: the dataset's root; folders are recorded relative to it.
         recorded: relative folder -> (modification time in ns, its entries).
+        stored: what an index file holds, made into ``recorded`` entries when first asked for
+            (a million Entry objects made up front would cost more than the listing they save).
         videos: relative video path -> the header's ``(frames, fps, width, height, duration)``.
         record: keep what is listed live, to be written with :func:`write_index`.
         relisted: folders listed live although recorded (they changed since).
@@ -70,6 +72,7 @@ class Listing:
 
     root: Path
     recorded: dict[str, tuple[int, tuple[Entry, ...]]] = field(default_factory=dict)
+    stored: dict[str, tuple[int, list[str], list[bool], list[bool]]] = field(default_factory=dict, repr=False)
     videos: dict[str, tuple[int, float, int, int, float]] = field(default_factory=dict)
     record: bool = False
     relisted: int = 0
@@ -86,18 +89,18 @@ class Listing:
         Raises:
             OSError: as ``os.scandir`` (FileNotFoundError, NotADirectoryError, PermissionError, ...).
         """
-        folder = Path(folder)
         key = self._key(folder)
-        known = self.recorded.get(key) if key is not None else None
+        known = self._known(key) if key is not None else None
         if known is not None:
             mtime, entries = known
             if any(e.is_dir for e in entries):  # a folder of folders: checked
                 if _mtime(folder) == mtime:
                     return entries
                 self.relisted += 1
-            elif self._key(folder.parent) not in self.recorded or self.lookup(folder) is not None:
-                return entries  # a leaf, trusted while its (checked) parent still holds it
             else:
+                parent = key.rpartition("/")[0] or "."
+                if self._known(parent) is None or self.lookup(folder) is not None:
+                    return entries  # a leaf, trusted while its (checked) parent still holds it
                 raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(folder))
         mtime = _mtime(folder)
         with os.scandir(folder) as scan:
@@ -106,6 +109,17 @@ class Listing:
         if self.record and key is not None:
             self.recorded[key] = (mtime, entries)
         return entries
+
+    def file_names(self, folder: Path) -> list[str]:
+        """The names of the files in ``folder``, sorted: :meth:`entries` without making an
+        entry object per file when the folder comes from the index (a trailer's frames)."""
+        key = self._key(folder)
+        raw = self.stored.get(key) if key is not None and key not in self.recorded else None
+        if raw is None or any(raw[2]):  # listed live, or a folder of folders (checked by entries)
+            return [e.name for e in self.entries(folder) if e.is_file]
+        if self._known(key.rpartition("/")[0] or ".") is not None and self.lookup(folder) is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(folder))
+        return [name for name, is_file in zip(raw[1], raw[3]) if is_file]
 
     def lookup(self, path: Path) -> Entry | None:
         """The entry of ``path`` in its folder's listing; ``None`` when absent or the folder is unreadable."""
@@ -124,11 +138,27 @@ class Listing:
         key = self._key(path)
         return self.videos.get(key) if key is not None else None
 
+    def _known(self, key: str) -> tuple[int, tuple[Entry, ...]] | None:
+        """A recorded folder's (mtime, entries), made from the index file's columns on first use."""
+        known = self.recorded.get(key)
+        if known is None and key in self.stored:
+            mtime, names, dirs, files = self.stored.pop(key)
+            known = self.recorded[key] = (mtime, tuple(map(Entry, names, dirs, files)))
+        return known
+
     def _key(self, path: Path) -> str | None:
-        try:
-            return Path(path).relative_to(self.root).as_posix()
-        except ValueError:  # outside the root (an absolute path in a labels file): never recorded
-            return None
+        """``path`` relative to the root, as the index writes it (string work: a million Path
+        operations would cost seconds); None outside the root (never recorded)."""
+        text, root = os.fspath(path), self._root_text
+        if text == root:
+            return "."
+        if text.startswith(root) and text[len(root):len(root) + 1] == os.sep:
+            return text[len(root) + 1:].replace(os.sep, "/")
+        return None
+
+    @property
+    def _root_text(self) -> str:
+        return os.fspath(self.root)
 
 
 def _mtime(folder: Path) -> int:
@@ -184,7 +214,7 @@ def read_index(path: Path, root: Path) -> Listing:
             columns["kind"], columns["path"], columns["mtime_ns"], columns["names"], columns["dirs"],
             columns["files"], columns["video"]):
         if kind == "folder":
-            listing.recorded[rel] = (mtime, tuple(Entry(n, d, f) for n, d, f in zip(names, dirs, files)))
+            listing.stored[rel] = (mtime, names, dirs, files)
         else:
             frames, fps, width, height, duration = header
             listing.videos[rel] = (int(frames), fps, int(width), int(height), duration)

@@ -32,10 +32,10 @@ KEYFRAME = re.compile(r"^shot_(\d+)_img_(\d+)\.(jpe?g|png)$", re.IGNORECASE)
 def keyframe_files(folder: Path, listing: Listing | None = None) -> tuple[Path, ...]:
     """A trailer's keyframes sorted by (shot number, frame index); other files are ignored."""
     keyed = []
-    for entry in (listing or live(folder)).entries(folder):
-        match = KEYFRAME.match(entry.name)
-        if match and entry.is_file:
-            keyed.append(((int(match.group(1)), int(match.group(2))), folder / entry.name))
+    for name in (listing or live(folder)).file_names(folder):
+        match = KEYFRAME.match(name)
+        if match:
+            keyed.append(((int(match.group(1)), int(match.group(2))), folder / name))
     return tuple(path for _, path in sorted(keyed))
 
 
