@@ -254,7 +254,7 @@ def index(
                                                           "added to or removed from existing trailers' folders)."),
 ) -> None:
     """Write the dataset index: every folder listed once and every video's header, in one Parquet file
-    that runs, inspect, features and select then read instead of listing the folders."""
+    that run, inspect, split, features, evaluate, select and embed then read instead of listing the folders."""
     from dataclasses import astuple
 
     from semisup.data.index import index_path, write_index
