@@ -64,9 +64,10 @@ def read_folder(root: Path, tasks: Sequence[TaskColumn], labels_file: str = "lab
     require_folder(root)
     listing = listing or live(root)
     videos = _video_index(root / "videos", listing)
+    frames_root = root / "frames"
 
     def frames_of(sample_id: str, where: str) -> tuple[Sequence[Path], Path | None]:
-        folder = root / "frames" / sample_id
+        folder = frames_root / sample_id
         if listing.lookup(folder) is None and sample_id in videos:
             return (), videos[sample_id]
         return frame_files(folder, where, listing), None

@@ -77,7 +77,7 @@ class Listing:
     record: bool = False
     relisted: int = 0
     listed: int = 0
-    _names: dict[Path, dict[str, Entry]] = field(default_factory=dict, repr=False)
+    _names: dict[str, dict[str, Entry]] = field(default_factory=dict, repr=False)
 
     def entries(self, folder: Path) -> tuple[Entry, ...]:
         """The entries of ``folder``, sorted by name.
@@ -123,15 +123,16 @@ class Listing:
 
     def lookup(self, path: Path) -> Entry | None:
         """The entry of ``path`` in its folder's listing; ``None`` when absent or the folder is unreadable."""
-        path = Path(path)
-        listed = self._names.get(path.parent)
+        parent, _, name = os.fspath(Path(path)).rpartition(os.sep)  # string work: called per trailer
+        parent = parent or os.sep
+        listed = self._names.get(parent)
         if listed is None:  # each folder once per read, a missing one too
             try:
-                listed = {e.name: e for e in self.entries(path.parent)}
+                listed = {e.name: e for e in self.entries(Path(parent))}
             except OSError:
                 listed = {}
-            self._names[path.parent] = listed
-        return listed.get(path.name)
+            self._names[parent] = listed
+        return listed.get(name)
 
     def video(self, path: Path) -> tuple[int, float, int, int, float] | None:
         """A video's recorded header (frames, fps, width, height, duration), or ``None``."""
