@@ -35,7 +35,8 @@ class RunConfig:
     """``[run]``: naming, seeding and where the run happens."""
 
     name: str = spec("run", doc="prefix of the run directory runs/<name>-<timestamp>")
-    seed: int = spec(0, ge=0)
+    seed: int = spec(0, ge=0, doc="seeds weights, sampling and augmentation: the same seed on the same machine "
+                                  "and precision repeats a run exactly")
     device: str = spec("auto", doc='"auto", "cpu", "cuda" or "cuda:N"')
     precision: Literal["auto", "fp32", "bf16", "fp16"] = spec(
         "auto", doc="auto: bf16 autocast on CPUs that support it, AMP on CUDA, else fp32")
@@ -139,13 +140,14 @@ class ModelConfig:
     trainable_stages: int | Literal["all"] = spec(
         1, ge=0, doc='how many of the last encoder stages train: 0..N or "all"')
     pooling: Literal["mean", "max"] = spec("mean", doc="the aggregator of tasks that name none")
-    head_hidden: int = spec(512, ge=1)
-    head_dropout: float = spec(0.2, ge=0.0, lt=1.0)
-    channels_last: bool = spec(True)
+    head_hidden: int = spec(512, ge=1, doc="hidden width of each task head (a two-layer MLP on the trailer feature)")
+    head_dropout: float = spec(0.2, ge=0.0, lt=1.0, doc="dropout before each task head's last layer")
+    channels_last: bool = spec(True, doc="channels-last memory format for the encoder (faster convolutions on "
+                                         "CPUs and GPUs)")
     frame_differences: bool = spec(
         False, doc="also feed each frame's difference to the previous frame of its clip, through a second "
                    "stem convolution (TSN's RGB-diff): the encoder sees motion. No measurable cost; on the "
-                   "cross-source movement benchmark (README) movement macro-F1 0.41 vs 0.33 without (1 seed)")
+                   "cross-source movement benchmark (docs: shot types) movement macro-F1 0.41 vs 0.33 without (1 seed)")
     temporal_shift: float = spec(
         0.0, ge=0.0, le=0.5, doc="TSM: share of channels shifted in from the previous frame (and as many from "
                                  "the next) in the residual blocks that train; 0 = off, 0.125 as in the paper. No parameters; on "
@@ -164,8 +166,8 @@ class PretextConfig:
     name: str = spec(doc="registered pretext task, e.g. sesemi")
     weight: float = spec(1.0, ge=0.0, doc="loss weight in joint mode")
     lr: float = spec(0.0, ge=0.0, doc="Adam learning rate; 0 means optim.lr")
-    head_hidden: int = spec(256, ge=1)
-    head_dropout: float = spec(0.0, ge=0.0, lt=1.0)
+    head_hidden: int = spec(256, ge=1, doc="hidden width of the task's head")
+    head_dropout: float = spec(0.0, ge=0.0, lt=1.0, doc="dropout before the head's last layer")
     frames_per_trailer: int = spec(4, ge=1, doc="random frames taken from each unlabeled trailer")
     options: Any = spec(None, doc="task-specific options (filled in by the loader)")
 
@@ -212,11 +214,12 @@ class LossConfig:
     number of labels. ``"mean"`` also averages over labels.
     """
 
-    gamma_neg: float = spec(4.0, ge=0.0)
-    gamma_pos: float = spec(1.0, ge=0.0)
+    gamma_neg: float = spec(4.0, ge=0.0, doc="focusing exponent on negatives (ASL: larger ignores more easy negatives)")
+    gamma_pos: float = spec(1.0, ge=0.0, doc="focusing exponent on positives")
     clip: float = spec(0.05, ge=0.0, lt=1.0, doc="probability margin shifted onto negatives")
-    eps: float = spec(1e-8, gt=0.0, lt=1.0)
-    reduction: Literal["batchmean", "mean"] = spec("batchmean")
+    eps: float = spec(1e-8, gt=0.0, lt=1.0, doc="floor of the probabilities inside the logarithms")
+    reduction: Literal["batchmean", "mean"] = spec(
+        "batchmean", doc='"batchmean": sum over labels, mean over samples; "mean": mean over both')
 
 
 @dataclass(frozen=True)
@@ -229,11 +232,14 @@ class OptimConfig:
     ``mode = "joint"``: one Adam over everything on the weighted sum of losses.
     """
 
-    mode: Literal["separate", "joint"] = spec("separate")
-    lr: float = spec(1e-3, gt=0.0)
-    weight_decay: float = spec(0.0, ge=0.0)
-    schedule: Literal["constant", "cosine"] = spec("cosine")
-    warmup_epochs: float = spec(0.0, ge=0.0)
+    mode: Literal["separate", "joint"] = spec(
+        "separate", doc='"separate": one Adam per objective (task heads, each pretext task); "joint": one Adam on '
+                        'the weighted sum, as in the SESEMI paper')
+    lr: float = spec(1e-3, gt=0.0, doc="Adam learning rate of every optimiser that names none")
+    weight_decay: float = spec(0.0, ge=0.0, doc="Adam weight decay")
+    schedule: Literal["constant", "cosine"] = spec(
+        "cosine", doc="learning-rate schedule over the training steps, after the warm-up")
+    warmup_epochs: float = spec(0.0, ge=0.0, doc="epochs of linear learning-rate warm-up from 0")
     grad_clip: float = spec(0.0, ge=0.0, doc="max gradient norm; 0 disables clipping")
 
 
@@ -249,7 +255,7 @@ class TrainConfig:
     size of the unlabeled pool.
     """
 
-    epochs: int = spec(10, ge=1)
+    epochs: int = spec(10, ge=1, doc="passes over the pool named by epoch_over")
     epoch_over: Literal["unlabeled", "labeled"] = spec(
         "unlabeled", doc="one epoch is a pass over these trailers (the other stream cycles); \"labeled\": as "
                          "many labeled steps as a supervised run of the same epochs, whatever the unlabeled pool's "
@@ -277,26 +283,28 @@ class PretrainConfig:
     frames of the batch away. The encoder then fine-tunes as the recipe says.
     """
 
-    method: Literal["simclr"] = spec("simclr")
-    epochs: int = spec(20, ge=1)
+    method: Literal["simclr"] = spec(
+        "simclr", doc="the pretraining method (SimCLR: lightly's projection head and NT-Xent loss)")
+    epochs: int = spec(20, ge=1, doc="passes over the pretraining frames")
     batch_size: int = spec(128, ge=2, doc="frames per step (each gives two views)")
     frames_per_trailer: int = spec(4, ge=1, doc="random frames taken from each trailer per epoch")
     include_labeled: bool = spec(True, doc="also use the labeled train trailers' frames (never their labels)")
     trainable_stages: int | Literal["all", "auto"] = spec(
         "auto", ge=0, doc='"auto": the stages fine-tuning trains (model.trainable_stages)')
     temperature: float = spec(0.2, gt=0.0, doc="NT-Xent temperature")
-    projection_hidden: int = spec(512, ge=1)
-    projection_dim: int = spec(128, ge=1)
+    projection_hidden: int = spec(512, ge=1, doc="hidden width of the projection head")
+    projection_dim: int = spec(128, ge=1, doc="output width of the projection head (where NT-Xent compares views)")
     lr: float = spec(1e-3, gt=0.0, doc="Adam learning rate")
-    weight_decay: float = spec(1e-6, ge=0.0)
-    schedule: Literal["constant", "cosine"] = spec("cosine")
-    warmup_epochs: float = spec(0.0, ge=0.0)
+    weight_decay: float = spec(1e-6, ge=0.0, doc="Adam weight decay")
+    schedule: Literal["constant", "cosine"] = spec("cosine", doc="learning-rate schedule after the warm-up")
+    warmup_epochs: float = spec(0.0, ge=0.0, doc="epochs of linear learning-rate warm-up from 0")
     crop_scale_min: float = spec(0.2, gt=0.0, le=1.0, doc="smallest area of the random resized crop")
     color_jitter: float = spec(0.5, ge=0.0, doc="colour jitter strength (0 turns it off)")
     grayscale: float = spec(0.2, ge=0.0, le=1.0, doc="probability of a grayscale view")
     blur: float = spec(0.5, ge=0.0, le=1.0, doc="probability of a Gaussian blur")
     knn_k: int = spec(20, ge=1, doc="neighbours of the kNN monitor (labeled train -> val)")
-    checkpoint_minutes: float = spec(10.0, gt=0.0)
+    checkpoint_minutes: float = spec(10.0, gt=0.0,
+                                     doc="also save pretrain/checkpoints/last.pt inside an epoch this often")
 
 
 @dataclass(frozen=True)
@@ -328,7 +336,7 @@ class SyntheticMovesConfig:
     pulls or pans with a virtual camera, labelled with the move's class, mixed into the
     labeled stream (see :mod:`semisup.data.synthetic`). Off unless the section is present.
     Costs a zoom of the drawn clips (decoded larger); on the cross-source movement benchmark
-    (README), with scene motion: macro-F1 0.578 vs 0.525, Push F1 0.38 vs 0.34 (3 seeds)."""
+    (docs: shot types), with scene motion: macro-F1 0.578 vs 0.525, Push F1 0.38 vs 0.34 (3 seeds)."""
 
     task: str = spec(doc="the multiclass movement task whose label a move sets, e.g. movement")
     moves: dict[str, str] = spec(doc='class -> camera move (push, pull or motion), e.g. {Push = "push", '

@@ -15,8 +15,8 @@ common option ``motion``: feed the difference of consecutive frame features
 beside the features (zero for the first frame). It is on by default for the
 aggregators that read order (``gru``, ``lstm``, ``transformer``): on the
 demo's shots the same bidirectional GRU without it never predicted Pull
-(F1 0.00 on seed 0, against 0.46 ± 0.17 over three seeds with it, README
-"Shot types").
+(F1 0.00 on seed 0, against 0.46 ± 0.17 over three seeds with it; docs:
+shot types).
 
 Plug in your own like a pretext task: ``@register_aggregator("name")`` in
 your package with an entry point in the ``semisup.aggregators`` group, or a

@@ -271,7 +271,7 @@ def check_recipe_unchanged(run_dir: Path, recipe: Recipe) -> None:
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
         raise SemisupError(f"{run_dir / 'config.toml'}: differs from the recipe the run was trained with (kept in "
                            f"stage.json): {changed[0]}{more}; a "
-                           "resumed run keeps its recipe, except the keys the README lists as safe to change "
+                           "resumed run keeps its recipe, except the keys the docs list as safe to change "
                            "(data.root, train.epochs, run.device, ...): undo the edit, or start a new run with "
                            f"`semisup run {run_dir / 'config.toml'} --out NEW_DIR`")
 
