@@ -90,6 +90,7 @@ def test_the_site_builds_strictly_with_every_key(tmp_path):
     for name in ("semisup.pretext.base.PretextTask", "semisup.models.aggregators.Aggregator",
                  "semisup.objectives.consistency.ConsistencyObjective", "semisup.selection.strategies.Strategy"):
         assert f'id="{name}"' in plugins                                # generated from the docstrings
+    assert ":meth:" not in plugins and ":class:" not in plugins        # Sphinx roles read as prose
 
 
 @pytest.mark.slow
