@@ -173,14 +173,14 @@ def reference_markdown() -> str:
         lines += [f"## `{section_header(section)}`", "", first_paragraph(cls.__doc__ or ""), ""]
         if section in OPTIONAL_SECTIONS:
             lines += ["Off unless the recipe has this section.", ""]
-        lines += ["| key | default | what it does |", "|---|---|---|"]
+        lines += ['<div class="recipe-keys" markdown>', "", "| key | default | what it does |", "|---|---|---|"]
         for row in key_rows(section):
             default = f"`{row.default}`" if row.default != "required" else "**required**"
             kind = row.type + (f"; {row.range}" if row.range else "")
             cells = [f"`{row.key}`", markdown_cell(default),
                      f"{markdown_cell(row.doc)}<br><small>{markdown_cell(kind)}</small>"]
             lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["", "</div>", ""]
     return "\n".join(lines)
 
 
