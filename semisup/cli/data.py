@@ -226,7 +226,8 @@ def _print_split(dataset: Dataset, splits: dict[str, str], shares: dict) -> None
 @data_app.command("label")
 def label(
     root: Path = typer.Argument(..., help="Folder-format dataset (its labels.csv is updated)."),
-    selection: Path = typer.Argument(..., help="The CSV `semisup select` wrote, with its task columns filled in."),
+    selection: Path = typer.Argument(..., help="The CSV `semisup select` wrote, with its task columns filled in, "
+                                               "or a Label Studio JSON export of its tasks."),
     labels_file: str = typer.Option("labels.csv", "--labels-file", help="The labels CSV inside ROOT."),
     partial: bool = typer.Option(False, "--partial", help="Merge the filled-in rows, leave empty rows unlabeled."),
     allow_new_labels: bool = typer.Option(False, "--allow-new-labels",
@@ -234,9 +235,12 @@ def label(
 ) -> None:
     """Merge hand-filled labels into labels.csv (those trailers move to train); the old file is backed up."""
     from semisup.data.annotate import merge_labels
+    from semisup.label.studio import merge_export
 
-    result = merge_labels(root, selection, labels_file, partial=partial, allow_new_labels=allow_new_labels)
-    skipped = f"; {len(result.skipped)} empty rows left unlabeled" if result.skipped else ""
+    merge = merge_export if selection.suffix.lower() == ".json" else merge_labels
+    result = merge(root, selection, labels_file, partial=partial, allow_new_labels=allow_new_labels)
+    skipped = f"; {len(result.skipped)} rows left unlabeled (empty, skipped or unsure)" if result.skipped else ""
+    skipped += f"; {len(result.already)} merged before" if result.already else ""
     console.print(f"{len(result.labeled)} trailers labeled ({', '.join(result.tasks)}) and moved to train in "
                   f"[bold]{escape(str(result.labels_file))}[/]{skipped}; the old file is "
                   f"{escape(str(result.backup))}")

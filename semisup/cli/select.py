@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from semisup.cli.app import app, console, errors
+from semisup.errors import SemisupError
+from semisup.label.studio import LOCAL_FILES
 
 strategy_app = typer.Typer(help="Selection strategies for `semisup select`: built-in and plug-ins.",
                            no_args_is_help=True)
@@ -41,10 +43,22 @@ def select(
                                                              "aggregator (default: every task's)."),
     seed: int = typer.Option(0, help="Seed of random choices."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing --out."),
+    fmt: str = typer.Option("csv", "--format", help="csv, or label-studio: also a Label Studio import file "
+                                                    "(tasks with the model's guesses) and labeling config."),
+    media_url: str = typer.Option(LOCAL_FILES, "--media-url", help="label-studio: prefix of the media URLs "
+                                                                  "(paths relative to the dataset root follow)."),
+    frames: int = typer.Option(12, "--frames", min=1, help="label-studio: frame URLs per trailer."),
 ) -> None:
     """Rank the unlabeled trailers and write the BUDGET to label next, with the model's guesses, to a CSV."""
+    from semisup.label.studio import studio_paths
     from semisup.selection.select import select_run
+    from semisup.io import refuse_existing
 
+    if fmt not in ("csv", "label-studio"):
+        raise SemisupError(f"--format: expected csv or label-studio, got {fmt!r}")
+    if fmt == "label-studio":  # refused before scoring, not after
+        for path in studio_paths(out or run_dir / "select.csv"):
+            refuse_existing(path, force, "Label Studio", "--out")
     chosen = build_strategy(strategy, option)
     with errors.status(f"scoring the unlabeled trailers ({strategy})..."):
         result = select_run(run_dir, budget, chosen, out, checkpoint, seed, force, task)
@@ -60,7 +74,20 @@ def select(
         table.add_row(*(escape(row[c]) for c in ("rank", "id", "score", *guesses)))
     console.print(table)
     console.print(f"written to [bold]{escape(str(result.out))}[/]")
-    console.print(f"fill in the empty task columns, then `semisup data label DATASET_ROOT {result.out}`")
+    if fmt == "label-studio":
+        from semisup.label.session import open_session
+        from semisup.label.studio import write_import
+
+        session = open_session(run_dir, result.out)
+        samples = {s.id: s for s in session.samples if s is not None}
+        written = write_import(result.out, samples, session.tasks, session.data_root, f"semisup {run_dir.name}",
+                               frames, media_url, force)
+        console.print(f"Label Studio: import [bold]{escape(str(written[0]))}[/] into a project labeled with "
+                      f"{escape(str(written[1]))}; export its annotations as JSON, then "
+                      f"`semisup data label DATASET_ROOT EXPORT.json`")
+        return
+    console.print(f"label them in the browser with `semisup label {run_dir}`, or fill in the empty task columns; "
+                  f"then `semisup data label DATASET_ROOT {result.out}`")
 
 
 @app.command("select-simulate")

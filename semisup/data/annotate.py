@@ -14,6 +14,15 @@ dataset or already labeled, a label outside the task's vocabulary (the labels
 ``labels.csv`` already uses; ``allow_new_labels`` admits new ones), several
 labels in a one-label column, a duplicate row, or a row left empty (with
 ``partial``, empty rows are skipped and stay unlabeled).
+
+A ``status`` column (written by the labeling page, ``semisup label``) marks
+rows a person ``skipped`` or was ``unsure`` about: those are left out, like
+empty rows under ``partial``. A row whose trailer already holds exactly its
+labels was merged before and is counted, not refused, so merging the same
+answers twice (or after more were added) is safe.
+
+:func:`merge_rows` does the checking and writing for rows from any source: a
+Label Studio export comes through :mod:`semisup.label.studio` with the same checks.
 """
 
 from __future__ import annotations
@@ -29,7 +38,10 @@ from semisup.errors import SemisupError
 from semisup.io import atomic_write, copy_file
 
 GUESS_SUFFIX = "_guess"
-SELECTION_COLUMNS = ("id", "rank", "strategy", "score", "media")
+SELECTION_COLUMNS = ("id", "rank", "strategy", "score", "media", "status")
+STATUS_COLUMN = "status"
+LEFT_OUT = ("skipped", "unsure")
+"""Statuses of rows that are not merged: the person skipped the trailer, or was unsure of its labels."""
 
 
 @dataclass
@@ -38,7 +50,9 @@ class Merged:
 
     Attributes:
         labels_file: the updated ``labels.csv``; ``backup``: the copy of the old one.
-        labeled: ids that received labels (moved to ``train``); ``skipped``: empty rows left out (``partial``).
+        labeled: ids that received labels (moved to ``train``); ``skipped``: rows left out (empty under
+            ``partial``, or marked skipped / unsure); ``already``: rows whose trailer already held exactly
+            their labels (merged before).
         tasks: the task columns merged.
     """
 
@@ -47,6 +61,7 @@ class Merged:
     labeled: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
 
 
 def task_columns(selection_columns: list[str], label_columns: list[str], where: str) -> list[str]:
@@ -70,26 +85,46 @@ def task_columns(selection_columns: list[str], label_columns: list[str], where: 
 
 def merge_labels(root: Path, selection: Path, labels_file: str = "labels.csv", separator: str = "|",
                  partial: bool = False, allow_new_labels: bool = False) -> Merged:
-    """Merge the filled-in labels of ``selection`` into ``root/labels_file``.
+    """Merge the filled-in labels of the CSV ``selection`` into ``root/labels_file``.
 
     Raises:
         SemisupError: unreadable files, or any problem in the selection (all of them,
             one line each, in the message); nothing is written then.
     """
+    picked, picked_columns = read_csv(Path(selection))
+    rows = [(f"{selection}:{line}", row) for line, row in picked]
+    return merge_rows(root, rows, picked_columns, str(selection), labels_file, separator, partial, allow_new_labels)
+
+
+def merge_rows(root: Path, picked: list[tuple[str, dict[str, str]]], picked_columns: list[str], source: str,
+               labels_file: str = "labels.csv", separator: str = "|", partial: bool = False,
+               allow_new_labels: bool = False) -> Merged:
+    """Check rows of labels and merge them into ``root/labels_file`` (all or nothing).
+
+    Args:
+        root: the folder-format dataset.
+        picked: ``(where, row)`` pairs: ``where`` names the row in messages (``select.csv:7``),
+            ``row`` maps columns (``id``, each task, optionally ``<task>_guess`` and ``status``) to cells.
+        picked_columns: the rows' columns, in order.
+        source: the file the rows came from, for messages.
+        labels_file, separator, partial, allow_new_labels: as :func:`merge_labels`.
+
+    Raises:
+        SemisupError: unreadable files, or any problem in the rows (all of them, one line each).
+    """
     labels_path = Path(root) / labels_file
     rows, columns = read_csv(labels_path)
-    picked, picked_columns = read_csv(Path(selection))
     if "id" not in picked_columns:
-        raise SemisupError(f"{selection}: no 'id' column (expected the CSV `semisup select` wrote)")
-    tasks = task_columns(picked_columns, columns, str(selection))
+        raise SemisupError(f"{source}: no 'id' column (expected the CSV `semisup select` wrote)")
+    tasks = task_columns(picked_columns, columns, source)
     by_id = {(row.get("id") or "").strip(): row for _, row in rows}
     vocabulary = {t: _vocabulary(rows, t, separator) for t in tasks}
     one_label = {t: _one_label_column(rows, t, separator) for t in tasks}
     problems: list[str] = []
     updates: dict[str, dict[str, str]] = {}
     skipped: list[str] = []
-    for line, row in picked:
-        where = f"{selection}:{line}"
+    already: list[str] = []
+    for where, row in picked:
         extra = too_many_fields(row, picked_columns)
         if extra:
             problems.append(f"{where}: {extra}")
@@ -98,15 +133,21 @@ def merge_labels(root: Path, selection: Path, labels_file: str = "labels.csv", s
         if sample_id not in by_id:
             problems.append(f"{where}: id {sample_id!r} is not in {labels_path}")
             continue
-        if sample_id in updates or sample_id in skipped:
+        if sample_id in updates or sample_id in skipped or sample_id in already:
             problems.append(f"{where}: id {sample_id!r} appears twice")
+            continue
+        if (row.get(STATUS_COLUMN) or "").strip() in LEFT_OUT:
+            skipped.append(sample_id)
             continue
         target = by_id[sample_id]
         split = (target.get("split") or "").strip() or "train"
-        if split != "unlabeled" and any((target.get(t) or "").strip() for t in tasks):
-            problems.append(f"{where}: {sample_id!r} is already labeled ({split} split of {labels_path})")
-            continue
         cells = {t: _labels(row.get(t), separator) for t in tasks}
+        if split != "unlabeled" and any((target.get(t) or "").strip() for t in tasks):
+            if all(_labels(target.get(t), separator) == cells[t] for t in tasks):
+                already.append(sample_id)  # merged before: these very labels are in labels.csv
+            else:
+                problems.append(f"{where}: {sample_id!r} is already labeled ({split} split of {labels_path})")
+            continue
         if not any(cells.values()):
             if partial:
                 skipped.append(sample_id)
@@ -119,16 +160,17 @@ def merge_labels(root: Path, selection: Path, labels_file: str = "labels.csv", s
         updates[sample_id] = {t: separator.join(labels) for t, labels in cells.items()}
     if problems:
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
-        raise SemisupError(f"{selection}: {len(problems)} problem(s), nothing merged:\n" + "\n".join(shown))
+        raise SemisupError(f"{source}: {len(problems)} problem(s), nothing merged:\n" + "\n".join(shown))
     if not updates:
-        raise SemisupError(f"{selection}: no filled-in rows to merge")
+        merged_before = f" ({len(already)} merged before)" if already else ""
+        raise SemisupError(f"{source}: no filled-in rows to merge{merged_before}")
     backup = _backup(labels_path)
     try:
         _write(labels_path, rows, columns, updates)
     except BaseException:
         backup.unlink(missing_ok=True)  # labels.csv is unchanged: its backup would only be litter
         raise
-    return Merged(labels_path, backup, list(updates), skipped, tasks)
+    return Merged(labels_path, backup, list(updates), skipped, tasks, already)
 
 
 def _labels(cell: str | None, separator: str) -> list[str]:
