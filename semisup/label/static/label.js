@@ -57,7 +57,9 @@ function renderTasks(row) {
     const set = document.createElement("fieldset");
     set.dataset.task = task.name;
     const legend = document.createElement("legend");
-    legend.innerHTML = `${task.name} <small>${task.kind === "multilabel" ? "any number" : "one"}</small>`;
+    const kind = document.createElement("small");
+    kind.textContent = task.kind === "multilabel" ? "any number" : "one";
+    legend.append(task.name + " ", kind);
     set.append(legend);
     if (task.labels.length >= SEARCH_FROM) {
       const search = document.createElement("input");
@@ -136,13 +138,23 @@ async function renderMedia(index) {
   if (index + 1 < state.rows.length) fetch(`/api/strip/${index + 1}`, { headers: headers() });  // ahead of the person
 }
 
+function renderMeta(row) {
+  const meta = $("meta");
+  meta.textContent = `rank ${row.rank || row.index + 1} · score ${row.score || "-"}`;
+  if (row.status) {
+    const status = document.createElement("span");
+    status.className = `status ${row.status}`;
+    status.textContent = row.status;
+    meta.append(" · ", status);
+  }
+}
+
 function render() {
   showProgress();
   const row = state.rows[position];
   if (!row) { say("Nothing selected."); return; }
   $("trailer-id").textContent = row.id;
-  const status = row.status ? ` · <span class="status ${row.status}">${row.status}</span>` : "";
-  $("meta").innerHTML = `rank ${row.rank || position + 1} · score ${row.score || "-"}${status}`;
+  renderMeta(row);
   renderTasks(row);
   renderMedia(position);
   $("back").disabled = position === 0;
@@ -175,8 +187,9 @@ async function answer(status) {
 
 function go(index) {
   if (index >= state.rows.length) {
+    const stay = position !== state.rows.length - 1;
     position = state.rows.length - 1;
-    showProgress();
+    if (stay) render(); else { showProgress(); renderMeta(state.rows[position]); }
     say(state.counts.open ? `the end of the selection; ${state.counts.open} trailer(s) still open`
                           : "every trailer is done: Merge writes the answers into the labels file");
     return;
