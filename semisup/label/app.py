@@ -31,6 +31,7 @@ from typing import Any, AsyncIterator
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -144,7 +145,8 @@ def create_app(session: LabelSession, token: str | None = None,
     async def answer(request: Request) -> Response:
         body = await _json(request)
         try:
-            row = session.answers.save(body.get("row"), body.get("labels") or {}, body.get("status", "answered"))
+            row = await run_in_threadpool(session.answers.save, body.get("row"), body.get("labels") or {},
+                                          body.get("status", "answered"))  # a synced write: off the event loop
         except AnswerError as exc:
             return JSONResponse({"error": str(exc)}, 422)
         except SemisupError as exc:  # the disk refused the write: nothing changed
