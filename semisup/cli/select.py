@@ -50,9 +50,9 @@ def select(
     frames: int = typer.Option(12, "--frames", min=1, help="label-studio: frame URLs per trailer."),
 ) -> None:
     """Rank the unlabeled trailers and write the BUDGET to label next, with the model's guesses, to a CSV."""
+    from semisup.io import refuse_existing
     from semisup.label.studio import studio_paths
     from semisup.selection.select import select_run
-    from semisup.io import refuse_existing
 
     if fmt not in ("csv", "label-studio"):
         raise SemisupError(f"--format: expected csv or label-studio, got {fmt!r}")
@@ -86,8 +86,9 @@ def select(
                       f"{escape(str(written[1]))}; export its annotations as JSON, then "
                       f"`semisup data label DATASET_ROOT EXPORT.json`")
         return
-    console.print(f"label them in the browser with `semisup label {run_dir}`, or fill in the empty task columns; "
-                  f"then `semisup data label DATASET_ROOT {result.out}`")
+    named = "" if out is None else f" {result.out}"
+    console.print(f"label them in the browser with `semisup label {run_dir}{named}`, or fill in the empty task "
+                  f"columns; then `semisup data label DATASET_ROOT {result.out}`")
 
 
 @app.command("select-simulate")
