@@ -99,23 +99,29 @@ def browser() -> tuple[str, str]:
     pytest.skip(reason)
 
 
-def test_report_renders_in_headless_chromium(run, tmp_path):
+def chrome(tmp_path: Path):
+    """A headless Chromium driven by selenium (skips, or fails under SEMISUP_REQUIRE_BROWSER=1, without one)."""
     chromium, chromedriver = browser()
-    result = run_cli("report", str(run))
-    assert result.returncode == 0, result.stderr
-    page = run / "report.html"
-    text = page.read_text()
-    assert "data:image/png;base64," in text and "<script" not in text  # self-contained, static
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chromium'}"):
+                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chromium'}"):
         options.add_argument(flag)
     options.binary_location = chromium
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+def test_report_renders_in_headless_chromium(run, tmp_path):
+    browser()
+    result = run_cli("report", str(run))
+    assert result.returncode == 0, result.stderr
+    page = run / "report.html"
+    text = page.read_text()
+    assert "data:image/png;base64," in text and "<script" not in text  # self-contained, static
+    driver = chrome(tmp_path)
     try:
         driver.get(page.as_uri())
         images = driver.execute_script(

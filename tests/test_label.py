@@ -29,7 +29,7 @@ from semisup.data.samples import TaskSpec
 from semisup.errors import SemisupError
 from semisup.label.answers import AnswerError, Answers
 from semisup.label.studio import labeling_config, merge_export, read_export
-from test_evaluate_cli import browser
+from test_evaluate_cli import chrome
 
 GENRES = ("Action", "Animation", "Comedy", "Documentary", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller")
 
@@ -264,20 +264,6 @@ def test_off_loopback_every_request_needs_the_token(selected):
 
 
 # --- the page in a browser ------------------------------------------------------------------------------------
-
-def chrome(tmp_path: Path):
-    chromium, chromedriver = browser()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,900", f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    options.binary_location = chromium
-    return webdriver.Chrome(service=Service(chromedriver), options=options)
-
 
 def test_label_with_mouse_and_keyboard_survive_a_kill_and_merge(selected, tmp_path):
     from selenium.webdriver.common.by import By

@@ -102,10 +102,11 @@ def create_app(session: LabelSession, token: str | None = None,
 
     def state() -> dict[str, Any]:
         answers = session.answers
+        done = answers.first_open()
         return {"title": session.title, "token": token,
                 "tasks": [{"name": t.name, "kind": t.kind, "labels": list(t.labels)} for t in session.tasks],
                 "rows": [_row_json(row, session) for row in answers.rows()], "counts": answers.counts(),
-                "start": min(answers.first_open(), max(0, len(answers) - 1)), "done": answers.first_open(),
+                "start": min(done, max(0, len(answers) - 1)), "done": done,
                 "merge": {"enabled": session.root is not None, "note": session.merge_note,
                           "target": str(session.root / session.labels_file) if session.root else ""}}
 
