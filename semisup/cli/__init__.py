@@ -5,8 +5,8 @@ line on stderr with exit code 2; ``semisup --debug ...`` adds the traceback.
 The commands live in submodules by topic: :mod:`.run` (run, compare) and
 :mod:`.data` (data demo / extract / split / inspect), :mod:`.evaluate` (threshold-sweep,
 evaluate, predict, embed, report), :mod:`.plugins` (pretext list, aggregator list) and
-:mod:`.recipe` (recipe keys), :mod:`.select` (select, select-simulate) and :mod:`.label`
-(the labeling page).
+:mod:`.recipe` (recipe keys), :mod:`.select` (select, select-simulate), :mod:`.label`
+(the labeling page) and :mod:`.export` (model folder, ONNX, TorchScript).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 
 from semisup.cli.app import app, errors
-from semisup.cli import data, evaluate, label, plugins, recipe, run, select  # noqa: F401  (register the commands)
+from semisup.cli import data, evaluate, export, label, plugins, recipe, run, select  # noqa: F401  (register the commands)
 from semisup.errors import PeerFailed, SemisupError
 
 try:  # typer >= 0.20 carries its own copy of click

@@ -10,7 +10,9 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
 from rich.table import Table
 
 from semisup.cli.app import app, console, errors, fmt, multiclass_table
@@ -142,24 +144,47 @@ def evaluate(
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
-    inputs: list[Path] = typer.Argument(..., help="Video files, folders of frames or images."),
+    run_dir: Path = typer.Argument(..., help="A run directory or a model folder (`semisup export --format folder`)."),
+    inputs: Optional[list[Path]] = typer.Argument(None, help="Videos, frame folders, images, or folders of them."),
+    from_list: Optional[Path] = typer.Option(None, "--from-list", help="A text file of inputs, one path per line."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write every prediction to a .csv or .parquet file "
+                                                          "(resumable: the same command continues a killed job)."),
     checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                             help="Inputs per batch (default: the run's train.eval_batch_size)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=0,
+                                          help="Processes decoding frames (default: the run's data.num_workers)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV (input, task, labels, scores)."),
     top: int = typer.Option(3, help="Scores shown per task in the table."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --out file (and start a killed job over)."),
 ) -> None:
-    """Labels and scores for new videos, frame folders or images, with the run's decision rule."""
-    from semisup.predict import predict_inputs, top_scores
+    """Labels and scores for new videos, frame folders or images, with the run's decision rule;
+    with --out, for a whole catalogue into one file."""
+    from semisup.predict import expand_inputs, predict_inputs, top_scores
 
     if as_json and as_csv:
         raise SemisupError("--json and --csv: choose one")
     if top < 0:
         raise SemisupError(f"--top: expected 0 (every label) or more scores per task, got {top}")
+    if out is not None:
+        if as_json or as_csv:
+            raise SemisupError("--out writes a file; --json and --csv print: choose one")
+        return _predict_catalogue(run_dir, expand_inputs(inputs or [], from_list), out, checkpoint, batch_size,
+                                  workers, force)
+    listed = expand_inputs(inputs or [], from_list, keep_repeats=True).paths
     with Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=errors, transient=True) as bars:
-        task_id = bars.add_task("predict", total=len(inputs))
-        results = predict_inputs(run_dir, inputs, checkpoint, on_batch=lambda n: bars.update(task_id, completed=n))
+        task_id = bars.add_task("predict", total=len(listed))
+        results = predict_inputs(run_dir, listed, checkpoint, on_batch=lambda n: bars.update(task_id, completed=n),
+                                 batch_size=batch_size or 8)
+    failed = [r for r in results if r.error]
+    if len(failed) == len(results):
+        raise SemisupError(failed[0].error + (f" (and {len(failed) - 1} more inputs unreadable)"
+                                              if len(failed) > 1 else ""))
+    for r in failed:
+        errors.print(f"warning: {escape(r.error)}", highlight=False, soft_wrap=True)
+    results = [r for r in results if not r.error]
     damaged = [r for r in results if r.skipped_frames]
     if damaged:
         errors.print(f"warning: {sum(r.skipped_frames for r in damaged)} unreadable frames skipped in "
@@ -186,6 +211,54 @@ def predict(
                           "  ".join(f"{label} {p:.2f}" for label, p in top_scores(r.scores[t], top)),
                           *((str(r.skipped_frames) if i == 0 else "",) if damaged else ()))
     console.print(table)
+
+
+def _predict_catalogue(run_dir: Path, inputs, out: Path, checkpoint: str, batch_size: Optional[int],
+                       workers: Optional[int], force: bool) -> None:
+    """``predict --out``: every input into one file, with a progress bar (inputs/s, frames/s, ETA)."""
+    from semisup.catalogue import predict_catalogue
+    from semisup.predict import Predictor
+
+    with errors.status("loading the model..."):
+        predictor = Predictor(run_dir, checkpoint, batch_size, workers)
+    bars = Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), RateColumn("inputs"),
+                    RateColumn("frames", "frames"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    console=errors, transient=False)
+    task_id = bars.add_task("predict", total=None, frames=0)
+
+    def start(total: int, done: int) -> None:
+        bars.reset(task_id, total=total, completed=done, base=done, frames=0)  # rates count from here
+        if done:
+            errors.print(f"continuing {out}: {done} of {total} inputs written before")
+
+    def advance(count: int, frames: int) -> None:
+        bars.update(task_id, advance=count, frames=bars.tasks[task_id].fields["frames"] + frames)
+
+    with bars:
+        result = predict_catalogue(predictor, inputs, out, force, on_start=start, on_batch=advance)
+    for name, why in result.unreadable[:5]:
+        errors.print(f"unreadable: {escape(why)}", highlight=False, soft_wrap=True)
+    more = len(result.unreadable) - 5
+    console.print(f"{result.total - len(result.unreadable)} of {result.total} inputs predicted into [bold]{result.out}"
+                  f"[/]" + (f"; {len(result.unreadable)} unreadable (status unreadable in the file"
+                            + (f"; {more} more not shown above" if more > 0 else "") + ")" if result.unreadable else "")
+                  + (f"; {result.ignored} files in the folders are neither videos nor images" if result.ignored
+                     else ""), highlight=False, soft_wrap=True)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second since the bar started: ``12.3 inputs/s`` (``frames``: of the task's
+    ``frames`` field, which the job adds to)."""
+
+    def __init__(self, unit: str, field: str | None = None) -> None:
+        super().__init__()
+        self.unit, self.field = unit, field
+
+    def render(self, task) -> Text:
+        elapsed = task.elapsed or 0.0
+        amount = task.fields.get(self.field, 0) if self.field else task.completed - task.fields.get("base", 0)
+        rate = amount / elapsed if elapsed > 0.5 else None
+        return Text(f"{rate:.1f} {self.unit}/s" if rate is not None else f"- {self.unit}/s", style="progress.data.speed")
 
 
 @app.command()

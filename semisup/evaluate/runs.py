@@ -18,25 +18,57 @@ from semisup.evaluate.predictions import Predictions
 from semisup.io import write_json
 
 
+MODEL_FOLDER_FORMAT = "semisup-model"
+"""The ``format`` in a model folder's ``config.json`` (``semisup export --format folder``)."""
+
+
 @dataclass(frozen=True)
 class RunDir:
-    """Paths inside a run directory (see :mod:`semisup.train.run`)."""
+    """Paths inside a run directory (see :mod:`semisup.train.run`), or inside a model folder
+    (``semisup export --format folder``: ``config.json``, ``recipe.toml``, ``decision.json`` and
+    one set of weights, ``model.safetensors``), which predict and evaluate read the same way."""
 
     path: Path
+    model_folder: bool = False
 
     @classmethod
     def open(cls, path: Path) -> "RunDir":
-        """Raises: SemisupError: not a run directory."""
+        """Raises: SemisupError: neither a run directory nor a model folder."""
         path = Path(path)
         if not path.is_dir():
             raise SemisupError(f"{path}: run directory {'is a file' if path.exists() else 'does not exist'}")
+        if (path / "config.json").is_file() and not (path / "config.toml").is_file():
+            folder = cls(path, model_folder=True)
+            folder.folder_config()  # checks it is one
+            return folder
         if not (path / "config.toml").is_file():
-            raise SemisupError(f"{path}: not a run directory (no config.toml)")
+            raise SemisupError(f"{path}: not a run directory (no config.toml) or a model folder (no config.json)")
         return cls(path)
+
+    def folder_config(self) -> dict[str, Any]:
+        """A model folder's ``config.json``.
+
+        Raises:
+            SemisupError: unreadable, or not a semisup model folder's.
+        """
+        path = self.path / "config.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SemisupError(f"{path}: not readable JSON ({type(exc).__name__})") from None
+        if not isinstance(data, dict) or data.get("format") != MODEL_FOLDER_FORMAT:
+            raise SemisupError(f"{path}: not a semisup model folder's config.json (expected \"format\": "
+                               f"\"{MODEL_FOLDER_FORMAT}\"; `semisup export RUN --format folder` writes one)")
+        return data
+
+    def source(self) -> dict[str, Any]:
+        """Where a model folder's weights came from (run, checkpoint, export time)."""
+        return dict(self.folder_config().get("source") or {})
 
     @property
     def config(self) -> Path:
-        return self.path / "config.toml"
+        """The resolved recipe: ``config.toml`` (``recipe.toml`` in a model folder)."""
+        return self.path / ("recipe.toml" if self.model_folder else "config.toml")
 
     @property
     def decision(self) -> Path:
@@ -56,6 +88,9 @@ class RunDir:
             SemisupError: the run has not written them (yet).
         """
         path = self.path / "predictions" / f"{split}.npz"
+        if self.model_folder:
+            raise SemisupError(f"{self.path}: a model folder keeps no predictions; `semisup evaluate {self.path} "
+                               f"--split {split}` scores it on its recipe's dataset")
         if not path.is_file():
             raise SemisupError(f"{self.path}: no {split} predictions (predictions/{split}.npz); the run has not "
                                f"finished, or run `semisup evaluate {self.path} --split {split}`")
@@ -67,6 +102,14 @@ class RunDir:
         Raises:
             SemisupError: the checkpoint does not exist.
         """
+        if self.model_folder:
+            if which != "best":
+                raise SemisupError(f"--checkpoint {which}: {self.path} is a model folder with one set of weights "
+                                   "(model.safetensors); leave --checkpoint out")
+            path = self.path / "model.safetensors"
+            if not path.is_file():
+                raise SemisupError(f"{path}: missing; the model folder is incomplete (export it again)")
+            return path
         path = self.path / "checkpoints" / f"{which}.pt" if which in ("best", "last") else Path(which)
         if not path.is_file():
             raise SemisupError(f"{path}: checkpoint not found (expected best, last or a .pt file)")
@@ -134,7 +177,7 @@ def load_model(recipe: Recipe, tasks: Sequence[TaskSpec], checkpoint: Path,
                                "(`semisup evaluate`, `threshold-sweep`, `pseudo-label`), not new videos or images")
         cache = open_feature_cache(recipe, samples)
     device = resolve_device(recipe.run.device)
-    state = load_checkpoint(checkpoint)
+    state = read_safetensors(checkpoint) if checkpoint.suffix == ".safetensors" else load_checkpoint(checkpoint)
     model = build_model(dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=False)), tasks,
                         cache)
     weights = state.get("model")
@@ -233,3 +276,18 @@ def per_class_table(targets: Any, scores: Any, labels: Sequence[str], threshold:
     return [{"label": label, "precision": float(prf.precision[c]), "recall": float(prf.recall[c]),
              "ap": None if ap[c] != ap[c] else float(ap[c]), "support": int(prf.support[c])}
             for c, label in enumerate(labels)]
+
+
+def read_safetensors(path: Path) -> dict[str, Any]:
+    """A model folder's weights (``model.safetensors``), shaped like a checkpoint: ``{"model": ...}``.
+
+    Raises:
+        SemisupError: missing or not a safetensors file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return {"model": load_file(path)}
+    except (OSError, SafetensorError) as exc:
+        raise SemisupError(f"{path}: not readable weights ({str(exc).splitlines()[0] or type(exc).__name__})") from None

@@ -101,6 +101,16 @@ class Aggregator(nn.Module, abc.ABC):
             x = torch.cat([x, motion_features(x, mask)], dim=-1)
         return self.aggregate(x, mask)
 
+    def forward_unpadded(self, x: torch.Tensor) -> torch.Tensor:
+        """The output of :meth:`forward` when every trailer of the batch has all ``T`` frames
+        (no padding): what an exported model computes (``semisup export``).
+
+        Exporters trace one graph for any ``B`` and ``T``; an aggregator whose :meth:`aggregate`
+        has shapes that depend on the data (packed sequences) overrides this with a graph that
+        has none. Args: x ``(B, T, D)``. Returns ``(B, out_dim)``.
+        """
+        return self(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))
+
     @abc.abstractmethod
     def aggregate(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The aggregation proper, on the (motion-augmented) sequence."""
@@ -269,9 +279,21 @@ class _Recurrent(Aggregator):
         if self.options.readout == "max":
             padded, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=x.shape[1])
             return _masked_max(padded, mask)
+        return self._readout(state, x.shape[0])
+
+    def forward_unpadded(self, x: torch.Tensor) -> torch.Tensor:
+        # no padding: the recurrence runs on the tensor itself; packing has data-dependent shapes
+        # that torch.export cannot trace, and with every frame present it changes nothing
+        if self.options.motion:
+            x = torch.cat([x, motion_features(x, torch.ones(x.shape[:2], dtype=torch.bool, device=x.device))], -1)
+        with torch.autocast(x.device.type, enabled=False):
+            output, state = self.rnn(x.float())
+        return output.amax(1) if self.options.readout == "max" else self._readout(state, x.shape[0])
+
+    def _readout(self, state: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch: int) -> torch.Tensor:
         hidden = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
         directions = 2 if self.options.bidirectional else 1
-        return hidden[-directions:].transpose(0, 1).reshape(x.shape[0], -1)
+        return hidden[-directions:].transpose(0, 1).reshape(batch, -1)
 
 
 @register_aggregator("gru")

@@ -1,0 +1,177 @@
+"""Predictions for a whole catalogue in one file, resumable: ``semisup predict ... --out FILE``.
+
+The output is a CSV or Parquet file with one row per input: ``input``, ``status`` (``ok`` or
+``unreadable``), ``error`` (why an input could not be read), ``frames`` (frames the model
+saw), ``skipped_frames`` (unreadable frames left out), then per task its decided labels
+(column ``TASK``, joined by ``|``) and each label's score (columns ``TASK.LABEL``).
+
+While the job runs, rows go to a journal beside the output (``OUT.partial.csv``), a batch at
+a time: each batch's rows in one write, flushed to disk, so a killed job loses at most the
+batch it was computing. ``OUT.partial.json`` says which model and rules wrote the journal. The
+same command started again reads the journal, drops a torn last line, and predicts only the
+inputs that are not in it: every input is written exactly once. When every input is done the
+output appears in one rename (CSV) or is written from the journal atomically (Parquet), and
+the journal goes. Nothing is ever at ``OUT`` but a whole file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from semisup.data.samples import TaskSpec
+from semisup.errors import SemisupError
+from semisup.io import atomic_write, refuse_existing, write_json
+from semisup.predict import InputPrediction, Inputs, Predictor
+
+SUFFIXES = (".csv", ".parquet")
+FIXED = ["input", "status", "error", "frames", "skipped_frames"]
+
+
+@dataclass
+class CatalogueResult:
+    """What a ``predict --out`` job did."""
+
+    out: Path
+    total: int
+    """Inputs in the catalogue."""
+    predicted: int
+    """Inputs predicted by this call (the others were in the journal of an earlier, interrupted one)."""
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """Every unreadable input of the output and why."""
+    ignored: int = 0
+    """Files in the input folders that are neither videos nor images."""
+
+
+def columns(tasks: Sequence[TaskSpec]) -> list[str]:
+    """The output's header.
+
+    Example:
+        >>> columns([TaskSpec("scale", ("close", "wide"), "multiclass")])
+        ['input', 'status', 'error', 'frames', 'skipped_frames', 'scale', 'scale.close', 'scale.wide']
+    """
+    return FIXED + [c for t in tasks for c in (t.name, *(f"{t.name}.{label}" for label in t.labels))]
+
+
+def row(prediction: InputPrediction, tasks: Sequence[TaskSpec]) -> list[str]:
+    """One output row (scores to 7 significant digits: what float32 holds)."""
+    if prediction.error is not None:
+        return [prediction.input, "unreadable", prediction.error, "0", "0"] + [
+            "" for t in tasks for _ in range(1 + len(t.labels))]
+    cells = [prediction.input, "ok", "", str(prediction.frames), str(prediction.skipped_frames)]
+    for t in tasks:
+        cells.append("|".join(prediction.labels[t.name]))
+        cells += [format(prediction.scores[t.name][label], ".7g") for label in t.labels]
+    return cells
+
+
+def _csv_lines(rows: Sequence[Sequence[str]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def predict_catalogue(predictor: Predictor, inputs: Inputs, out: Path, force: bool = False,
+                      on_start: Callable[[int, int], None] | None = None,
+                      on_batch: Callable[[int, int], None] | None = None) -> CatalogueResult:
+    """Predict every input into ``out``, continuing an interrupted job with the same ``out``.
+
+    Args:
+        predictor: the model.
+        inputs: the expanded inputs (:func:`~semisup.predict.expand_inputs`).
+        out: ``.csv`` or ``.parquet`` file.
+        force: replace an existing ``out``, and start over instead of continuing a journal.
+        on_start: called with (inputs in all, inputs done before) once the journal is read.
+        on_batch: called after each batch with (inputs, frames) it predicted.
+
+    Raises:
+        SemisupError: another suffix; ``out`` exists (without ``force``); a journal written by
+            another model or with other rules; no inputs.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in SUFFIXES:
+        raise SemisupError(f"{out}: --out must end in .csv or .parquet")
+    if not inputs.paths:
+        raise SemisupError("predict: no inputs found (videos, frame folders or images)"
+                           + (f"; {inputs.ignored} other files were skipped" if inputs.ignored else ""))
+    refuse_existing(out, force, "predictions")
+    header = columns(predictor.tasks)
+    journal, about = out.with_name(out.name + ".partial.csv"), out.with_name(out.name + ".partial.json")
+    identity = {**predictor.identity(), "columns": header}
+    if force:
+        journal.unlink(missing_ok=True)
+        about.unlink(missing_ok=True)
+    done = _read_journal(journal, about, identity, header)
+    if not journal.exists():
+        write_json(about, identity)
+        with atomic_write(journal, "w", encoding="utf-8", newline="") as handle:
+            handle.write(_csv_lines([header]))
+    if on_start:
+        on_start(len(inputs.paths), len(done))
+    todo = [p for p in inputs.paths if str(p) not in done]
+    with journal.open("a", encoding="utf-8", newline="") as handle:
+        for results in predictor.predict(todo):
+            handle.write(_csv_lines([row(r, predictor.tasks) for r in results]))
+            handle.flush()
+            os.fsync(handle.fileno())
+            if on_batch:
+                on_batch(len(results), sum(r.frames for r in results))
+    scores = {f"{t.name}.{label}" for t in predictor.tasks for label in t.labels}
+    unreadable = _finish(journal, out, header, scores)
+    about.unlink(missing_ok=True)
+    return CatalogueResult(out, len(inputs.paths), len(todo), unreadable, inputs.ignored)
+
+
+def _read_journal(journal: Path, about: Path, identity: dict, header: list[str]) -> set[str]:
+    """The inputs an interrupted job wrote; a torn last line (the job was killed mid-write) is cut off."""
+    if not journal.exists():
+        return set()
+    try:
+        stored = json.loads(about.read_text())
+    except (OSError, ValueError):
+        stored = None
+    if stored != json.loads(json.dumps(identity)):
+        raise SemisupError(f"{journal}: an interrupted job's predictions made with another model, checkpoint or "
+                           "decision rules; continue it with the same model, or start over with --force")
+    data = journal.read_bytes()
+    whole = data[:data.rfind(b"\n") + 1]
+    if len(whole) != len(data):
+        with journal.open("r+b") as handle:
+            handle.truncate(len(whole))
+    rows = list(csv.reader(io.StringIO(whole.decode("utf-8"))))
+    if not rows or rows[0] != header:
+        raise SemisupError(f"{journal}: not this job's journal (its header differs); start over with --force")
+    return {r[0] for r in rows[1:] if len(r) == len(header)}
+
+
+def _finish(journal: Path, out: Path, header: list[str], scores: set[str]) -> list[tuple[str, str]]:
+    """Put the whole output in place (Parquet: scores as float32, counts as int32, the rest as
+    strings); return the unreadable inputs."""
+    rows = list(csv.reader(journal.open(encoding="utf-8", newline="")))[1:]
+    unreadable = [(r[0], r[2]) for r in rows if r[1] == "unreadable"]
+    if out.suffix.lower() == ".csv":
+        os.replace(journal, out)
+        return unreadable
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fixed = {"input": pa.string(), "status": pa.string(), "error": pa.string(), "frames": pa.int32(),
+             "skipped_frames": pa.int32()}
+    columns = list(zip(*rows)) if rows else [() for _ in header]
+    arrays = {}
+    for name, cells in zip(header, columns):
+        kind = fixed.get(name, pa.float32() if name in scores else pa.string())
+        if kind == pa.string():
+            arrays[name] = pa.array(cells, pa.string())
+        else:
+            arrays[name] = pa.array([None if c == "" else (int(c) if kind == pa.int32() else float(c)) for c in cells],
+                                    kind)
+    with atomic_write(out, "wb") as handle:
+        pq.write_table(pa.table(arrays), handle)
+    journal.unlink()
+    return unreadable
