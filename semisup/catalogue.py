@@ -94,12 +94,7 @@ def predict_catalogue(predictor: Predictor, inputs: Inputs, out: Path, force: bo
             another model or with other rules; no inputs.
     """
     out = Path(out)
-    if out.suffix.lower() not in SUFFIXES:
-        raise SemisupError(f"{out}: --out must end in .csv or .parquet")
-    if not inputs.paths:
-        raise SemisupError("predict: no inputs found (videos, frame folders or images)"
-                           + (f"; {inputs.ignored} other files were skipped" if inputs.ignored else ""))
-    refuse_existing(out, force, "predictions")
+    check_target(out, inputs, force)
     header = columns(predictor.tasks)
     journal, about = out.with_name(out.name + ".partial.csv"), out.with_name(out.name + ".partial.json")
     identity = {**predictor.identity(), "columns": header}
@@ -125,6 +120,21 @@ def predict_catalogue(predictor: Predictor, inputs: Inputs, out: Path, force: bo
     unreadable = _finish(journal, out, header, scores)
     about.unlink(missing_ok=True)
     return CatalogueResult(out, len(inputs.paths), len(todo), unreadable, inputs.ignored)
+
+
+def check_target(out: Path, inputs: Inputs, force: bool) -> None:
+    """Refuse, before any model is loaded, an output of another kind, one that exists (without
+    ``force``) and a catalogue without inputs.
+
+    Raises:
+        SemisupError: naming the file or what is missing.
+    """
+    if Path(out).suffix.lower() not in SUFFIXES:
+        raise SemisupError(f"{out}: --out must end in .csv or .parquet")
+    if not inputs.paths:
+        raise SemisupError("predict: no inputs found (videos, frame folders or images)"
+                           + (f"; {inputs.ignored} other files were skipped" if inputs.ignored else ""))
+    refuse_existing(Path(out), force, "predictions")
 
 
 def _read_journal(journal: Path, about: Path, identity: dict, header: list[str]) -> set[str]:

@@ -216,9 +216,10 @@ def predict(
 def _predict_catalogue(run_dir: Path, inputs, out: Path, checkpoint: str, batch_size: Optional[int],
                        workers: Optional[int], force: bool) -> None:
     """``predict --out``: every input into one file, with a progress bar (inputs/s, frames/s, ETA)."""
-    from semisup.catalogue import predict_catalogue
+    from semisup.catalogue import check_target, predict_catalogue
     from semisup.predict import Predictor
 
+    check_target(out, inputs, force)
     with errors.status("loading the model..."):
         predictor = Predictor(run_dir, checkpoint, batch_size, workers)
     bars = Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), RateColumn("inputs"),
@@ -229,7 +230,7 @@ def _predict_catalogue(run_dir: Path, inputs, out: Path, checkpoint: str, batch_
     def start(total: int, done: int) -> None:
         bars.reset(task_id, total=total, completed=done, base=done, frames=0)  # rates count from here
         if done:
-            errors.print(f"continuing {out}: {done} of {total} inputs written before")
+            errors.print(f"continuing {out}: {done} of {total} inputs written before", highlight=False, soft_wrap=True)
 
     def advance(count: int, frames: int) -> None:
         bars.update(task_id, advance=count, frames=bars.tasks[task_id].fields["frames"] + frames)

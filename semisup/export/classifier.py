@@ -54,7 +54,8 @@ class TrailerClassifier(nn.Module):
         """
         b, t = frames.shape[0], frames.shape[1]
         pixels = self.normalize(frames.flatten(0, 1).permute(0, 3, 1, 2))
-        owner = torch.arange(b, device=frames.device).repeat_interleave(t)
+        # the trailer of each frame; repeat_interleave would export with the traced B fixed inside
+        owner = torch.arange(b * t, device=frames.device) // t
         features = self.model.encode(pixels, owner).float().reshape(b, t, -1)
         outputs = []
         for name, kind in self.tasks:

@@ -78,12 +78,20 @@ def _examples(classifier: TrailerClassifier, size: int, frames: int) -> tuple[to
 
 
 def _largest_difference(classifier: TrailerClassifier, checks: list[torch.Tensor],
-                        run: Callable[[torch.Tensor], list[np.ndarray]]) -> float:
+                        run: Callable[[torch.Tensor], list[np.ndarray]], tmp: Path, path: Path) -> float:
+    """The largest difference of the file's probabilities (``run``) to PyTorch's on ``checks``; the
+    file (``tmp``) is removed when it cannot run them (e.g. the exporter fixed the frame count)."""
     worst = 0.0
     with torch.no_grad():
         for frames in checks:
             expected = [p.numpy() for p in classifier(frames)]
-            got = run(frames)
+            try:
+                got = run(frames)
+            except Exception as exc:  # noqa: BLE001 - the runtime's errors: one line of it
+                tmp.unlink(missing_ok=True)
+                raise SemisupError(f"{path}: the exported graph fails on {frames.shape[0]} trailers of "
+                                   f"{frames.shape[1]} frames ({str(exc).strip().splitlines()[0][:200]}); nothing "
+                                   "was written. Please report this with the recipe") from exc
             worst = max(worst, *(float(np.abs(e - g).max()) for e, g in zip(expected, got)))
     return worst
 
@@ -130,7 +138,8 @@ def export_onnx(classifier: TrailerClassifier, config: dict[str, Any], path: Pat
         raise SemisupError(f"{path}: the network could not be exported to ONNX ({type(exc).__name__}: "
                            f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})") from exc
     session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-    difference = _largest_difference(classifier, checks, lambda f: session.run(names, {"frames": f.numpy()}))
+    difference = _largest_difference(classifier, checks, lambda f: session.run(names, {"frames": f.numpy()}),
+                                     tmp, path)
     return _checked(tmp, path, difference, "ONNX")
 
 
@@ -152,13 +161,21 @@ def export_torchscript(classifier: TrailerClassifier, config: dict[str, Any], pa
         tmp.unlink(missing_ok=True)
         raise SemisupError(f"{path}: the network could not be traced to TorchScript ({type(exc).__name__}: "
                            f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})") from exc
-    loaded = torch.jit.load(str(tmp), map_location="cpu")
-    difference = _largest_difference(classifier, checks, lambda f: [p.numpy() for p in loaded(f)])
+    loaded = load_torchscript(tmp)
+    difference = _largest_difference(classifier, checks, lambda f: [p.numpy() for p in loaded(f)], tmp, path)
     return _checked(tmp, path, difference, "TorchScript")
+
+
+def load_torchscript(path: Path, extra: dict[str, str] | None = None) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` onto the CPU, without its deprecation notice (TorchScript still runs in
+    libtorch, which is why it is offered; ONNX is the format with a future)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu", _extra_files=extra or {})
 
 
 def read_torchscript_metadata(path: Path) -> dict[str, Any]:
     """The model description stored in a TorchScript export."""
     extra = {METADATA_FILE: ""}
-    torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    load_torchscript(path, extra)
     return json.loads(extra[METADATA_FILE])

@@ -123,10 +123,9 @@ def motion_features(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         >>> motion_features(torch.tensor([[[1.], [4.], [0.]]]), torch.tensor([[True, True, False]])).flatten()
         tensor([0., 3., 0.])
     """
-    valid = torch.zeros_like(mask)
-    valid[:, 1:] = mask[:, 1:] & mask[:, :-1]
-    diff = torch.zeros_like(x)
-    diff[:, 1:] = x[:, 1:] - x[:, :-1]
+    # written without in-place slices, so an exported graph keeps the frame count free
+    valid = torch.cat([torch.zeros_like(mask[:, :1]), mask[:, 1:] & mask[:, :-1]], dim=1)
+    diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1)
     return diff.masked_fill(~valid.unsqueeze(-1), 0.0)
 
 

@@ -50,7 +50,7 @@ class ClipContext:
     def set(self, owner: torch.Tensor | None, frames: torch.Tensor | None) -> None:
         """Hold the clips of ``owner`` (and ``frames``) for one forward; ``None`` clears them."""
         self.frames = frames
-        self.same = None if owner is None else same_clip_as_previous(owner, len(owner), owner.device)
+        self.same = None if owner is None else same_clip_as_previous(owner, owner.shape[0], owner.device)
 
 
 def same_clip_as_previous(owner: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
@@ -60,10 +60,11 @@ def same_clip_as_previous(owner: torch.Tensor | None, n: int, device: torch.devi
         >>> same_clip_as_previous(torch.tensor([0, 0, 1, 1, 1]), 5, torch.device("cpu")).tolist()
         [False, True, False, True, True]
     """
-    same = torch.zeros(n, dtype=torch.bool, device=device)
-    if owner is not None and n > 1:
-        same[1:] = owner[1:].to(device) == owner[:-1].to(device)
-    return same
+    if owner is None:
+        return torch.zeros(n, dtype=torch.bool, device=device)
+    owner = owner.to(device)
+    # written without a test of n or an in-place slice, so an exported graph keeps the frame count free
+    return nn.functional.pad(owner[1:] == owner[:-1], (1, 0))[:n]
 
 
 def frame_differences(frames: torch.Tensor, owner: torch.Tensor | None) -> torch.Tensor:
@@ -74,7 +75,7 @@ def frame_differences(frames: torch.Tensor, owner: torch.Tensor | None) -> torch
         >>> frame_differences(x, torch.tensor([0, 0, 0, 1])).flatten().tolist()
         [0.0, 3.0, 2.0, 0.0]
     """
-    return _differences(frames, same_clip_as_previous(owner, len(frames), frames.device))
+    return _differences(frames, same_clip_as_previous(owner, frames.shape[0], frames.device))
 
 
 def _differences(frames: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
@@ -92,7 +93,7 @@ def temporal_shift(x: torch.Tensor, owner: torch.Tensor | None, fraction: float)
         >>> temporal_shift(x, torch.tensor([0, 0, 0, 1]), 0.25)[:, :, 0, 0].tolist()
         [[0.0, 2.0, 1.0, 1.0], [1.0, 3.0, 2.0, 2.0], [2.0, 0.0, 3.0, 3.0], [0.0, 0.0, 4.0, 4.0]]
     """
-    return _shifted(x, same_clip_as_previous(owner, len(x), x.device), fraction)
+    return _shifted(x, same_clip_as_previous(owner, x.shape[0], x.device), fraction)
 
 
 def _shifted(x: torch.Tensor, same: torch.Tensor, fraction: float) -> torch.Tensor:
