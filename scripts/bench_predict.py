@@ -147,18 +147,25 @@ def main() -> None:
         clips = torch.randint(0, 256, (args.batch, 8, args.size, args.size, 3), dtype=torch.uint8)
         session = onnxruntime.InferenceSession(str(Path(scratch) / "model.onnx"), providers=["CPUExecutionProvider"])
         feed = {"frames": clips.numpy()}
-        times = {"torch": [], "ort": []}
+        amp = predictor.loaded.amp_dtype
+        times = {"torch": [], "amp": [], "ort": []}
         with torch.no_grad():
             classifier(clips), session.run(None, feed)  # warm-up
             for _ in range(args.repeats):
                 start = time.perf_counter()
                 torch_out = classifier(clips)[0].numpy()
                 times["torch"].append(time.perf_counter() - start)
+                if amp is not None:
+                    start = time.perf_counter()
+                    with torch.autocast("cpu", dtype=amp):
+                        classifier(clips)
+                    times["amp"].append(time.perf_counter() - start)
                 start = time.perf_counter()
                 ort_out = session.run(None, feed)[0]
                 times["ort"].append(time.perf_counter() - start)
         difference = float(np.abs(torch_out - ort_out).max())
         torch_s, ort_s = statistics.median(times["torch"]), statistics.median(times["ort"])
+        amp_s = statistics.median(times["amp"]) if times["amp"] else None
 
     precision = str(predictor.loaded.amp_dtype).replace("torch.", "") if predictor.loaded.amp_dtype else "fp32"
     n = len(folders)
@@ -169,6 +176,8 @@ def main() -> None:
          f"{n / hand_s:.1f}", f"{frames_in / hand_s:.0f}", "1.00x"),
         ("forward only", f"PyTorch fp32, {args.batch} decoded clips x 8 frames (median of {args.repeats})",
          f"{args.batch / torch_s:.1f}", f"{args.batch * 8 / torch_s:.0f}", "1.00x"),
+        *([("forward only", f"PyTorch {precision} autocast (the run's precision), same clips",
+            f"{args.batch / amp_s:.1f}", f"{args.batch * 8 / amp_s:.0f}", f"{torch_s / amp_s:.2f}x")] if amp_s else []),
         ("forward only", f"ONNX Runtime {onnxruntime.__version__} CPU, the exported file, same clips "
                          f"(largest difference {difference:.1e})",
          f"{args.batch / ort_s:.1f}", f"{args.batch * 8 / ort_s:.0f}", f"{torch_s / ort_s:.2f}x"),

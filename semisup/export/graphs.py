@@ -122,6 +122,7 @@ def export_onnx(classifier: TrailerClassifier, config: dict[str, Any], path: Pat
     trace, checks = _examples(classifier, config["input"]["image_size"], config["input"]["frames"])
     names = [t["name"] for t in config["tasks"]]
     tmp = path.with_name(f".{path.name}.{os.getpid()}{PARTIAL_SUFFIX}")
+    _forget_recurrent_kernels()
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -141,6 +142,23 @@ def export_onnx(classifier: TrailerClassifier, config: dict[str, Any], path: Pat
     difference = _largest_difference(classifier, checks, lambda f: session.run(names, {"frames": f.numpy()}),
                                      tmp, path)
     return _checked(tmp, path, difference, "ONNX")
+
+
+def _forget_recurrent_kernels() -> None:
+    """Make every ONNX export in a process keep the frame count free, as the first one does.
+
+    torch's ONNX exporter swaps in shape-generic decompositions of ``aten::gru`` / ``aten::lstm``
+    while it captures the graph (pytorch PR 193192). After one export, these operators' dispatch
+    caches hold the Python loop over time instead, and the next export in the same process freezes
+    ``T`` at the traced length (seen with torch 2.14: export a GRU twice, the second graph takes 3
+    frames only). Emptying the caches (private state, so only where it exists) restores the first
+    export's behaviour; the check on other shapes below still refuses a frozen graph.
+    """
+    for packet in (torch.ops.aten.gru, torch.ops.aten.lstm, torch.ops.aten.rnn_tanh, torch.ops.aten.rnn_relu):
+        for name in packet.overloads():
+            cache = getattr(getattr(packet, name), "_dispatch_cache", None)
+            if isinstance(cache, dict):
+                cache.clear()
 
 
 def export_torchscript(classifier: TrailerClassifier, config: dict[str, Any], path: Path) -> Exported:
