@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=10, help="forward-only repeats")
+    parser.add_argument("--job-repeats", type=int, default=3, help="whole-job repeats (median)")
     parser.add_argument("--write", type=Path, help="put the table into this Markdown file (BENCHMARKS.md)")
     args = parser.parse_args()
 
@@ -133,21 +134,24 @@ def main() -> None:
 
         predictor = Predictor(run, batch_size=args.batch, workers=args.workers)
         inputs = expand_inputs([root / "frames"])
-        start = time.perf_counter()
-        predict_catalogue(predictor, inputs, Path(scratch) / "semisup.csv")
-        semisup_s = time.perf_counter() - start
-
         model = predictor.loaded.model
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=predictor.loaded.amp_dtype, enabled=predictor.loaded.amp_dtype is not None):
-            hand_loop(model, predictor.loaded.normalize, folders, args.size, args.batch, Path(scratch) / "hand.csv")
-        hand_s = time.perf_counter() - start
+        amp = predictor.loaded.amp_dtype
+        semisup_runs, hand_runs = [], []
+        for attempt in range(args.job_repeats):  # alternated, so both see the same machine
+            start = time.perf_counter()
+            predict_catalogue(predictor, inputs, Path(scratch) / f"semisup{attempt}.csv")
+            semisup_runs.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
+                hand_loop(model, predictor.loaded.normalize, folders, args.size, args.batch,
+                          Path(scratch) / f"hand{attempt}.csv")
+            hand_runs.append(time.perf_counter() - start)
+        semisup_s, hand_s = statistics.median(semisup_runs), statistics.median(hand_runs)
 
         classifier = TrailerClassifier(model.float(), predictor.tasks).eval()
         clips = torch.randint(0, 256, (args.batch, 8, args.size, args.size, 3), dtype=torch.uint8)
         session = onnxruntime.InferenceSession(str(Path(scratch) / "model.onnx"), providers=["CPUExecutionProvider"])
         feed = {"frames": clips.numpy()}
-        amp = predictor.loaded.amp_dtype
         times = {"torch": [], "amp": [], "ort": []}
         with torch.no_grad():
             classifier(clips), session.run(None, feed)  # warm-up
@@ -170,9 +174,11 @@ def main() -> None:
     precision = str(predictor.loaded.amp_dtype).replace("torch.", "") if predictor.loaded.amp_dtype else "fp32"
     n = len(folders)
     rows = [
-        ("whole job", f"semisup predict --out (loader {args.workers} workers, batch {args.batch}, {precision})",
+        ("whole job", f"semisup predict --out (loader {args.workers} workers, batch {args.batch}, {precision}; median of "
+                      f"{args.job_repeats})",
          f"{n / semisup_s:.1f}", f"{frames_in / semisup_s:.0f}", f"{hand_s / semisup_s:.2f}x"),
-        ("whole job", f"hand-written loop (decode in the main process, batch {args.batch}, {precision})",
+        ("whole job", f"hand-written loop (decode in the main process, batch {args.batch}, {precision}; median of "
+                      f"{args.job_repeats})",
          f"{n / hand_s:.1f}", f"{frames_in / hand_s:.0f}", "1.00x"),
         ("forward only", f"PyTorch fp32, {args.batch} decoded clips x 8 frames (median of {args.repeats})",
          f"{args.batch / torch_s:.1f}", f"{args.batch * 8 / torch_s:.0f}", "1.00x"),
@@ -185,7 +191,8 @@ def main() -> None:
     title = f"bench_predict: {args.encoder} at {args.size} px, {n} trailers x 8 frames"
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
     intro = (f"`python scripts/bench_predict.py --trailers {args.trailers} --frames {args.frames} --encoder "
-             f"{args.encoder} --size {args.size} --workers {args.workers} --batch {args.batch}` on {machine}. Same "
+             f"{args.encoder} --size {args.size} --workers {args.workers} --batch {args.batch} --job-repeats "
+             f"{args.job_repeats}` on {machine}; the two whole jobs alternate. Same "
              "model, frames and batch size in each pair of rows; model loading not timed. Ratio: over the row "
              "marked 1.00x of the same kind.")
     table = markdown_section(title, intro, ("what", "how", "trailers/s", "frames/s", "ratio"), rows)
