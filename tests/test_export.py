@@ -54,17 +54,22 @@ def real_clips(trailers: int, frames: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(clips))
 
 
-def random_model(temporal: bool = False) -> tuple[TrailerModel, list[TaskSpec]]:
-    """A trailer model with every aggregator (or, ``temporal``, an encoder that sees motion)."""
+def random_model(kind: str = "frames") -> tuple[TrailerModel, list[TaskSpec]]:
+    """A trailer model with every aggregator over a 2D encoder (``frames``), or a GRU and a
+    transformer over an encoder that sees motion (``motion``: frame differences and a temporal
+    shift) or over a torchvision video network (``video``)."""
     torch.manual_seed(0)
-    encoder = create_encoder("test_resnet", False, "all", frame_differences=temporal,
-                             temporal_shift=0.125 if temporal else 0.0)
-    rows = AGGREGATORS if not temporal else [AGGREGATORS[2], AGGREGATORS[4]]  # a GRU and a transformer
+    if kind == "video":
+        encoder = create_encoder("torchvision:r2plus1d_18", False, 1)
+    else:
+        encoder = create_encoder("test_resnet", False, "all", frame_differences=kind == "motion",
+                                 temporal_shift=0.125 if kind == "motion" else 0.0)
+    rows = AGGREGATORS if kind == "frames" else [AGGREGATORS[2], AGGREGATORS[4]]
     tasks = [TaskSpec(name, tuple(f"{name}-{i}" for i in range(3 + n)), kind)
              for n, (name, kind, _, _) in enumerate(rows)]
     aggregators = {name: build_aggregator(agg, options, encoder.num_features) for name, _, agg, options in rows}
     model = TrailerModel(encoder, aggregators, {t.name: len(t.labels) for t in tasks}, 16, 0.0).eval()
-    if temporal:  # a difference stem starts at zero: give it weights, so motion changes the output
+    if kind == "motion":  # a difference stem starts at zero: give it weights, so motion changes the output
         torch.nn.init.normal_(model.encoder.model.difference_stem.weight, std=0.1)
     return model, tasks
 
@@ -88,9 +93,9 @@ def description(tasks: list[TaskSpec]) -> dict:
             "decision": {t.name: {"rule": "argmax"} for t in tasks}, "recipe_sha256": "0" * 64}
 
 
-@pytest.mark.parametrize("temporal", [False, True], ids=["every-aggregator", "motion-encoder"])
-def test_onnx_and_torchscript_equal_semisup_for_every_aggregator_and_task_kind(tmp_path, temporal):
-    model, tasks = random_model(temporal)
+@pytest.mark.parametrize("kind", ["frames", "motion", "video"])
+def test_onnx_and_torchscript_equal_semisup_for_every_aggregator_and_task_kind(tmp_path, kind):
+    model, tasks = random_model(kind)
     config = description(tasks)
     onnx_file = export_onnx(TrailerClassifier(model, tasks), config, tmp_path / "model.onnx")
     assert onnx_file.max_difference <= TOLERANCE
@@ -105,7 +110,7 @@ def test_onnx_and_torchscript_equal_semisup_for_every_aggregator_and_task_kind(t
             assert np.abs(e - g).max() <= TOLERANCE, (task.name, trailers, frames, np.abs(e - g).max())
             if task.kind == "multiclass":
                 assert np.allclose(g.sum(1), 1, atol=1e-5)
-    if temporal:  # the frames' order reaches the output: a reversed clip scores differently
+    if kind != "frames":  # the frames' order reaches the output: a reversed clip scores differently
         clips = real_clips(1, 6)
         forward, backward = (session.run(None, {"frames": c.numpy()})[0] for c in (clips, clips.flip(1)))
         assert np.abs(forward - backward).max() > 1e-4

@@ -54,9 +54,7 @@ class TrailerClassifier(nn.Module):
         """
         b, t = frames.shape[0], frames.shape[1]
         pixels = self.normalize(frames.flatten(0, 1).permute(0, 3, 1, 2))
-        # the trailer of each frame; repeat_interleave would export with the traced B fixed inside
-        owner = torch.arange(b * t, device=frames.device) // t
-        features = self.model.encode(pixels, owner).float().reshape(b, t, -1)
+        features = self.model.encoder.forward_clips(pixels.reshape(b, t, *pixels.shape[1:])).float()
         outputs = []
         for name, kind in self.tasks:
             outputs.append(probabilities(self.model.heads[name](self.model.aggregators[name].forward_unpadded(features)),

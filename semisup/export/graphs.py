@@ -69,11 +69,14 @@ def metadata_props(config: dict[str, Any]) -> dict[str, str]:
 
 
 def _examples(classifier: TrailerClassifier, size: int, frames: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Frames to trace with (2 trailers x 3 frames), and two other shapes to check the file on."""
+    """Frames to trace with (2 trailers x 9 frames: more than a video network's temporal strides
+    reduce to one step, which the tracer would take as a fixed size), and two other shapes to
+    check the file on."""
     rng = torch.Generator().manual_seed(0)
-    trace = torch.randint(0, 256, (2, 3, size, size, 3), dtype=torch.uint8, generator=rng)
+    longest = min([getattr(a.options, "max_frames", 9) for a in classifier.model.aggregators.values()] + [9])
+    trace = torch.randint(0, 256, (2, max(2, longest), size, size, 3), dtype=torch.uint8, generator=rng)
     checks = [torch.randint(0, 256, shape, dtype=torch.uint8, generator=rng)
-              for shape in ((1, max(1, frames), size, size, 3), (3, 2, size, size, 3))]
+              for shape in ((1, max(1, min(frames, longest)), size, size, 3), (3, 2, size, size, 3))]
     return trace, checks
 
 

@@ -168,6 +168,14 @@ class Encoder(nn.Module):
         finally:
             self.clips.set(None, None)
 
+    def forward_clips(self, clips: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, T, D)`` of ``B`` clips of ``T`` normalised frames each, ``(B, T, C, H, W)``:
+        what :meth:`forward` gives for the packed frames, written without steps that depend on the
+        data, for exporters (``semisup export``) that trace one graph for any ``B`` and ``T``."""
+        b, t = clips.shape[0], clips.shape[1]
+        owner = torch.arange(b * t, device=clips.device) // t  # repeat_interleave would fix B in an exported graph
+        return self(clips.flatten(0, 1), owner).reshape(b, t, -1)
+
 
 def create_backbone(name: str, pretrained: bool | Path = False) -> nn.Module:
     """Create a timm backbone without classifier, with the requested weights.

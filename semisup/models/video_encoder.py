@@ -86,7 +86,7 @@ class ClipEncoder(Encoder):
             load_exact(model, {k: v for k, v in state.items() if not k.startswith("fc.")}, str(pretrained))
         # the network's own forward (what run.compile compiles) returns one feature per time step:
         # pooled over space only, flattened (D x T')
-        model.avgpool, model.fc = nn.AdaptiveAvgPool3d((None, 1, 1)), nn.Identity()
+        model.avgpool, model.fc = SpatialMean(), nn.Identity()
         return model
 
     def describe_model(self) -> tuple[int, tuple[float, ...], tuple[float, ...], list[str]]:
@@ -119,11 +119,23 @@ class ClipEncoder(Encoder):
             out[index] = self._per_frame(x).float().flatten(0, 1)
         return out.to(frames.dtype) if frames.dtype != torch.float32 else out
 
+    def forward_clips(self, clips: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C, H, W)`` clips of equal length -> ``(B, T, D)``: no grouping by length to do."""
+        return self._per_frame(clips.transpose(1, 2)).float()
+
     def _per_frame(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` clips -> ``(B, T, D)``: the last stage's steps pooled over space,
         each spread over the frames it covers."""
-        steps = self.model(x).view(len(x), self.num_features, -1)                           # (B, D, T')
+        steps = self.model(x).unflatten(1, (self.num_features, -1))                        # (B, D, T')
         return F.interpolate(steps, size=x.shape[2], mode="nearest").transpose(1, 2)
+
+
+class SpatialMean(nn.Module):
+    """``(B, D, T', H', W')`` -> ``(B, D, T', 1, 1)``: the mean over space, as
+    ``nn.AdaptiveAvgPool3d((None, 1, 1))`` computes it, without fixing ``T'`` in an exported graph."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(3, 4), keepdim=True)
 
 
 def _check_downloadable(name: str, url: str) -> None:
