@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_shards import generate  # noqa: E402
+from bench_shards import generate_pool  # noqa: E402
 from bench_train import markdown_section, replace_section  # noqa: E402
 
 RECIPE = """
@@ -117,13 +117,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         root, run = Path(scratch) / "data", Path(scratch) / "run"
-        generate(root, args.trailers, args.frames)
-        lines = (root / "labels.csv").read_text().splitlines()
-        splits = ["train"] * 40 + ["val"] * 10 + ["test"] * 10
-        relabeled = [lines[0]] + [
-            f"{line.split(',')[0]},{splits[i]},{line.split(',')[2]}" if i < 60 else f"{line.split(',')[0]},unlabeled,"
-            for i, line in enumerate(lines[1:])]
-        (root / "labels.csv").write_text("\n".join(relabeled) + "\n")
+        generate_pool(root, args.trailers, args.frames)
         recipe = Path(scratch) / "recipe.toml"
         recipe.write_text(RECIPE.format(root=root, size=args.size, encoder=args.encoder, workers=args.workers,
                                         batch=args.batch))

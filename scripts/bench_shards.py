@@ -61,6 +61,19 @@ def generate(root: Path, trailers: int, frames: int) -> None:
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
 
 
+def generate_pool(root: Path, trailers: int, frames: int, labeled: int = 60) -> None:
+    """:func:`generate`, then only the first ``labeled`` trailers keep a label (40 train, 10 val,
+    10 test for 60); the others are unlabeled: the pool a run predicts on or selects from."""
+    generate(root, trailers, frames)
+    lines = (root / "labels.csv").read_text().splitlines()
+    splits = ["train"] * (labeled * 2 // 3) + ["val"] * (labeled // 6)
+    splits += ["test"] * (labeled - len(splits))
+    rows = [lines[0]] + [
+        f"{line.split(',')[0]},{splits[i]},{line.split(',')[2]}" if i < labeled else f"{line.split(',')[0]},unlabeled,"
+        for i, line in enumerate(lines[1:])]
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+
+
 def read_all(samples, seed: int = 0) -> float:
     """Seconds to read every trailer once, 8 picked frames at 64 px, in a seeded random order."""
     frames = TrailerFrames(samples, (), 64, train_picker(8))
