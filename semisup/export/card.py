@@ -22,11 +22,9 @@ import semisup
 from semisup.config import Recipe
 from semisup.data.samples import TaskSpec
 from semisup.evaluate.decisions import DecisionRule
-from semisup.evaluate.runs import RunDir
+from semisup.evaluate.runs import MODEL_FOLDER_FORMAT, RunDir
 from semisup.models import TrailerModel
 
-FORMAT = "semisup-model"
-"""``config.json``'s ``format``: how :class:`~semisup.evaluate.runs.RunDir` knows a model folder."""
 FORMAT_VERSION = 1
 
 INPUT_LAYOUT = "frames: uint8 RGB, shape (B, T, H, W, 3), H = W = image_size, each trailer's frames in time order"
@@ -63,7 +61,7 @@ def model_config(run: RunDir, recipe: Recipe, tasks: Sequence[TaskSpec], rules: 
     configs = {t.name: t for t in recipe.tasks}
     source = run.source() if run.model_folder else {"run": str(run.path.resolve()), "checkpoint": checkpoint}
     return {
-        "format": FORMAT,
+        "format": MODEL_FOLDER_FORMAT,
         "format_version": FORMAT_VERSION,
         "semisup_version": semisup.__version__,
         "architecture": "semisup-trailer-classifier",
@@ -136,7 +134,7 @@ def model_card(config: dict[str, Any], recipe_text: str) -> str:
                 lines.append(f"| {split} | {task} | {m.get('samples', '-')} | " + " | ".join(cells) + " |")
     else:
         lines.append("The run wrote no report.json: no scores to show.")
-    lines += ["", "## Use", "", "```bash", "pip install semisup",
+    lines += ["", "## Use", "", "With semisup installed:", "", "```bash",
               "semisup predict THIS_FOLDER videos/ --out predictions.csv     # labels and scores per video",
               "semisup evaluate THIS_FOLDER --split test                   # scores on the recipe's dataset",
               "```", ""]
