@@ -134,9 +134,7 @@ def export_onnx(classifier: TrailerClassifier, config: dict[str, Any], path: Pat
                 dynamic_shapes={"frames": {0: torch.export.Dim("trailers"), 1: torch.export.Dim("frames")}},
                 verbose=False)
         program.model.metadata_props.update(metadata_props(config))
-        program.save(str(tmp), external_data=False)
-    except SemisupError:
-        raise
+        program.save(str(tmp), external_data=False)  # one file: protobuf caps it at 2 GiB
     except Exception as exc:  # noqa: BLE001 - the exporter's errors are many and long: one line of it
         tmp.unlink(missing_ok=True)
         raise SemisupError(f"{path}: the network could not be exported to ONNX ({type(exc).__name__}: "
