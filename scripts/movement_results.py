@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from results import Row, Table, run_rows  # scripts/results.py: the run-or-resume loop of every results table
+
 NO_REVERSAL = "tasks.0.reversed_labels={}"
 NO_DIFFERENCES = "model.frame_differences=false"
 SESEMI = '{name="sesemi", frames_per_trailer=2, head_hidden=128}'
@@ -69,20 +71,9 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r}")
-    finished = []
-    for name in names:
-        for seed in args.seeds:
-            run_dir = args.out / f"{name}-s{seed}"
-            if run_dir.is_dir() and not (run_dir / "report.json").is_file():
-                subprocess.run(["semisup", "run", "--resume", str(run_dir)], check=True)
-            elif not run_dir.is_dir():
-                label = "moves" if name == "gru" else f"moves-{name}"        # as in the README's table
-                overrides = [*VARIANTS[name], f"run.name={label}", f"run.seed={seed}"]
-                command = ["semisup", "run", "recipes/moves.toml", *(a for o in overrides for a in ("--set", o)),
-                           "--out", str(run_dir)]
-                print(" ".join(command), flush=True)
-                subprocess.run(command, check=True)
-            finished.append(str(run_dir))
+    rows = tuple(Row("moves" if name == "gru" else f"moves-{name}",          # run.name as in the docs' table
+                     "recipes/moves.toml", tuple(VARIANTS[name])) for name in names)
+    finished = run_rows(Table(rows), args.out, tuple(args.seeds))
     table = subprocess.run(["semisup", "compare", *finished, "--task", "movement", "--class", "Push", "--class",
                             "Pull", "--markdown"], check=True, capture_output=True, text=True)
     print(table.stdout, end="")
