@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -148,7 +149,8 @@ def exported(trained_run, tmp_path_factory):
     return folder
 
 
-def test_the_model_folder_describes_the_run_and_loads_in_semisup_and_timm(trained_run, exported, demo_root):
+def test_the_model_folder_describes_the_run_and_loads_in_semisup_and_timm(trained_run, exported, demo_root,
+                                                                            tmp_path):
     import timm
     from semisup.evaluate.runs import RunDir, load_model, recipe_tasks
 
@@ -181,11 +183,15 @@ def test_the_model_folder_describes_the_run_and_loads_in_semisup_and_timm(traine
     by_folder = run_cli("predict", str(folder), *map(str, trailers), "--json")
     assert by_folder.returncode == 0, by_folder.stderr
     assert json.loads(by_folder.stdout) == json.loads(by_run.stdout)
-    evaluated = run_cli("evaluate", str(folder))
+    folder.chmod(0o555)  # as a model downloaded into a read-only cache: evaluate writes elsewhere
+    try:
+        evaluated = run_cli("evaluate", str(folder), "--out", str(tmp_path / "evaluation"))
+    finally:
+        folder.chmod(0o755)
     assert evaluated.returncode == 0, evaluated.stderr
-    again = json.loads((folder / "evaluations" / "best-test" / "report.json").read_text())
+    again = json.loads((tmp_path / "evaluation" / "report.json").read_text())
     assert again["tasks"]["genres"]["mAP"] == pytest.approx(report["splits"]["test"]["genres"]["mAP"])
-    shutil.rmtree(folder / "evaluations")
+    assert not (folder / "evaluations").exists()
 
 
 def test_onnx_metadata_round_trips_and_the_file_reproduces_the_run_on_its_frames(trained_run, exported, demo_root):
@@ -285,6 +291,7 @@ def test_predict_a_catalogue_into_csv_and_parquet_naming_the_unreadable(trained_
     assert set(bad) == {str(catalogue / "ads" / "broken.mp4"), str(catalogue / "season1" / "zz-broken")}
     assert "broken.mp4: cannot be decoded" in bad[str(catalogue / "ads" / "broken.mp4")]
     assert "48 of 50 inputs predicted" in result.stdout and "2 unreadable" in result.stdout
+    assert re.search(r"predicted into \S+ in \d+ s \([\d.]+ inputs/s, \d+ frames/s\)", " ".join(result.stdout.split()))
     assert "1 files in the folders are neither videos nor images" in result.stdout
     assert "broken.mp4" in result.stderr and "zz-broken" in result.stderr
     good = [r for r in rows if r["status"] == "ok"]
@@ -308,6 +315,14 @@ def test_predict_a_catalogue_into_csv_and_parquet_naming_the_unreadable(trained_
             assert other["genres.Drama"] == pytest.approx(float(r["genres.Drama"]), abs=1e-6)
     assert_one_line_error(run_cli("predict", str(trained_run), str(catalogue), "--out", str(out)),
                           "already exists", "--force")
+
+
+def test_a_catalogue_of_nothing_readable_is_an_error_and_still_names_each_input(trained_run, catalogue, tmp_path):
+    out = tmp_path / "nothing.csv"
+    broken = [catalogue / "ads" / "broken.mp4", catalogue / "season1" / "zz-broken"]
+    assert_one_line_error(run_cli("predict", str(trained_run), *map(str, broken), "--out", str(out)),
+                          str(out), "none of the 2 inputs could be read", "each is listed there")
+    assert {(r["input"], r["status"]) for r in read_rows(out)} == {(str(b), "unreadable") for b in broken}
 
 
 def test_a_killed_job_started_again_writes_each_input_exactly_once(trained_run, catalogue, tmp_path):

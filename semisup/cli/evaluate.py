@@ -85,6 +85,8 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
     split: str = typer.Option("test", help="train, val, test or unlabeled (needs labels to score)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the evaluation [default: RUN_DIR/"
+                                       "evaluations/CHECKPOINT-SPLIT]; e.g. for a model folder you cannot write to."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Score a checkpoint on a split again: predictions, report.json and the per-class table."""
@@ -99,8 +101,11 @@ def evaluate(
     run = RunDir.open(run_dir)
     recipe = run.recipe()
     ckpt = run.checkpoint(checkpoint)
-    out = run.path / "evaluations" / f"{Path(checkpoint).stem}-{split}"
-    refuse_existing(out, force, "evaluation", option="--checkpoint/--split", kind="folder")
+    if out is None:
+        out = run.path / "evaluations" / f"{Path(checkpoint).stem}-{split}"
+        refuse_existing(out, force, "evaluation", option="--out, --checkpoint/--split", kind="folder")
+    else:
+        refuse_existing(out, force, "evaluation", kind="folder")
     dataset = read_recipe_data(recipe.data, recipe.tasks)
     if dataset.fatal():
         raise SemisupError(dataset.fatal()[0].message)
@@ -224,7 +229,7 @@ def _predict_catalogue(run_dir: Path, inputs, out: Path, checkpoint: str, batch_
         predictor = Predictor(run_dir, checkpoint, batch_size, workers)
     bars = Progress(TextColumn("[bold]predicting"), BarColumn(), MofNCompleteColumn(), RateColumn("inputs"),
                     RateColumn("frames", "frames"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                    console=errors, transient=False)
+                    console=errors, transient=True)  # the summary line below keeps its figures
     task_id = bars.add_task("predict", total=None, frames=0)
 
     def start(total: int, done: int) -> None:
@@ -237,11 +242,17 @@ def _predict_catalogue(run_dir: Path, inputs, out: Path, checkpoint: str, batch_
 
     with bars:
         result = predict_catalogue(predictor, inputs, out, force, on_start=start, on_batch=advance)
+    if result.total and len(result.unreadable) == result.total:  # a wrong folder or decoder, most likely
+        raise SemisupError(f"{result.out}: none of the {result.total} inputs could be read (e.g. "
+                           f"{result.unreadable[0][1]}); each is listed there with its reason")
     for name, why in result.unreadable[:5]:
         errors.print(f"unreadable: {escape(why)}", highlight=False, soft_wrap=True)
     more = len(result.unreadable) - 5
+    task = bars.tasks[task_id]
+    speed = (f" in {task.elapsed:.0f} s ({result.predicted / task.elapsed:.1f} inputs/s, "
+             f"{task.fields['frames'] / task.elapsed:.0f} frames/s)" if result.predicted and task.elapsed else "")
     console.print(f"{result.total - len(result.unreadable)} of {result.total} inputs predicted into [bold]{result.out}"
-                  f"[/]" + (f"; {len(result.unreadable)} unreadable (status unreadable in the file"
+                  f"[/]{speed}" + (f"; {len(result.unreadable)} unreadable (status unreadable in the file"
                             + (f"; {more} more not shown above" if more > 0 else "") + ")" if result.unreadable else "")
                   + (f"; {result.ignored} files in the folders are neither videos nor images" if result.ignored
                      else ""), highlight=False, soft_wrap=True)
