@@ -80,7 +80,7 @@ def test_per_clip_follows_what_reads_time(tiny_recipe, task_aggregator, pretext,
 
 
 def test_augment_keys_are_checked(tiny_recipe):
-    with pytest.raises(SemisupError, match=r"augment.hflip: expected a value <= 1, got 1.5"):
+    with pytest.raises(SemisupError, match=r"augment.hflip: expected 0 <= x <= 1, got 1.5"):
         load_recipe(tiny_recipe(), ["augment.hflip=1.5"])
     with pytest.raises(SemisupError, match='augment.per_clip: expected one of "auto", "always", "never"'):
         load_recipe(tiny_recipe(), ['augment.per_clip="sometimes"'])

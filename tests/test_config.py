@@ -34,9 +34,9 @@ def test_shipped_recipes_are_valid(demo_root):
     ("data.image_siz=64", 'data.image_siz: unknown key (did you mean "image_size"?)'),
     ("modle.encoder=x", 'modle: unknown key (did you mean "model"?)'),
     ("data.image_size=big", "data.image_size: expected an integer, got 'big'"),
-    ("data.image_size=8", "data.image_size: expected a value >= 16, got 8"),
-    ("model.head_dropout=1.0", "model.head_dropout: expected a value < 1, got 1.0"),
-    ("model.trainable_stages=-1", "model.trainable_stages: expected a value >= 0, got -1"),
+    ("data.image_size=8", "data.image_size: expected 16 <= x <= 1024, got 8"),
+    ("model.head_dropout=1.0", "model.head_dropout: expected 0 <= x < 1, got 1.0"),
+    ("model.trainable_stages=-1", "model.trainable_stages: expected x >= 0, got -1"),
     ("model.trainable_stages=some", 'model.trainable_stages: expected an integer or one of "all", got \'some\''),
     ("optim.mode=both", 'optim.mode: expected one of "separate", "joint", got \'both\''),
     ("train.epochs=2.5", "train.epochs: expected an integer, got 2.5"),
@@ -49,7 +49,7 @@ def test_shipped_recipes_are_valid(demo_root):
     ("pretext.transforms=three", "pretext.0.transforms: expected one of \"one\", \"all\", got 'three'"),
     ("pretext.name=sesemy", "unknown pretext task 'sesemy' (did you mean \"sesemi\"?)"),
     ("run.device=tpu", 'run.device: expected "auto", "cpu", "cuda" or "cuda:N", got \'tpu\''),
-    ("pretrain.epochs=0", "pretrain.epochs: expected a value >= 1, got 0"),  # inside an optional section
+    ("pretrain.epochs=0", "pretrain.epochs: expected x >= 1, got 0"),  # inside an optional section
     ("pretrain.epoch=3", 'pretrain.epoch: unknown key (did you mean "epochs"?)'),
 ])
 def test_bad_values_name_the_key(tiny_recipe, override, message):

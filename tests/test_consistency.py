@@ -283,7 +283,7 @@ SESEMI = "recipes/sesemi.toml"
                                                     '"freematch"'),
     ('{name = "fixmatch", thresold = "cap"}', 'consistency.0.thresold: unknown key (did you mean "threshold"?)'),
     ('{name = "fixmatch", positive = 0.3, negative = 0.5}', "expected 0 < negative < positive < 1"),
-    ('{name = "mean-teacher", weight = -1}', "consistency.0.weight: expected a value >= 0"),
+    ('{name = "mean-teacher", weight = -1}', "consistency.0.weight: expected x >= 0"),
 ])
 def test_bad_consistency_tables_name_the_key(table, message):
     with pytest.raises(SemisupError) as error:

@@ -116,7 +116,7 @@ SHOTS = Path(__file__).parents[1] / "recipes" / "shots.toml"
     ('{task = "movement", moves = {Push = "push"}, zoom = [2.0, 1.5]}', "synthetic_moves.zoom: expected [low, high]"),
     ('{task = "movement", moves = {Push = "push"}, keep_labels = ["movement"]}', "keep_labels: 'movement' is not "
                                                                                "another task"),
-    ('{task = "movement", moves = {Push = "push"}, rate = 1.5}', "synthetic_moves.rate: expected a value <= 1"),
+    ('{task = "movement", moves = {Push = "push"}, rate = 1.5}', "synthetic_moves.rate: expected 0 <= x <= 1"),
     ('{task = "movement"}', "synthetic_moves.moves: missing required key"),
 ])
 def test_bad_synthetic_moves_sections_name_the_key(table, message):

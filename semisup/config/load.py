@@ -287,11 +287,35 @@ def _coerce(tp: Any, value: Any, key: str, source: str) -> Any:
 
 
 def _check_range(value: float, key: str, source: str, meta: Any) -> None:
-    bounds = [(">=", meta.get("ge"), lambda a, b: a >= b), (">", meta.get("gt"), lambda a, b: a > b),
-              ("<=", meta.get("le"), lambda a, b: a <= b), ("<", meta.get("lt"), lambda a, b: a < b)]
-    for sign, bound, holds in bounds:
-        if bound is not None and not holds(value, bound):
-            raise SemisupError(f"{source}: {key}: expected a value {sign} {bound:g}, got {value!r}")
+    bounds = [(meta.get("ge"), lambda a, b: a >= b), (meta.get("gt"), lambda a, b: a > b),
+              (meta.get("le"), lambda a, b: a <= b), (meta.get("lt"), lambda a, b: a < b)]
+    if any(bound is not None and not holds(value, bound) for bound, holds in bounds):
+        raise SemisupError(f"{source}: {key}: expected {range_text(meta)}, got {value!r}")
+
+
+def range_text(meta: typing.Mapping[str, Any]) -> str:
+    """A field's numeric range, e.g. ``0 < x <= 1``; empty when it has none.
+
+    One wording for the error a value out of range gets and for the key
+    reference (:mod:`semisup.config.reference`).
+
+    >>> range_text({"gt": 0.0, "le": 1.0})
+    '0 < x <= 1'
+    >>> range_text({"ge": 1})
+    'x >= 1'
+    """
+    def num(v: float) -> str:
+        return f"{v:g}"
+
+    low = f"{num(meta['ge'])} <= " if meta.get("ge") is not None else (
+        f"{num(meta['gt'])} < " if meta.get("gt") is not None else "")
+    high = f" <= {num(meta['le'])}" if meta.get("le") is not None else (
+        f" < {num(meta['lt'])}" if meta.get("lt") is not None else "")
+    if not low and not high:
+        return ""
+    if low and not high:
+        return "x " + (">= " if "<=" in low else "> ") + low.split(" ")[0]
+    return f"{low}x{high}"
 
 
 def _describe(tp: Any) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from semisup.config import schema
+from semisup.config.load import range_text
 
 TABLE_SECTIONS = ("tasks", "pretext", "consistency")
 """Sections written as arrays of tables (``[[tasks]]``): a recipe holds any number of them."""
@@ -137,28 +138,6 @@ def toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
-
-
-def range_text(meta: typing.Mapping[str, Any]) -> str:
-    """A field's numeric range, e.g. ``0 < x <= 1``; empty when it has none.
-
-    >>> range_text({"gt": 0.0, "le": 1.0})
-    '0 < x <= 1'
-    >>> range_text({"ge": 1})
-    'x >= 1'
-    """
-    def num(v: float) -> str:
-        return f"{v:g}"
-
-    low = f"{num(meta['ge'])} <= " if meta.get("ge") is not None else (
-        f"{num(meta['gt'])} < " if meta.get("gt") is not None else "")
-    high = f" <= {num(meta['le'])}" if meta.get("le") is not None else (
-        f" < {num(meta['lt'])}" if meta.get("lt") is not None else "")
-    if not low and not high:
-        return ""
-    if low and not high:
-        return "x " + (">= " if "<=" in low else "> ") + low.split(" ")[0]
-    return f"{low}x{high}"
 
 
 def reference_markdown() -> str:
