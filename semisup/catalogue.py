@@ -7,9 +7,10 @@ saw), ``skipped_frames`` (unreadable frames left out), then per task its decided
 
 While the job runs, rows go to a journal beside the output (``OUT.partial.csv``), a batch at
 a time: each batch's rows in one write, flushed to disk, so a killed job loses at most the
-batch it was computing. ``OUT.partial.json`` says which model and rules wrote the journal. The
-same command started again reads the journal, drops a torn last line, and predicts only the
-inputs that are not in it: every input is written exactly once. When every input is done the
+batch it was computing. ``OUT.partial.json`` says which model, recipe and rules wrote the
+journal. The same command started again reads the journal, drops a torn last line and the rows
+of inputs no longer given, and predicts only the inputs that are not in it: every input given
+is written exactly once, and nothing else. When every input is done the
 output appears in one rename (CSV) or is written from the journal atomically (Parquet), and
 the journal goes. Nothing is ever at ``OUT`` but a whole file.
 """
@@ -20,13 +21,14 @@ import csv
 import io
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from semisup.data.samples import TaskSpec
 from semisup.errors import SemisupError
-from semisup.io import atomic_write, refuse_existing, write_json
+from semisup.io import WRITE_FAILURES, atomic_write, refuse_existing, write_failed, write_json
 from semisup.predict import InputPrediction, Inputs, Predictor
 
 SUFFIXES = (".csv", ".parquet")
@@ -91,7 +93,8 @@ def predict_catalogue(predictor: Predictor, inputs: Inputs, out: Path, force: bo
 
     Raises:
         SemisupError: another suffix; ``out`` exists (without ``force``); a journal written by
-            another model or with other rules; no inputs.
+            another model, recipe or rules; no inputs; the disk is full (the journal keeps what
+            was written).
     """
     out = Path(out)
     check_target(out, inputs, force)
@@ -101,7 +104,7 @@ def predict_catalogue(predictor: Predictor, inputs: Inputs, out: Path, force: bo
     if force:
         journal.unlink(missing_ok=True)
         about.unlink(missing_ok=True)
-    done = _read_journal(journal, about, identity, header)
+    done = _read_journal(journal, about, identity, header, {str(p) for p in inputs.paths})
     if not journal.exists():
         write_json(about, identity)
         with atomic_write(journal, "w", encoding="utf-8", newline="") as handle:
@@ -109,13 +112,18 @@ def predict_catalogue(predictor: Predictor, inputs: Inputs, out: Path, force: bo
     if on_start:
         on_start(len(inputs.paths), len(done))
     todo = [p for p in inputs.paths if str(p) not in done]
-    with journal.open("a", encoding="utf-8", newline="") as handle:
-        for results in predictor.predict(todo):
-            handle.write(_csv_lines([row(r, predictor.tasks) for r in results]))
-            handle.flush()
-            os.fsync(handle.fileno())
-            if on_batch:
-                on_batch(len(results), sum(r.frames for r in results))
+    try:
+        with journal.open("a", encoding="utf-8", newline="") as handle:
+            for results in predictor.predict(todo):
+                handle.write(_csv_lines([row(r, predictor.tasks) for r in results]))
+                handle.flush()
+                os.fsync(handle.fileno())
+                if on_batch:
+                    on_batch(len(results), sum(r.frames for r in results))
+    except OSError as exc:  # a full disk: the journal keeps what was written, the same command continues
+        if exc.errno in WRITE_FAILURES:
+            raise write_failed(journal, exc.strerror or str(exc)) from exc
+        raise
     scores = {f"{t.name}.{label}" for t in predictor.tasks for label in t.labels}
     unreadable = _finish(journal, out, header, scores)
     about.unlink(missing_ok=True)
@@ -137,8 +145,9 @@ def check_target(out: Path, inputs: Inputs, force: bool) -> None:
     refuse_existing(Path(out), force, "predictions")
 
 
-def _read_journal(journal: Path, about: Path, identity: dict, header: list[str]) -> set[str]:
-    """The inputs an interrupted job wrote; a torn last line (the job was killed mid-write) is cut off."""
+def _read_journal(journal: Path, about: Path, identity: dict, header: list[str], wanted: set[str]) -> set[str]:
+    """The inputs of ``wanted`` an interrupted job wrote; a torn last line (the job was killed
+    mid-write) is cut off, and rows of inputs no longer asked for are dropped from the journal."""
     if not journal.exists():
         return set()
     try:
@@ -146,15 +155,30 @@ def _read_journal(journal: Path, about: Path, identity: dict, header: list[str])
     except (OSError, ValueError):
         stored = None
     if stored != json.loads(json.dumps(identity)):
-        raise SemisupError(f"{journal}: an interrupted job's predictions made with another model, checkpoint or "
-                           "decision rules; continue it with the same model, or start over with --force")
+        raise SemisupError(f"{journal}: an interrupted job's predictions made with another model, recipe, "
+                           "checkpoint or decision rules; continue it with the same model, or start over with --force")
     _cut_torn_line(journal)
-    done = set()
+    done, stray = set(), 0
     with journal.open(encoding="utf-8", newline="") as handle:  # row by row: a journal may hold millions
         rows = csv.reader(handle)
         if next(rows, None) != header:
             raise SemisupError(f"{journal}: not this job's journal (its header differs); start over with --force")
-        done.update(r[0] for r in rows if len(r) == len(header))
+        for r in rows:
+            if len(r) == len(header) and r[0] in wanted and r[0] not in done:
+                done.add(r[0])
+            else:
+                stray += 1
+    if stray:  # the inputs changed since (another list, a file gone): keep each wanted input's first row only
+        kept: set[str] = set()
+        with journal.open(encoding="utf-8", newline="") as source, \
+                atomic_write(journal, "w", encoding="utf-8", newline="") as target:
+            writer = csv.writer(target, lineterminator="\n")
+            rows = csv.reader(source)
+            writer.writerow(next(rows))  # the header, checked above
+            for r in rows:
+                if len(r) == len(header) and r[0] in done and r[0] not in kept:
+                    writer.writerow(r)
+                    kept.add(r[0])
     return done
 
 
@@ -182,7 +206,12 @@ def _finish(journal: Path, out: Path, header: list[str], scores: set[str]) -> li
     with journal.open(encoding="utf-8", newline="") as handle:
         unreadable = [(r[0], r[2]) for r in csv.reader(handle) if len(r) > 2 and r[1] == "unreadable"]
     if out.suffix.lower() == ".csv":
-        os.replace(journal, out)
+        if out.is_symlink():  # write through the user's link (the journal may be on another disk than its target)
+            with journal.open("rb") as source, atomic_write(out, "wb") as target:
+                shutil.copyfileobj(source, target, 1 << 20)
+            journal.unlink()
+        else:
+            os.replace(journal, out)
         return unreadable
     import pyarrow as pa
     import pyarrow.csv as pa_csv

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from semisup.data.folder import IMAGE_SUFFIXES, frame_files
 from semisup.data.images import DECODE_ERRORS, load_frame
@@ -50,22 +50,18 @@ def input_sample(path: Path) -> Sample:
     Raises:
         SemisupError: missing, of an unknown type, or not decodable.
     """
-    if path.is_dir():
-        return Sample(str(path), frame_files(path))
-    if not path.is_file():
-        raise SemisupError(f"{path}: input not found")
-    suffix = path.suffix.lower()
+    planned = _plan(path)
+    if isinstance(planned, str):
+        raise SemisupError(planned)
     try:
-        if suffix in VIDEO_SUFFIXES:
+        if planned.video is not None:
             probe(path)
             read_frames(path, [0], 16)
-            return Sample(str(path), video=path)
-        if suffix in IMAGE_SUFFIXES:
+        elif path.is_file():
             load_frame(path, 16)
-            return Sample(str(path), (path,))
     except (VideoError, *DECODE_ERRORS) as exc:
         raise SemisupError(f"{path}: cannot be decoded ({str(exc).split(': ')[-1] or type(exc).__name__})") from None
-    raise SemisupError(f"{path}: not a video ({', '.join(VIDEO_SUFFIXES)}), an image or a folder of frames")
+    return planned
 
 
 @dataclass
@@ -103,15 +99,19 @@ def expand_inputs(paths: Sequence[Path], from_list: Path | None = None, keep_rep
         given += [base / line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
     found: list[Path] = []
     ignored = 0
+    visited: set[str] = set()  # folders searched, by real path: a link back up is not searched again
     for path in given:
         if path.is_dir() and not _holds_images(path):
-            more, skipped = _collection(path)
+            more, skipped = _collection(path, visited)
             found += more
             ignored += skipped
         else:
             found.append(path)
-    if not keep_repeats:
-        found = list(dict.fromkeys(found))
+    if not keep_repeats:  # "a/../b.mp4" and "b.mp4" are one input: the first spelling is kept
+        first: dict[str, Path] = {}
+        for path in found:
+            first.setdefault(os.path.normpath(os.path.abspath(path)), path)
+        found = list(first.values())
     return Inputs(found, ignored)
 
 
@@ -123,8 +123,13 @@ def _holds_images(folder: Path) -> bool:
         return True  # unreadable: one input, reported as such
 
 
-def _collection(folder: Path) -> tuple[list[Path], int]:
-    """Videos and frame folders under ``folder`` (sorted by name), and how many other files were met."""
+def _collection(folder: Path, visited: set[str]) -> tuple[list[Path], int]:
+    """Videos and frame folders under ``folder`` (sorted by name), and how many other files were met;
+    a folder already in ``visited`` (real paths) is not searched again."""
+    real = os.path.realpath(folder)
+    if real in visited:
+        return [], 0
+    visited.add(real)
     found, ignored = [], 0
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -138,7 +143,7 @@ def _collection(folder: Path) -> tuple[list[Path], int]:
             if _holds_images(path):
                 found.append(path)
             else:
-                more, skipped = _collection(path)
+                more, skipped = _collection(path, visited)
                 found += more
                 ignored += skipped
         elif entry.name.lower().endswith(VIDEO_SUFFIXES):
@@ -191,10 +196,11 @@ class Predictor:
         self.workers = min(self.recipe.data.num_workers, os.cpu_count() or 1) if workers is None else workers
 
     def identity(self) -> dict[str, Any]:
-        """What makes two predictions comparable: the model's weights file (path, size, time) and rules."""
+        """What makes two predictions comparable: the model's weights file (path, size, time), its
+        recipe (frames per input, image size, decoder) and the decision rules."""
         stat = self.checkpoint.stat()
         return {"model": str(self.checkpoint.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "rules": {t: r.to_dict() for t, r in self.rules.items()}}
+                "recipe_sha256": self.run.recipe_sha256(), "rules": {t: r.to_dict() for t, r in self.rules.items()}}
 
     def predict(self, inputs: Sequence[Path]) -> Iterator[list[InputPrediction]]:
         """Predictions of ``inputs``, a batch at a time (inputs that cannot even be planned, e.g.
@@ -249,7 +255,8 @@ def _why_unreadable(sample: Sample) -> str:
 
 
 def predict_inputs(source: Path, inputs: Sequence[Path], checkpoint: str = "best",
-                   on_batch: Any = None, batch_size: int = 8) -> list[InputPrediction]:
+                   on_batch: Callable[[int], None] | None = None, batch_size: int | None = None,
+                   workers: int | None = None) -> list[InputPrediction]:
     """Run a trained model on each input, in the order given (an input given twice appears twice).
 
     Args:
@@ -257,7 +264,9 @@ def predict_inputs(source: Path, inputs: Sequence[Path], checkpoint: str = "best
         inputs: video files, frame folders or image files.
         checkpoint: ``best``, ``last`` or a checkpoint path.
         on_batch: called with the number of inputs done after each batch (progress).
-        batch_size: inputs per batch.
+        batch_size: inputs per batch (default: the run's ``train.eval_batch_size``).
+        workers: loader processes (default: the run's ``data.num_workers``, at most 2: a handful
+            of inputs gains nothing from more processes' start-up).
 
     Returns:
         One :class:`InputPrediction` per input; unreadable ones carry ``error``.
@@ -267,8 +276,9 @@ def predict_inputs(source: Path, inputs: Sequence[Path], checkpoint: str = "best
     """
     if not inputs:
         raise SemisupError("predict: give at least one INPUT (video, frames folder or image)")
-    predictor = Predictor(source, checkpoint, batch_size)
-    predictor.workers = min(predictor.workers, 2)  # a handful of inputs: more processes only cost start-up
+    predictor = Predictor(source, checkpoint, batch_size, workers)
+    if workers is None:
+        predictor.workers = min(predictor.workers, 2)
     unique = list(dict.fromkeys(Path(p) for p in inputs))
     found: dict[str, InputPrediction] = {}
     for results in predictor.predict(unique):

@@ -242,11 +242,25 @@ def test_export_refuses_what_it_must(trained_run, exported, tmp_path):
     copy = tmp_path / "copy"
     assert run_cli("export", str(exported / "model"), "--format", "folder", "--out", str(copy)).returncode == 0
     before = (copy / "model.safetensors").read_bytes()
+    (copy / "model.safetensors").write_bytes(b"damaged")
+    (copy / "evaluations" / "best-test").mkdir(parents=True)  # what evaluate and a Hub clone put there
+    (copy / "evaluations" / "best-test" / "report.json").write_text("{}")
+    (copy / ".git").mkdir()
+    (copy / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     forced = run_cli("export", str(exported / "model"), "--format", "folder", "--out", str(copy), "--force")
     assert forced.returncode == 0, forced.stderr
     assert (copy / "model.safetensors").read_bytes() == before
     assert json.loads((copy / "config.json").read_text())["source"]["run"] == str(trained_run.resolve())
+    assert (copy / "evaluations" / "best-test" / "report.json").read_text() == "{}"
+    assert (copy / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
     assert not list(tmp_path.glob(".copy*"))  # nothing left beside it
+    # --force onto a link replaces the file it points to; the link stays
+    real, link = tmp_path / "v1.pt", tmp_path / "latest.pt"
+    real.write_bytes(b"an older export")
+    link.symlink_to(real)
+    forced = run_cli("export", str(trained_run), "--format", "torchscript", "--out", str(link), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert link.is_symlink() and read_torchscript_metadata(real)["tasks"][0]["name"] == "genres"
 
 
 # ------------------------------------------------------------------ a catalogue
@@ -270,6 +284,7 @@ def catalogue(demo_root, tmp_path_factory):
     for k in range(3):
         (broken / f"{k:03d}.jpg").write_bytes(b"not a jpeg")
     (videos / "notes.txt").write_text("not an input")
+    (root / "season2" / "all").symlink_to(root, target_is_directory=True)  # a link back up: searched once only
     return root
 
 
@@ -315,6 +330,48 @@ def test_predict_a_catalogue_into_csv_and_parquet_naming_the_unreadable(trained_
             assert other["genres.Drama"] == pytest.approx(float(r["genres.Drama"]), abs=1e-6)
     assert_one_line_error(run_cli("predict", str(trained_run), str(catalogue), "--out", str(out)),
                           "already exists", "--force")
+    # --force onto a link writes the file it points to; the link stays
+    link = tmp_path / "latest.csv"
+    link.symlink_to(out)
+    ad = str(catalogue / "ads" / "ad0.mp4")
+    forced = run_cli("predict", str(trained_run), ad, "--out", str(link), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert link.is_symlink() and [r["input"] for r in read_rows(out)] == [ad]
+
+
+def test_one_input_spelled_twice_is_one_input(catalogue):
+    from semisup.predict import expand_inputs
+
+    ad = catalogue / "ads" / "ad0.mp4"
+    inputs = expand_inputs([ad, catalogue / "season1" / ".." / "ads" / "ad0.mp4", catalogue / "ads"])
+    assert inputs.paths[0] == ad and len(inputs.paths) == 5  # ad0 once, then ad1-3 and broken.mp4
+    assert inputs.ignored == 1  # notes.txt
+
+
+def test_a_job_continued_with_other_inputs_writes_those_each_once(trained_run, catalogue, tmp_path):
+    from semisup.catalogue import predict_catalogue
+    from semisup.predict import Predictor, expand_inputs
+
+    folders = sorted(p for p in (catalogue / "season1").iterdir() if p.name != "zz-broken")[:4]
+    predictor = Predictor(trained_run, batch_size=1, workers=0)
+    batches = predictor.predict
+
+    def stopped(paths):  # the job stops after two inputs, as a killed one does
+        for n, results in enumerate(batches(paths)):
+            if n == 2:
+                raise KeyboardInterrupt
+            yield results
+
+    out = tmp_path / "p.csv"
+    predictor.predict = stopped
+    with pytest.raises(KeyboardInterrupt):
+        predict_catalogue(predictor, expand_inputs(folders), out)
+    assert [r["input"] for r in read_rows(tmp_path / "p.csv.partial.csv")] == [str(f) for f in folders[:2]]
+    predictor.predict = batches
+    started = []
+    result = predict_catalogue(predictor, expand_inputs(folders[1:]), out, on_start=lambda *a: started.append(a))
+    assert started == [(3, 1)] and result.predicted == 2  # the first input is no longer asked for
+    assert [r["input"] for r in read_rows(out)] == [str(f) for f in folders[1:]]
 
 
 def test_a_catalogue_of_nothing_readable_is_an_error_and_still_names_each_input(trained_run, catalogue, tmp_path):

@@ -6,17 +6,20 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.text import Text
 from rich.table import Table
 
 from semisup.cli.app import app, console, errors, fmt, multiclass_table
 from semisup.errors import SemisupError
+
+if TYPE_CHECKING:
+    from semisup.predict import Inputs
 
 OBJECTIVE_HELP = "What the sweep maximises on validation: micro-f1, macro-f1 or samples-f1."
 FORCE_HELP = "Overwrite what an earlier call wrote there (without it, existing output is an error)."
@@ -82,11 +85,11 @@ def threshold_sweep(
 
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="A run directory."),
+    run_dir: Path = typer.Argument(..., help="A run directory or a model folder (`semisup export --format folder`)."),
     checkpoint: str = typer.Option("best", help="best, last or a checkpoint file."),
     split: str = typer.Option("test", help="train, val, test or unlabeled (needs labels to score)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the evaluation [default: RUN_DIR/"
-                                       "evaluations/CHECKPOINT-SPLIT]; e.g. for a model folder you cannot write to."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Folder for the evaluation (default: RUN_DIR/"
+                                       "evaluations/CHECKPOINT-SPLIT), e.g. for a model folder you cannot write to."),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ) -> None:
     """Score a checkpoint on a split again: predictions, report.json and the per-class table."""
@@ -182,7 +185,7 @@ def predict(
                   console=errors, transient=True) as bars:
         task_id = bars.add_task("predict", total=len(listed))
         results = predict_inputs(run_dir, listed, checkpoint, on_batch=lambda n: bars.update(task_id, completed=n),
-                                 batch_size=batch_size or 8)
+                                 batch_size=batch_size, workers=workers)
     failed = [r for r in results if r.error]
     if len(failed) == len(results):
         raise SemisupError(failed[0].error + (f" (and {len(failed) - 1} more inputs unreadable)"
@@ -218,7 +221,7 @@ def predict(
     console.print(table)
 
 
-def _predict_catalogue(run_dir: Path, inputs, out: Path, checkpoint: str, batch_size: Optional[int],
+def _predict_catalogue(run_dir: Path, inputs: Inputs, out: Path, checkpoint: str, batch_size: Optional[int],
                        workers: Optional[int], force: bool) -> None:
     """``predict --out``: every input into one file, with a progress bar (inputs/s, frames/s, ETA)."""
     from semisup.catalogue import check_target, predict_catalogue
@@ -266,7 +269,7 @@ class RateColumn(ProgressColumn):
         super().__init__()
         self.unit, self.field = unit, field
 
-    def render(self, task) -> Text:
+    def render(self, task: Task) -> Text:
         elapsed = task.elapsed or 0.0
         amount = task.fields.get(self.field, 0) if self.field else task.completed - task.fields.get("base", 0)
         rate = amount / elapsed if elapsed > 0.5 else None

@@ -4,6 +4,7 @@ predictions, stored decision rule, and scoring a checkpoint on any split."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,11 @@ class RunDir:
     def config(self) -> Path:
         """The resolved recipe: ``config.toml`` (``recipe.toml`` in a model folder)."""
         return self.path / ("recipe.toml" if self.model_folder else "config.toml")
+
+    def recipe_sha256(self) -> str:
+        """SHA-256 of the resolved recipe file: what an export records, and what a resumed
+        ``predict --out`` job checks it continues with."""
+        return hashlib.sha256(self.config.read_bytes()).hexdigest()
 
     @property
     def decision(self) -> Path:

@@ -72,6 +72,8 @@ def export_run(run_dir: Path, fmt: str, out: Path, checkpoint: str = "best", for
     from semisup.export.classifier import TrailerClassifier
     from semisup.export.graphs import export_onnx, export_torchscript
 
+    if out.is_symlink():  # --force onto a link: the file it points to is replaced, the link stays
+        out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     write = export_onnx if fmt == "onnx" else export_torchscript
     exported = write(TrailerClassifier(model, tasks), config, out)

@@ -12,7 +12,6 @@ TorchScript files carry it in their metadata.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,11 +35,6 @@ def frame_sampling(eval_frames: int) -> str:
     """How prediction picks a trailer's frames, in words (:func:`semisup.data.frames.even_frames`)."""
     return (f"{eval_frames} evenly spaced frames (frame floor((i + 0.5) * n / {eval_frames}) of n, "
             f"i = 0..{eval_frames - 1}); every frame when a trailer has {eval_frames} or fewer")
-
-
-def recipe_hash(run: RunDir) -> str:
-    """SHA-256 of the run's resolved recipe file (``config.toml``; ``recipe.toml`` in a model folder)."""
-    return hashlib.sha256(run.config.read_bytes()).hexdigest()
 
 
 def model_config(run: RunDir, recipe: Recipe, tasks: Sequence[TaskSpec], rules: dict[str, DecisionRule],
@@ -80,7 +74,7 @@ def model_config(run: RunDir, recipe: Recipe, tasks: Sequence[TaskSpec], rules: 
         "outputs": {t.name: ("softmax over the labels (one label per trailer)" if t.kind == "multiclass"
                              else "sigmoid per label (any number of labels per trailer)") for t in tasks},
         "decision": {t.name: {**rules[t.name].to_dict(), "describe": rules[t.name].describe()} for t in tasks},
-        "recipe_sha256": recipe_hash(run),
+        "recipe_sha256": run.recipe_sha256(),
         "source": {**source, "exported": source.get("exported") or datetime.now(timezone.utc).isoformat(
             timespec="seconds")},
         "results": run_results(run),

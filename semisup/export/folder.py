@@ -32,6 +32,11 @@ from semisup.models import TrailerModel
 from semisup.models.encoder import Encoder
 
 
+FOLDER_FILES = ("config.json", "model.safetensors", "encoder.safetensors", "recipe.toml", "decision.json",
+                "README.md")
+"""What an export writes into a model folder; ``--force`` replaces these and keeps anything else."""
+
+
 def write_model_folder(out: Path, model: TrailerModel, config: dict[str, Any], run: RunDir,
                        rules: dict[str, DecisionRule], force: bool = False) -> Path:
     """Write the model folder at ``out``, whole or not at all (built beside it, then renamed).
@@ -42,7 +47,8 @@ def write_model_folder(out: Path, model: TrailerModel, config: dict[str, Any], r
         config: :func:`~semisup.export.card.model_config`; ``timm_encoder`` is added here.
         run: the run (or model folder) exported: its recipe file is copied.
         rules: each task's decision rule.
-        force: replace an earlier model folder at ``out``.
+        force: replace an earlier model folder at ``out`` (its :data:`FOLDER_FILES`; anything else
+            there, such as ``evaluations/`` or a Hub clone's ``.git``, is kept).
 
     Raises:
         SemisupError: ``out`` is a file, or a non-empty folder that is not a model folder
@@ -68,6 +74,9 @@ def write_model_folder(out: Path, model: TrailerModel, config: dict[str, Any], r
         write_json(tmp / "config.json", config)
         write_text(tmp / "README.md", model_card(config, recipe_text))
     if replace:  # the old folder goes only once the new one is whole
+        for entry in out.iterdir():  # what others put there (evaluations/, a Hub clone's .git) moves over
+            if entry.name not in FOLDER_FILES:
+                os.replace(entry, target / entry.name)
         old = out.with_name(f".{out.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(out, old)

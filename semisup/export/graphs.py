@@ -135,14 +135,19 @@ def export_onnx(classifier: TrailerClassifier, config: dict[str, Any], path: Pat
                 verbose=False)
         program.model.metadata_props.update(metadata_props(config))
         program.save(str(tmp), external_data=False)  # one file: protobuf caps it at 2 GiB
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - the exporter's errors are many and long: one line of it
         tmp.unlink(missing_ok=True)
-        raise SemisupError(f"{path}: the network could not be exported to ONNX ({type(exc).__name__}: "
-                           f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})") from exc
-    session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        raise SemisupError(f"{path}: the network could not be exported to ONNX ({_first_line(exc)})") from exc
     difference = _largest_difference(classifier, checks, lambda f: session.run(names, {"frames": f.numpy()}),
                                      tmp, path)
     return _checked(tmp, path, difference, "ONNX")
+
+
+def _first_line(exc: Exception) -> str:
+    """An exporter's error in one line: its type and the start of its first line."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300]}" if text else type(exc).__name__
 
 
 def _forget_recurrent_kernels() -> None:
@@ -176,11 +181,10 @@ def export_torchscript(classifier: TrailerClassifier, config: dict[str, Any], pa
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(classifier, (trace,), check_trace=False)
             torch.jit.save(traced, str(tmp), _extra_files={METADATA_FILE: json.dumps(config)})
+        loaded = load_torchscript(tmp)
     except Exception as exc:  # noqa: BLE001
         tmp.unlink(missing_ok=True)
-        raise SemisupError(f"{path}: the network could not be traced to TorchScript ({type(exc).__name__}: "
-                           f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''})") from exc
-    loaded = load_torchscript(tmp)
+        raise SemisupError(f"{path}: the network could not be traced to TorchScript ({_first_line(exc)})") from exc
     difference = _largest_difference(classifier, checks, lambda f: [p.numpy() for p in loaded(f)], tmp, path)
     return _checked(tmp, path, difference, "TorchScript")
 
