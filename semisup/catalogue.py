@@ -21,14 +21,13 @@ import csv
 import io
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from semisup.data.samples import TaskSpec
 from semisup.errors import SemisupError
-from semisup.io import WRITE_FAILURES, atomic_write, refuse_existing, write_failed, write_json
+from semisup.io import WRITE_FAILURES, atomic_write, link_target, refuse_existing, write_failed, write_json
 from semisup.predict import InputPrediction, Inputs, Predictor
 
 SUFFIXES = (".csv", ".parquet")
@@ -98,6 +97,7 @@ def predict_catalogue(predictor: Predictor, inputs: Inputs, out: Path, force: bo
     """
     out = Path(out)
     check_target(out, inputs, force)
+    out = link_target(out)  # the journal goes beside the file a link points to, which is replaced
     header = columns(predictor.tasks)
     journal, about = out.with_name(out.name + ".partial.csv"), out.with_name(out.name + ".partial.json")
     identity = {**predictor.identity(), "columns": header}
@@ -206,12 +206,7 @@ def _finish(journal: Path, out: Path, header: list[str], scores: set[str]) -> li
     with journal.open(encoding="utf-8", newline="") as handle:
         unreadable = [(r[0], r[2]) for r in csv.reader(handle) if len(r) > 2 and r[1] == "unreadable"]
     if out.suffix.lower() == ".csv":
-        if out.is_symlink():  # write through the user's link (the journal may be on another disk than its target)
-            with journal.open("rb") as source, atomic_write(out, "wb") as target:
-                shutil.copyfileobj(source, target, 1 << 20)
-            journal.unlink()
-        else:
-            os.replace(journal, out)
+        os.replace(journal, out)
         return unreadable
     import pyarrow as pa
     import pyarrow.csv as pa_csv

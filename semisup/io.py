@@ -76,12 +76,7 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
-    path = Path(path)
-    if path.is_symlink():  # write through to the link's target: the user's link stays a link
-        try:
-            path = path.resolve(strict=False)
-        except (RuntimeError, OSError):  # a link to itself
-            raise SemisupError(f"{path}: a symbolic link that does not resolve (a loop); replace it") from None
+    path = link_target(Path(path))
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +97,21 @@ def atomic_write(path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[IO
         if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:
             raise write_failed(path, exc.strerror or str(exc)) from exc
         raise
+
+
+def link_target(path: Path) -> Path:
+    """The file a write to ``path`` should replace: the target when ``path`` is a symbolic link
+    (the user's link stays a link), else ``path``.
+
+    Raises:
+        SemisupError: a link that does not resolve (a loop).
+    """
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve(strict=False)
+    except (RuntimeError, OSError):  # a link to itself
+        raise SemisupError(f"{path}: a symbolic link that does not resolve (a loop); replace it") from None
 
 
 WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,

@@ -45,7 +45,7 @@ def export_run(run_dir: Path, fmt: str, out: Path, checkpoint: str = "best", for
     """
     from semisup.evaluate.runs import RunDir, load_model, recipe_tasks, stored_rules
     from semisup.export.card import model_config
-    from semisup.io import refuse_existing
+    from semisup.io import link_target, refuse_existing
 
     if fmt not in FORMATS:
         raise SemisupError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -72,8 +72,7 @@ def export_run(run_dir: Path, fmt: str, out: Path, checkpoint: str = "best", for
     from semisup.export.classifier import TrailerClassifier
     from semisup.export.graphs import export_onnx, export_torchscript
 
-    if out.is_symlink():  # --force onto a link: the file it points to is replaced, the link stays
-        out = out.resolve()
+    out = link_target(out)  # --force onto a link: the file it points to is replaced, the link stays
     out.parent.mkdir(parents=True, exist_ok=True)
     write = export_onnx if fmt == "onnx" else export_torchscript
     exported = write(TrailerClassifier(model, tasks), config, out)
